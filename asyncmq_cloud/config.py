@@ -1,0 +1,78 @@
+"""Typed configuration (pydantic) shared by every backend.
+
+Every knob has a default that suits a production worker; each can be given in
+code or through the environment with the ``ASYNCMQ_CLOUD_`` prefix
+(``LifecycleConfig.from_env()``), e.g. ``ASYNCMQ_CLOUD_RECEIVE_WAIT=2``.
+Invalid values raise :class:`~asyncmq_cloud.errors.ConfigurationError` naming the
+field and the rule it breaks.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from asyncmq_cloud.errors import ConfigurationError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def build(cls, **values: Any) -> Self:
+        """Validate ``values``; raise :class:`ConfigurationError` on bad input."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+            )
+            raise ConfigurationError(f"invalid {cls.__name__}: {problems}") from exc
+
+    @classmethod
+    def from_env(cls, prefix: str = "ASYNCMQ_CLOUD_", **overrides: Any) -> Self:
+        """Read every field from ``{prefix}{FIELD}`` environment variables, then ``overrides``."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = os.environ.get(f"{prefix}{name.upper()}")
+            if raw is not None:
+                values[name] = raw
+        values.update(overrides)
+        return cls.build(**values)
+
+
+class LifecycleConfig(_Model):
+    """Knobs of the job lifecycle that every backend shares.
+
+    Attributes:
+        receive_wait: longest wait (s) of one transport receive; bounds how long a
+            stopping worker waits for an idle poll to return.
+        prefetch: references taken per receive and buffered for the next
+            ``dequeue`` calls of the same worker (1 = no prefetch).
+        visibility_extension: seconds each heartbeat extends the broker lease by.
+        promote_batch: most delayed jobs one ``promote_due_delayed`` call moves.
+        repair_interval: seconds between repair passes that re-promote delayed
+            jobs stranded by a crash between the delay store and the transport.
+        repair_grace: a delayed job is stranded when its ``run_at`` is this many
+            seconds in the past and it is still ``delayed``.
+        pause_cache_ttl: seconds a paused/resumed flag read is reused by the
+            worker loop (AsyncMQ asks on every iteration).
+        cancel_cache_ttl: right after a claim, the claim's snapshot answers
+            ``is_job_cancelled`` for this many seconds instead of a store read.
+        deregister_timeout: bound (s) on the shielded worker deregistration.
+        worker_ttl: seconds a worker entry outlives its last heartbeat (0 =
+            AsyncMQ's ``heartbeat_ttl``).
+    """
+
+    receive_wait: float = Field(1.0, ge=0, le=20)
+    prefetch: int = Field(1, ge=1, le=10)
+    visibility_extension: float = Field(60.0, gt=0, le=43_200)
+    promote_batch: int = Field(100, ge=1, le=10_000)
+    repair_interval: float = Field(30.0, gt=0)
+    repair_grace: float = Field(30.0, ge=0)
+    pause_cache_ttl: float = Field(1.0, ge=0, le=60)
+    cancel_cache_ttl: float = Field(1.0, ge=0, le=60)
+    deregister_timeout: float = Field(2.0, gt=0, le=30)
+    worker_ttl: float = Field(0.0, ge=0)

@@ -1,0 +1,518 @@
+"""``CloudBackend``: AsyncMQ's job lifecycle, written once over three protocols.
+
+Every AsyncMQ ``BaseBackend`` method is implemented here in terms of a
+:class:`StateStore` (the truth about each job), a :class:`Transport` (moves job
+*references*) and a :class:`DelayStore` (holds delayed ids). The cloud backends
+(``SQSBackend``, ``KafkaBackend``, ``DynamoDBBackend``) only choose those three.
+
+The flow, and why it is safe with an at-least-once broker:
+
+* enqueue: write the record (``waiting``), then send the reference. A worker
+  that receives a reference *claims* the job — a conditional
+  ``waiting -> active`` that returns the record — so a duplicate delivery, or a
+  reference to a cancelled/removed/finished job, is acked and dropped.
+* every end of a run (complete, retry, defer, fail, expire) is ONE conditional
+  store write on ``state = active AND owner = token``, then the transport ack.
+  A worker that lost its claim (stalled recovery gave the job to another) cannot
+  overwrite the new owner's result.
+* delays: the record goes to ``delayed`` with ``run_at``; the transport holds the
+  reference if it can (``max_native_delay``), else the delay store does.
+  ``promote_due_delayed`` claims due ids from the delay store, moves
+  ``delayed -> waiting`` conditionally and sends. A crash between those steps
+  leaves a ``delayed`` record whose ``run_at`` is past: the periodic repair pass
+  finds and promotes it. A claim also accepts a ``delayed`` job whose ``run_at``
+  has passed, which is how natively delayed references are taken.
+
+The worker knows jobs only by ``(queue, job_id)``; this class keeps the lease
+(delivery + claim token) of every job it claimed in ``_leases``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from asyncmq.backends.base import BaseBackend
+from asyncmq.core.enums import State
+
+from asyncmq_cloud.config import LifecycleConfig
+from asyncmq_cloud.core.admin import AdminMixin
+from asyncmq_cloud.core.protocols import (
+    CANCELLED,
+    WAITING_CHILDREN,
+    DelayStore,
+    Delivery,
+    JobRecord,
+    StateStore,
+    Transport,
+)
+from asyncmq_cloud.core.validation import validate_queue_name
+from asyncmq_cloud.errors import ClosedError
+
+logger = logging.getLogger("asyncmq_cloud.lifecycle")
+
+#: States a job can be cancelled from.
+CANCELLABLE = frozenset({State.WAITING, State.DELAYED, State.ACTIVE, WAITING_CHILDREN})
+#: States ``retry_job`` moves back to ``waiting``.
+RETRYABLE = frozenset({State.FAILED, State.EXPIRED})
+
+
+@dataclass
+class Lease:
+    """What this process holds for a job it claimed."""
+
+    delivery: Delivery
+    token: str
+    claimed_at: float
+
+
+class CloudBackend(AdminMixin, BaseBackend):
+    """An AsyncMQ backend over a StateStore, a Transport and a DelayStore.
+
+    Args:
+        store: the job state store.
+        transport: the broker that carries job references.
+        delay_store: where delayed ids wait when the broker cannot hold them.
+        config: lifecycle knobs (see :class:`LifecycleConfig`).
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        transport: Transport,
+        delay_store: DelayStore,
+        *,
+        config: LifecycleConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.delay_store = delay_store
+        self.config = config or LifecycleConfig()
+        self._leases: dict[tuple[str, str], Lease] = {}
+        self._buffer: dict[str, deque[Delivery]] = {}
+        self._paused_cache: dict[str, tuple[bool, float]] = {}
+        self._cancelled_here: set[tuple[str, str]] = set()
+        self._last_repair: dict[str, float] = {}
+        self._started = False
+        self._closed = False
+        self._start_lock = anyio.Lock()
+
+    # -- lifecycle of the backend object ------------------------------------------
+    async def start(self) -> None:
+        """Start the store, delay store and transport (idempotent)."""
+        if self._closed:
+            raise ClosedError(f"{type(self).__name__} is closed; create a new one")
+        async with self._start_lock:
+            if self._started:
+                return
+            await self.store.start()
+            await self.delay_store.start()
+            await self.transport.start()
+            self._started = True
+
+    async def _ready(self) -> None:
+        if not self._started:
+            await self.start()
+
+    async def provision(self, queues: Sequence[str] = ()) -> None:
+        """Create every table/key/queue the backend needs (idempotent, for local development)."""
+        await self._ready()
+        await self.store.provision()
+        await self.delay_store.provision()
+        for queue in queues:
+            await self.transport.provision(validate_queue_name(queue))
+
+    async def close(self) -> None:
+        """Return prefetched references, flush the transport, close everything (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._started:
+            return
+        with anyio.CancelScope(shield=True):
+            for buffered in self._buffer.values():
+                for delivery in buffered:
+                    try:
+                        await self.transport.release(delivery, 0.0)
+                    except Exception:  # pragma: no cover - best effort on shutdown
+                        logger.warning("could not return prefetched job %s", delivery.job_id, exc_info=True)
+            self._buffer.clear()
+            await self.transport.close()
+            await self.delay_store.close()
+            await self.store.close()
+
+    async def __aenter__(self) -> CloudBackend:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- enqueue ---------------------------------------------------------------------
+    async def _pending_parents(self, queue: str, parents: Sequence[str]) -> list[str]:
+        pending = []
+        for parent in parents:
+            record = await self.store.get(queue, str(parent))
+            if record is None or record.state != State.COMPLETED:
+                pending.append(str(parent))
+        return sorted(set(pending))
+
+    def _record(self, queue: str, payload: dict[str, Any], pending: Sequence[str]) -> JobRecord:
+        body = {**payload, "id": str(payload["id"]), "updated_at": time.time()}
+        body.setdefault("created_at", body["updated_at"])
+        if pending:
+            body["depends_on"] = list(pending)
+        else:
+            body.pop("depends_on", None)
+        state = WAITING_CHILDREN if pending else State.WAITING
+        return JobRecord(queue=queue, id=body["id"], state=state, payload=body)
+
+    async def enqueue(self, queue_name: str, payload: dict[str, Any]) -> str:
+        await self._ready()
+        validate_queue_name(queue_name)
+        pending = await self._pending_parents(queue_name, payload.get("depends_on") or [])
+        record = self._record(queue_name, payload, pending)
+        await self.store.create([record], {record.id: pending} if pending else None)
+        if pending:
+            await self._recheck_parents(queue_name, pending)
+        else:
+            await self.transport.send(queue_name, [record.id])
+        return record.id
+
+    async def _recheck_parents(self, queue: str, parents: Sequence[str]) -> None:
+        """Close the race where a parent completed between our check and the edge write."""
+        for parent in parents:
+            record = await self.store.get(queue, parent)
+            if record is not None and record.state == State.COMPLETED:
+                await self.resolve_dependency(queue, parent)
+
+    async def bulk_enqueue(self, queue_name: str, jobs: list[dict[str, Any]]) -> None:
+        await self._ready()
+        validate_queue_name(queue_name)
+        for start in range(0, len(jobs), 25):
+            chunk = [self._record(queue_name, job, []) for job in jobs[start : start + 25]]
+            await self.store.create(chunk)
+            await self.transport.send(queue_name, [r.id for r in chunk])
+
+    async def atomic_add_flow(
+        self,
+        queue_name: str,
+        job_dicts: list[dict[str, Any]],
+        dependency_links: list[tuple[str, str]],
+    ) -> list[str]:
+        """Write every job of the flow and its edges in one store write, then send the roots."""
+        await self._ready()
+        validate_queue_name(queue_name)
+        in_flow = {str(job["id"]) for job in job_dicts}
+        parents_of: dict[str, set[str]] = {}
+        for parent, child in dependency_links:
+            parents_of.setdefault(str(child), set()).add(str(parent))
+        records: list[JobRecord] = []
+        deps: dict[str, list[str]] = {}
+        for job in job_dicts:
+            job_id = str(job["id"])
+            parents = parents_of.get(job_id, set()) | {str(p) for p in job.get("depends_on") or []}
+            external = await self._pending_parents(queue_name, sorted(parents - in_flow))
+            pending = sorted((parents & in_flow) | set(external))
+            records.append(self._record(queue_name, job, pending))
+            if pending:
+                deps[job_id] = pending
+        await self.store.create(records, deps or None)
+        roots = [r.id for r in records if r.state == State.WAITING]
+        if roots:
+            await self.transport.send(queue_name, roots)
+        return [r.id for r in records]
+
+    async def enqueue_delayed(self, queue_name: str, payload: dict[str, Any], run_at: float) -> None:
+        await self._ready()
+        validate_queue_name(queue_name)
+        body = {**payload, "id": str(payload["id"]), "delay_until": run_at, "updated_at": time.time()}
+        body.setdefault("created_at", body["updated_at"])
+        record = JobRecord(queue=queue_name, id=body["id"], state=State.DELAYED, payload=body, run_at=run_at)
+        await self.store.create([record])
+        await self._schedule(queue_name, [record.id], run_at)
+
+    async def _schedule(self, queue: str, job_ids: Sequence[str], run_at: float) -> None:
+        """Hand delayed ids to the broker (native delay) or to the delay store."""
+        delay = run_at - time.time()
+        if delay <= 0:
+            await self.transport.send(queue, job_ids)
+        elif delay <= self.transport.max_native_delay:
+            await self.transport.send(queue, job_ids, delay)
+        else:
+            for job_id in job_ids:
+                await self.delay_store.schedule(queue, job_id, run_at)
+
+    # -- dequeue / ack -----------------------------------------------------------------
+    async def dequeue(self, queue_name: str) -> dict[str, Any] | None:
+        await self._ready()
+        buffered = self._buffer.setdefault(queue_name, deque())
+        if not buffered:
+            buffered.extend(
+                await self.transport.receive(queue_name, self.config.prefetch, self.config.receive_wait)
+            )
+        while buffered:
+            delivery = buffered.popleft()
+            token = uuid.uuid4().hex
+            now = time.time()
+            record = await self.store.claim(queue_name, delivery.job_id, token, now)
+            if record is None:
+                # Duplicate, cancelled, removed, finished or not yet due: the
+                # state store is the truth, the reference is spent.
+                await self.transport.ack([delivery])
+                continue
+            self._leases[(queue_name, record.id)] = Lease(delivery, token, now)
+            job = record.job()
+            job.setdefault("active_since", now)
+            return job
+        return None
+
+    def _pop_lease(self, queue: str, job_id: str) -> Lease | None:
+        self._cancelled_here.discard((queue, job_id))
+        return self._leases.pop((queue, job_id), None)
+
+    async def _ack_lease(self, lease: Lease | None) -> None:
+        if lease is not None:
+            await self.transport.ack([lease.delivery])
+
+    async def ack(self, queue_name: str, job_id: str) -> None:
+        await self._ack_lease(self._pop_lease(queue_name, job_id))
+
+    # -- ends of a run: one conditional write each, then the ack --------------------
+    async def _finish(
+        self,
+        queue: str,
+        payload: dict[str, Any],
+        to_state: str,
+        *,
+        run_at: float | None = None,
+        extra: dict[str, Any] | None = None,
+        expect_states: frozenset[str] = frozenset({State.ACTIVE}),
+    ) -> JobRecord | None:
+        job_id = str(payload["id"])
+        lease = self._pop_lease(queue, job_id)
+        now = time.time()
+        body = {**payload, "status": to_state, "updated_at": now, **(extra or {})}
+        record = await self.store.transition(
+            queue,
+            job_id,
+            to_state,
+            expect_states=expect_states,
+            expect_owner=lease.token if lease else None,
+            payload=body,
+            run_at=run_at,
+        )
+        if record is None and to_state != CANCELLED:
+            logger.warning("job %s/%s was no longer ours to move to %s (cancelled or recovered)", queue, job_id, to_state)
+        await self._ack_lease(lease)
+        return record
+
+    async def complete_active_job(self, queue_name: str, payload: dict[str, Any], result: Any) -> None:
+        await self._finish(queue_name, payload, State.COMPLETED, extra={"result": result, "completed_at": time.time()})
+
+    async def retry_active_job(self, queue_name: str, payload: dict[str, Any], run_at: float) -> None:
+        job_id = str(payload["id"])
+        lease = self._leases.get((queue_name, job_id))
+        body = {**payload, "delay_until": run_at}
+        record = await self.store.transition(
+            queue_name,
+            job_id,
+            State.DELAYED,
+            expect_states={State.ACTIVE},
+            expect_owner=lease.token if lease else None,
+            payload={**body, "status": State.DELAYED, "updated_at": time.time()},
+            run_at=run_at,
+        )
+        if record is not None:
+            await self._schedule(queue_name, [job_id], run_at)
+        await self._ack_lease(self._pop_lease(queue_name, job_id))
+
+    async def defer_active_job(self, queue_name: str, payload: dict[str, Any], run_at: float) -> None:
+        await self.retry_active_job(queue_name, payload, run_at)
+
+    async def fail_active_job(self, queue_name: str, payload: dict[str, Any]) -> None:
+        await self._finish(queue_name, payload, State.FAILED, extra={"failed_at": time.time()})
+
+    async def expire_active_job(self, queue_name: str, payload: dict[str, Any]) -> None:
+        await self._finish(queue_name, payload, State.EXPIRED, extra={"failed_at": time.time()})
+
+    async def cancel_active_job(self, queue_name: str, payload: dict[str, Any]) -> None:
+        await self._finish(queue_name, payload, CANCELLED, expect_states=frozenset({State.ACTIVE, CANCELLED}))
+
+    async def move_to_dlq(self, queue_name: str, payload: dict[str, Any]) -> None:
+        status = payload.get("status")
+        target = status if status in (State.FAILED, State.EXPIRED) else State.FAILED
+        job_id = str(payload["id"])
+        body = {**payload, "status": target, "failed_at": time.time(), "updated_at": time.time()}
+        if await self.store.transition(queue_name, job_id, target, payload=body) is None:
+            await self.store.create([JobRecord(queue=queue_name, id=job_id, state=target, payload=body)])
+        await self._ack_lease(self._pop_lease(queue_name, job_id))
+
+    # -- delayed jobs -----------------------------------------------------------------
+    async def promote_due_delayed(self, queue_name: str) -> list[dict[str, Any]]:
+        """Move due delayed jobs to ``waiting`` and send them; exactly once per job."""
+        await self._ready()
+        now = time.time()
+        due = await self.delay_store.claim_due(queue_name, now, self.config.promote_batch)
+        ids = [job_id for job_id, _ in due]
+        if now - self._last_repair.get(queue_name, 0.0) >= self.config.repair_interval:
+            self._last_repair[queue_name] = now
+            ids.extend(await self._stranded_delayed(queue_name, now))
+        return await self._promote(queue_name, ids)
+
+    async def _stranded_delayed(self, queue: str, now: float) -> list[str]:
+        cutoff = now - self.config.repair_grace
+        stranded = [r.id for r in await self.store.list_jobs(queue, State.DELAYED) if (r.run_at or 0) <= cutoff]
+        if stranded:
+            logger.warning("repairing %d delayed job(s) of %r past due by > %ss", len(stranded), queue, cutoff)
+        return stranded
+
+    async def _promote(self, queue: str, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+        promoted: list[JobRecord] = []
+        for job_id in dict.fromkeys(job_ids):
+            record = await self.store.transition(queue, job_id, State.WAITING, expect_states={State.DELAYED})
+            if record is not None:
+                promoted.append(record)
+        if promoted:
+            await self.transport.send(queue, [r.id for r in promoted])
+        return [r.job() for r in promoted]
+
+    async def pop_due_delayed(self, queue_name: str) -> list[dict[str, Any]]:
+        """Remove due ids from the delay store and return their jobs (AsyncMQ's raw hook)."""
+        await self._ready()
+        due = await self.delay_store.claim_due(queue_name, time.time(), self.config.promote_batch)
+        jobs = []
+        for job_id, _ in due:
+            record = await self.store.get(queue_name, job_id)
+            if record is not None and record.state == State.DELAYED:
+                jobs.append(record.job())
+        return jobs
+
+    async def get_due_delayed(self, queue_name: str) -> list[dict[str, Any]]:
+        return await self.pop_due_delayed(queue_name)
+
+    async def remove_delayed(self, queue_name: str, job_id: str) -> bool:
+        await self._ready()
+        record = await self.store.get(queue_name, job_id)
+        if record is None or record.state != State.DELAYED:
+            return False
+        await self.delay_store.cancel(queue_name, job_id)
+        return await self.store.delete(queue_name, job_id) is not None
+
+    # -- cancel / remove / retry ------------------------------------------------------
+    async def cancel_job(self, queue_name: str, job_id: str) -> bool:
+        await self._ready()
+        record = await self.store.transition(queue_name, job_id, CANCELLED, expect_states=CANCELLABLE)
+        if record is None:
+            return False
+        self._cancelled_here.add((queue_name, job_id))
+        await self.delay_store.cancel(queue_name, job_id)
+        return True
+
+    async def is_job_cancelled(self, queue_name: str, job_id: str) -> bool:
+        key = (queue_name, job_id)
+        if key in self._cancelled_here:
+            return True
+        lease = self._leases.get(key)
+        if lease is not None and time.time() - lease.claimed_at < self.config.cancel_cache_ttl:
+            return False  # the claim itself proved the job was not cancelled
+        await self._ready()
+        record = await self.store.get(queue_name, job_id)
+        return record is not None and record.state == CANCELLED
+
+    async def remove_job(self, queue_name: str, job_id: str) -> bool:
+        await self._ready()
+        removed = await self.store.delete(queue_name, job_id)
+        if removed is None:
+            return False
+        if removed.state == State.DELAYED:
+            await self.delay_store.cancel(queue_name, job_id)
+        return True
+
+    async def retry_job(self, queue_name: str, job_id: str) -> bool:
+        await self._ready()
+        record = await self.store.get(queue_name, job_id)
+        if record is None or record.state not in RETRYABLE:
+            return False
+        body = {**self._prepare_retry_payload(record.job(), job_id), "updated_at": time.time()}
+        if await self.store.transition(queue_name, job_id, State.WAITING, expect_states=RETRYABLE, payload=body):
+            await self.transport.send(queue_name, [job_id])
+            return True
+        return False
+
+    # -- dependencies -------------------------------------------------------------------
+    async def add_dependencies(self, queue_name: str, job_dict: dict[str, Any]) -> None:
+        await self._ready()
+        child = str(job_dict["id"])
+        pending = await self._pending_parents(queue_name, job_dict.get("depends_on") or [])
+        if not pending:
+            return
+        await self.store.add_dependencies(queue_name, child, pending)
+        record = await self.store.get(queue_name, child)
+        if record is None:
+            body = {**job_dict, "id": child, "depends_on": pending}
+            await self.store.create([JobRecord(queue_name, child, WAITING_CHILDREN, body)])
+        elif record.state == State.WAITING:
+            body = {**record.payload, "depends_on": pending}
+            await self.store.transition(
+                queue_name, child, WAITING_CHILDREN, expect_states={State.WAITING}, payload=body
+            )
+        await self._recheck_parents(queue_name, pending)
+
+    async def resolve_dependency(self, queue_name: str, parent_id: str) -> None:
+        await self._ready()
+        ready = await self.store.resolve_dependency(queue_name, parent_id)
+        released: list[str] = []
+        for child in ready:
+            record = await self.store.get(queue_name, child)
+            if record is None or record.state != WAITING_CHILDREN:
+                continue
+            body = {k: v for k, v in record.payload.items() if k != "depends_on"}
+            body["updated_at"] = time.time()
+            if await self.store.transition(
+                queue_name, child, State.WAITING, expect_states={WAITING_CHILDREN}, payload=body
+            ):
+                released.append(child)
+        if released:
+            await self.transport.send(queue_name, released)
+
+    # -- heartbeats and stalled recovery --------------------------------------------
+    async def save_heartbeat(self, queue_name: str, job_id: str, timestamp: float) -> None:
+        await self._ready()
+        lease = self._leases.get((queue_name, job_id))
+        ok = await self.store.heartbeat(queue_name, job_id, timestamp, lease.token if lease else None)
+        if not ok and lease is not None:
+            logger.warning("heartbeat for %s/%s refused: the job is no longer owned by this worker", queue_name, job_id)
+        if lease is not None:
+            await self.transport.extend(lease.delivery, self.config.visibility_extension)
+
+    async def fetch_stalled_jobs(self, older_than: float) -> list[dict[str, Any]]:
+        await self._ready()
+        stalled = []
+        for record in await self.store.list_stalled(older_than):
+            if (record.queue, record.id) in self._leases:
+                continue  # running here; a late heartbeat is not a dead worker
+            stalled.append({"queue_name": record.queue, "job_data": {**record.job(), "_owner": record.owner}})
+        return stalled
+
+    async def reenqueue_stalled(self, queue_name: str, job_data: dict[str, Any]) -> None:
+        await self._ready()
+        job_id = str(job_data["id"])
+        body = {k: v for k, v in job_data.items() if k not in ("_owner", "status", "heartbeat", "active_since")}
+        body["updated_at"] = time.time()
+        record = await self.store.transition(
+            queue_name,
+            job_id,
+            State.WAITING,
+            expect_states={State.ACTIVE},
+            expect_owner=job_data.get("_owner"),
+            payload=body,
+        )
+        if record is not None:
+            await self.transport.send(queue_name, [job_id])

@@ -1,0 +1,303 @@
+"""The three small protocols the job lifecycle is written against.
+
+``CloudBackend`` (``core/lifecycle.py``) implements every AsyncMQ ``BaseBackend``
+method once, over:
+
+* :class:`StateStore` — the source of truth for every job record and for the
+  queue-level metadata (paused flags, dependencies, repeatables, workers, locks);
+* :class:`Transport` — moves job *references* (queue + job id) from producers to
+  workers (SQS, Kafka, DynamoDB, memory);
+* :class:`DelayStore` — holds job ids until they are due (Redis sorted set,
+  DynamoDB due-time index, memory).
+
+Rules every implementation follows (the contract tests check them):
+
+* The record's ``state`` attribute is authoritative. ``JobRecord.payload`` is the
+  AsyncMQ job dict as last written; :meth:`JobRecord.job` returns it with
+  ``status`` set from ``state`` so a store never has to rewrite the payload just
+  to change state.
+* Conditional methods (``claim``, ``transition``, ``heartbeat``,
+  ``resolve_dependency``, ``acquire_lock``, ``DelayStore.claim_due``) are atomic
+  in the store: with any number of concurrent callers each condition holds for
+  exactly one winner. A failed condition returns ``None``/``False``; it is not an
+  error.
+* ``create`` checks every record's encoded size against ``max_payload_bytes``
+  before writing anything and raises ``PayloadTooLargeError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+#: Store-internal state of a job whose parents have not all completed. AsyncMQ
+#: itself shows such jobs as ``waiting`` with a non-empty ``depends_on``.
+WAITING_CHILDREN = "waiting-children"
+#: Terminal state set by ``cancel_job``.
+CANCELLED = "cancelled"
+
+
+@dataclass
+class JobRecord:
+    """One job as held by a :class:`StateStore`.
+
+    Attributes:
+        queue: the AsyncMQ queue name.
+        id: the job id (unique within the queue).
+        state: one of AsyncMQ's states, ``waiting-children`` or ``cancelled``.
+        payload: the AsyncMQ job dict (result and progress live inside it).
+        run_at: when a ``delayed`` job becomes due (epoch seconds), else ``None``.
+        owner: the claim token of the worker that holds an ``active`` job.
+        heartbeat: last heartbeat of an ``active`` job (epoch seconds).
+        updated_at: last write (epoch seconds).
+    """
+
+    queue: str
+    id: str
+    state: str
+    payload: dict[str, Any]
+    run_at: float | None = None
+    owner: str | None = None
+    heartbeat: float | None = None
+    updated_at: float = 0.0
+
+    def job(self) -> dict[str, Any]:
+        """The AsyncMQ job dict with ``status`` taken from the authoritative state."""
+        status = "waiting" if self.state == WAITING_CHILDREN else self.state
+        return {**self.payload, "id": self.id, "status": status}
+
+
+@dataclass
+class RepeatableRecord:
+    """A durable repeatable (cron / every) definition."""
+
+    key: str
+    job_def: dict[str, Any]
+    next_run: float
+    paused: bool = False
+
+
+@dataclass
+class WorkerRecord:
+    """A worker registry entry (AsyncMQ's ``WorkerInfo`` plus an expiry)."""
+
+    id: str
+    queue: str
+    concurrency: int
+    heartbeat: float
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Durable job records and queue metadata. See the module docstring for the rules."""
+
+    #: Largest encoded record (payload JSON + attributes) the store accepts.
+    max_payload_bytes: int
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def provision(self) -> None:
+        """Create the tables/keys the store needs (idempotent)."""
+        ...
+
+    # -- job records -----------------------------------------------------------
+    async def create(
+        self,
+        records: Sequence[JobRecord],
+        deps: Mapping[str, Collection[str]] | None = None,
+    ) -> None:
+        """Write (insert or overwrite) job records and their pending parents.
+
+        ``deps`` maps a child id (one of ``records``, same queue) to the parent ids
+        it still waits for. All records of one call belong to one queue. The write
+        is atomic where the store allows it (DynamoDB transaction up to 100
+        actions, one Redis script); a store that cannot write them atomically
+        raises ``FlowTooLargeError`` before writing anything.
+        """
+        ...
+
+    async def get(self, queue: str, job_id: str) -> JobRecord | None: ...
+
+    async def claim(self, queue: str, job_id: str, token: str, now: float) -> JobRecord | None:
+        """``waiting`` (or ``delayed`` with ``run_at <= now``) -> ``active``.
+
+        Sets ``owner=token``, ``heartbeat=now``, clears ``run_at`` and returns the
+        new record in the same call; ``None`` when the job is not claimable.
+        """
+        ...
+
+    async def transition(
+        self,
+        queue: str,
+        job_id: str,
+        to_state: str,
+        *,
+        expect_states: Collection[str] | None = None,
+        expect_owner: str | None = None,
+        payload: dict[str, Any] | None = None,
+        run_at: float | None = None,
+    ) -> JobRecord | None:
+        """Conditionally move a job to ``to_state`` and return the new record.
+
+        Conditions: the job exists; its state is in ``expect_states`` (when
+        given); its owner equals ``expect_owner`` (when given). On success the
+        owner and heartbeat are cleared, ``run_at`` is set to the given value
+        (``None`` clears it) and the payload replaced when given. Returns
+        ``None`` when a condition fails.
+        """
+        ...
+
+    async def update_payload(self, queue: str, job_id: str, payload: dict[str, Any]) -> bool:
+        """Replace the payload of an existing job, keeping state/owner. False if missing."""
+        ...
+
+    async def set_state(self, queue: str, job_id: str, state: str) -> bool:
+        """Unconditionally set the state of an existing job (AsyncMQ's ``update_job_state``)."""
+        ...
+
+    async def heartbeat(self, queue: str, job_id: str, now: float, token: str | None = None) -> bool:
+        """Record a heartbeat on an ``active`` job (owned by ``token`` when given)."""
+        ...
+
+    async def delete(self, queue: str, job_id: str) -> JobRecord | None:
+        """Remove a job and its dependency edges; return what was removed."""
+        ...
+
+    async def list_jobs(self, queue: str, state: str) -> list[JobRecord]:
+        """Jobs of a queue in one state (``waiting-children`` included), oldest first."""
+        ...
+
+    async def count_jobs(self, queue: str) -> dict[str, int]:
+        """Number of jobs per state for a queue (states with none may be absent)."""
+        ...
+
+    async def list_stalled(self, older_than: float) -> list[JobRecord]:
+        """``active`` jobs of every queue whose heartbeat is older than ``older_than``."""
+        ...
+
+    async def list_queues(self) -> list[str]:
+        """Every queue that has held a job, a flag or a repeatable."""
+        ...
+
+    # -- queue flags -------------------------------------------------------------
+    async def set_paused(self, queue: str, paused: bool) -> None: ...
+    async def is_paused(self, queue: str) -> bool: ...
+
+    # -- dependencies ----------------------------------------------------------
+    async def add_dependencies(self, queue: str, child_id: str, parent_ids: Collection[str]) -> None:
+        """Record that ``child_id`` waits for ``parent_ids`` (adds to any existing set)."""
+        ...
+
+    async def resolve_dependency(self, queue: str, parent_id: str) -> list[str]:
+        """Remove ``parent_id`` from the pending set of each of its children.
+
+        Returns the children whose pending set became empty *by this call*, so
+        that with concurrent callers each ready child is returned exactly once.
+        """
+        ...
+
+    async def pending_parents(self, queue: str, child_id: str) -> set[str]:
+        """The parents ``child_id`` still waits for."""
+        ...
+
+    # -- repeatables -------------------------------------------------------------
+    async def put_repeatable(self, queue: str, record: RepeatableRecord) -> None: ...
+    async def get_repeatable(self, queue: str, key: str) -> RepeatableRecord | None: ...
+    async def list_repeatables(self, queue: str) -> list[RepeatableRecord]: ...
+    async def delete_repeatable(self, queue: str, key: str) -> bool: ...
+
+    # -- workers -------------------------------------------------------------------
+    async def register_worker(self, record: WorkerRecord, ttl: float) -> None:
+        """Upsert a worker entry that expires ``ttl`` seconds after its heartbeat."""
+        ...
+
+    async def deregister_worker(self, worker_id: str) -> None: ...
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        """All registered workers (callers filter by heartbeat age)."""
+        ...
+
+    # -- locks -----------------------------------------------------------------------
+    async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:
+        """Take ``key`` for ``ttl`` seconds unless someone else holds an unexpired lock."""
+        ...
+
+    async def release_lock(self, key: str, token: str) -> bool:
+        """Release ``key`` if ``token`` holds it."""
+        ...
+
+
+@dataclass
+class Delivery:
+    """One received job reference.
+
+    Attributes:
+        queue: the AsyncMQ queue name.
+        job_id: the referenced job.
+        receipt: the transport's handle (SQS receipt handle, Kafka offset, ...).
+        receive_count: how many times the transport has delivered this message.
+    """
+
+    queue: str
+    job_id: str
+    receipt: Any = None
+    receive_count: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Moves job references from producers to workers (at-least-once)."""
+
+    #: Longest delay (seconds) the broker holds a message itself; 0 = none.
+    max_native_delay: float
+
+    async def start(self) -> None: ...
+    async def close(self) -> None:
+        """Flush pending acks/sends and return un-started prefetched messages."""
+        ...
+
+    async def provision(self, queue: str) -> None:
+        """Create the queue/topic (and its dead-letter queue) if missing."""
+        ...
+
+    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0) -> None:
+        """Publish references; raises on failure (never silently drops)."""
+        ...
+
+    async def receive(self, queue: str, max_messages: int, wait: float) -> list[Delivery]:
+        """Up to ``max_messages`` deliveries, waiting at most ``wait`` seconds.
+
+        Messages that are not a valid job reference are dead-lettered by the
+        transport itself (with the reason) and never returned.
+        """
+        ...
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None: ...
+    async def extend(self, delivery: Delivery, seconds: float) -> None: ...
+    async def release(self, delivery: Delivery, delay: float = 0.0) -> None: ...
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None: ...
+    async def depth(self, queue: str) -> int: ...
+    async def purge(self, queue: str) -> None: ...
+
+
+@runtime_checkable
+class DelayStore(Protocol):
+    """Holds job ids until due. ``claim_due`` hands each id to exactly one caller."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def provision(self) -> None: ...
+
+    async def schedule(self, queue: str, job_id: str, run_at: float) -> None:
+        """Hold ``job_id`` until ``run_at`` (re-scheduling replaces the time)."""
+        ...
+
+    async def claim_due(self, queue: str, now: float, limit: int) -> list[tuple[str, float]]:
+        """Atomically remove and return up to ``limit`` ``(job_id, run_at)`` with ``run_at <= now``."""
+        ...
+
+    async def cancel(self, queue: str, job_id: str) -> bool: ...
+    async def list(self, queue: str) -> list[tuple[str, float]]: ...
+    async def count(self, queue: str) -> int: ...

@@ -1,0 +1,42 @@
+"""Input validation shared by every store, transport and backend.
+
+Queue names end up inside SQS queue names, Kafka topic names, DynamoDB keys and
+Redis keys, so one conservative rule serves them all; each transport adds its own
+length limit once the configured prefix is known.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from asyncmq_cloud.errors import InvalidNameError
+
+#: ``[A-Za-z0-9_.-]``: valid in SQS (without the dot), Kafka topics, DynamoDB
+#: keys and Redis keys; ``#`` and ``:`` are reserved as key separators.
+QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+MAX_QUEUE_NAME_LENGTH = 128
+
+
+def validate_queue_name(name: str) -> str:
+    """Return ``name`` or raise :class:`InvalidNameError` naming the broken rule."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError("queue name must be a non-empty string")
+    if len(name) > MAX_QUEUE_NAME_LENGTH:
+        raise InvalidNameError(f"queue name {name[:40]!r}... is {len(name)} characters; the limit is {MAX_QUEUE_NAME_LENGTH}")
+    if not QUEUE_NAME_RE.match(name):
+        raise InvalidNameError(
+            f"queue name {name!r} may only contain letters, digits, '_', '-' and '.' (rule: {QUEUE_NAME_RE.pattern})"
+        )
+    return name
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    """The one JSON encoding used for payloads in every store (compact, UTF-8)."""
+    return json.dumps(payload, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def encoded_size(payload: dict[str, Any]) -> int:
+    """Size in bytes of :func:`encode_payload`'s output."""
+    return len(encode_payload(payload).encode("utf-8"))

@@ -1,0 +1,97 @@
+"""The exception hierarchy of asyncmq-cloud.
+
+Every error raised by this package derives from :class:`CloudBackendError`.
+SDK errors (botocore, redis, aiokafka) are translated once, at the boundary of
+the module that calls the SDK, with ``raise ... from exc`` so the original
+error stays attached::
+
+    CloudBackendError
+    ├── ConfigurationError        bad settings, invalid names; fix the config
+    │   └── InvalidNameError      a queue/table/topic name breaks a naming rule
+    ├── PayloadTooLargeError      refused at enqueue, nothing written
+    ├── ResourceMissingError      a queue/table/topic does not exist (run provision)
+    ├── AccessDeniedError         the credentials lack a permission
+    ├── TransientError            worth retrying (throttling, timeouts, broker away)
+    ├── PermanentError            retrying will not help
+    └── FlowTooLargeError         a flow does not fit in one transaction
+"""
+
+from __future__ import annotations
+
+
+class CloudBackendError(Exception):
+    """Base class of every error raised by asyncmq-cloud.
+
+    Attributes:
+        retriable: whether repeating the same call may succeed.
+    """
+
+    retriable: bool = False
+
+
+class ConfigurationError(CloudBackendError, ValueError):
+    """A setting is missing or invalid. The message names the setting and the rule."""
+
+
+class InvalidNameError(ConfigurationError):
+    """A queue, table or topic name breaks a naming rule; the message says which."""
+
+
+class PayloadTooLargeError(CloudBackendError, ValueError):
+    """A job payload exceeds what the store or broker accepts. Nothing was written.
+
+    Attributes:
+        size: the encoded size in bytes.
+        limit: the limit in bytes.
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
+class ResourceMissingError(CloudBackendError):
+    """A queue, table or topic the backend needs does not exist.
+
+    Create it with ``await backend.provision()`` (local development) or with the
+    Terraform module in ``terraform/`` (production).
+    """
+
+
+class AccessDeniedError(CloudBackendError):
+    """The credentials in use lack a permission (IAM, KMS key policy, ACL)."""
+
+
+class TransientError(CloudBackendError):
+    """A failure that may succeed when repeated (throttling, timeouts, connection loss)."""
+
+    retriable = True
+
+
+class PermanentError(CloudBackendError):
+    """A failure that repeating the call will not fix."""
+
+
+class FlowTooLargeError(CloudBackendError, ValueError):
+    """A flow does not fit in one atomic write; nothing of it was written."""
+
+
+__all__ = [
+    "AccessDeniedError",
+    "CloudBackendError",
+    "ConfigurationError",
+    "FlowTooLargeError",
+    "InvalidNameError",
+    "PayloadTooLargeError",
+    "PermanentError",
+    "ResourceMissingError",
+    "TransientError",
+]
+
+
+class ClosedError(CloudBackendError, RuntimeError):
+    """A client-owning object was used after ``close()``; create a new one."""
+
+
+__all__ += ["ClosedError"]

@@ -1,0 +1,46 @@
+"""In-process reference :class:`~asyncmq_cloud.core.protocols.DelayStore`.
+
+A dict per queue of ``job_id -> run_at``. ``claim_due`` removes what it returns
+in one synchronous step, so concurrent coroutines never receive the same id.
+"""
+
+from __future__ import annotations
+
+from asyncmq_cloud.errors import ClosedError
+
+
+class MemoryDelayStore:
+    """Delayed job ids held in process memory (tests and reference runs only)."""
+
+    def __init__(self) -> None:
+        self._due: dict[str, dict[str, float]] = {}
+        self._closed = False
+
+    async def start(self) -> None:
+        if self._closed:
+            raise ClosedError("MemoryDelayStore is closed")
+
+    async def close(self) -> None:
+        self._closed = True
+
+    async def provision(self) -> None:
+        return None
+
+    async def schedule(self, queue: str, job_id: str, run_at: float) -> None:
+        self._due.setdefault(queue, {})[job_id] = run_at
+
+    async def claim_due(self, queue: str, now: float, limit: int) -> list[tuple[str, float]]:
+        entries = self._due.get(queue, {})
+        due = sorted(((run_at, job_id) for job_id, run_at in entries.items() if run_at <= now))[:limit]
+        for _, job_id in due:
+            del entries[job_id]
+        return [(job_id, run_at) for run_at, job_id in due]
+
+    async def cancel(self, queue: str, job_id: str) -> bool:
+        return self._due.get(queue, {}).pop(job_id, None) is not None
+
+    async def list(self, queue: str) -> list[tuple[str, float]]:
+        return sorted(self._due.get(queue, {}).items(), key=lambda item: item[1])
+
+    async def count(self, queue: str) -> int:
+        return len(self._due.get(queue, {}))

@@ -1,0 +1,282 @@
+"""In-process reference :class:`~asyncmq_cloud.core.protocols.StateStore`.
+
+This is the executable specification of the StateStore contract: the Redis and
+DynamoDB stores must behave exactly like it (the store contract suite runs the
+same tests against all three). It is also what unit tests of the lifecycle use.
+Every method runs without awaiting while it mutates, so each is atomic with
+respect to other coroutines of the same event loop. Nothing survives the
+process: never use it in production.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from asyncmq_cloud.core.protocols import JobRecord, RepeatableRecord, WorkerRecord
+from asyncmq_cloud.core.validation import encoded_size, validate_queue_name
+from asyncmq_cloud.errors import ClosedError, PayloadTooLargeError
+
+#: Same default limit as the Redis store; DynamoDB's is lower (400 KB item).
+DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
+
+
+class MemoryStateStore:
+    """A dict-backed StateStore (single process, no persistence)."""
+
+    def __init__(self, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+        self.max_payload_bytes = max_payload_bytes
+        self._jobs: dict[tuple[str, str], JobRecord] = {}
+        self._created: dict[tuple[str, str], float] = {}
+        self._seq = 0.0
+        self._paused: set[str] = set()
+        self._queues: set[str] = set()
+        self._pending: dict[tuple[str, str], set[str]] = {}
+        self._children: dict[tuple[str, str], set[str]] = {}
+        self._repeatables: dict[str, dict[str, RepeatableRecord]] = {}
+        self._workers: dict[str, tuple[WorkerRecord, float]] = {}
+        self._locks: dict[str, tuple[str, float]] = {}
+        self._closed = False
+
+    async def start(self) -> None:
+        if self._closed:
+            raise ClosedError("MemoryStateStore is closed")
+
+    async def close(self) -> None:
+        self._closed = True
+
+    async def provision(self) -> None:
+        return None
+
+    async def __aenter__(self) -> MemoryStateStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- job records -----------------------------------------------------------
+    async def create(
+        self,
+        records: Sequence[JobRecord],
+        deps: Mapping[str, Collection[str]] | None = None,
+    ) -> None:
+        for record in records:
+            validate_queue_name(record.queue)
+            size = encoded_size(record.payload)
+            if size > self.max_payload_bytes:
+                raise PayloadTooLargeError(
+                    f"job {record.id!r} encodes to {size} bytes; the memory store accepts "
+                    f"{self.max_payload_bytes}",
+                    size=size,
+                    limit=self.max_payload_bytes,
+                )
+        now = time.time()
+        for record in records:
+            key = (record.queue, record.id)
+            stored = _copy(record)
+            stored.updated_at = now
+            self._jobs[key] = stored
+            if key not in self._created:
+                self._seq += 1
+                self._created[key] = self._seq
+            self._queues.add(record.queue)
+        for child, parents in (deps or {}).items():
+            queue = next(r.queue for r in records if r.id == child)
+            await self.add_dependencies(queue, child, parents)
+
+    async def get(self, queue: str, job_id: str) -> JobRecord | None:
+        record = self._jobs.get((queue, job_id))
+        return _copy(record) if record else None
+
+    async def claim(self, queue: str, job_id: str, token: str, now: float) -> JobRecord | None:
+        record = self._jobs.get((queue, job_id))
+        if record is None:
+            return None
+        due_delayed = record.state == "delayed" and record.run_at is not None and record.run_at <= now
+        if record.state != "waiting" and not due_delayed:
+            return None
+        record.state = "active"
+        record.owner = token
+        record.heartbeat = now
+        record.run_at = None
+        record.updated_at = now
+        return _copy(record)
+
+    async def transition(
+        self,
+        queue: str,
+        job_id: str,
+        to_state: str,
+        *,
+        expect_states: Collection[str] | None = None,
+        expect_owner: str | None = None,
+        payload: dict[str, Any] | None = None,
+        run_at: float | None = None,
+    ) -> JobRecord | None:
+        record = self._jobs.get((queue, job_id))
+        if record is None:
+            return None
+        if expect_states is not None and record.state not in expect_states:
+            return None
+        if expect_owner is not None and record.owner != expect_owner:
+            return None
+        if payload is not None:
+            size = encoded_size(payload)
+            if size > self.max_payload_bytes:
+                raise PayloadTooLargeError(
+                    f"job {job_id!r} encodes to {size} bytes", size=size, limit=self.max_payload_bytes
+                )
+            record.payload = copy.deepcopy(payload)
+        record.state = to_state
+        record.owner = None
+        record.heartbeat = None
+        record.run_at = run_at
+        record.updated_at = time.time()
+        return _copy(record)
+
+    async def update_payload(self, queue: str, job_id: str, payload: dict[str, Any]) -> bool:
+        record = self._jobs.get((queue, job_id))
+        if record is None:
+            return False
+        size = encoded_size(payload)
+        if size > self.max_payload_bytes:
+            raise PayloadTooLargeError(f"job {job_id!r} encodes to {size} bytes", size=size, limit=self.max_payload_bytes)
+        record.payload = copy.deepcopy(payload)
+        record.updated_at = time.time()
+        return True
+
+    async def set_state(self, queue: str, job_id: str, state: str) -> bool:
+        record = self._jobs.get((queue, job_id))
+        if record is None:
+            return False
+        record.state = state
+        record.updated_at = time.time()
+        return True
+
+    async def heartbeat(self, queue: str, job_id: str, now: float, token: str | None = None) -> bool:
+        record = self._jobs.get((queue, job_id))
+        if record is None or record.state != "active":
+            return False
+        if token is not None and record.owner != token:
+            return False
+        record.heartbeat = now
+        return True
+
+    async def delete(self, queue: str, job_id: str) -> JobRecord | None:
+        key = (queue, job_id)
+        record = self._jobs.pop(key, None)
+        self._created.pop(key, None)
+        for parent in self._pending.pop(key, set()):
+            self._children.get((queue, parent), set()).discard(job_id)
+        self._children.pop(key, None)
+        return record
+
+    async def list_jobs(self, queue: str, state: str) -> list[JobRecord]:
+        found = [(self._created[k], r) for k, r in self._jobs.items() if k[0] == queue and r.state == state]
+        return [_copy(r) for _, r in sorted(found, key=lambda item: item[0])]
+
+    async def count_jobs(self, queue: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for (job_queue, _), record in self._jobs.items():
+            if job_queue == queue:
+                counts[record.state] = counts.get(record.state, 0) + 1
+        return counts
+
+    async def list_stalled(self, older_than: float) -> list[JobRecord]:
+        return [
+            _copy(r)
+            for r in self._jobs.values()
+            if r.state == "active" and (r.heartbeat if r.heartbeat is not None else r.updated_at) < older_than
+        ]
+
+    async def list_queues(self) -> list[str]:
+        return sorted(self._queues | self._paused | set(self._repeatables))
+
+    # -- queue flags -------------------------------------------------------------
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        validate_queue_name(queue)
+        (self._paused.add if paused else self._paused.discard)(queue)
+
+    async def is_paused(self, queue: str) -> bool:
+        return queue in self._paused
+
+    # -- dependencies ----------------------------------------------------------
+    async def add_dependencies(self, queue: str, child_id: str, parent_ids: Collection[str]) -> None:
+        self._pending.setdefault((queue, child_id), set()).update(parent_ids)
+        for parent in parent_ids:
+            self._children.setdefault((queue, parent), set()).add(child_id)
+
+    async def resolve_dependency(self, queue: str, parent_id: str) -> list[str]:
+        ready: list[str] = []
+        for child in sorted(self._children.pop((queue, parent_id), set())):
+            pending = self._pending.get((queue, child))
+            if pending is None or parent_id not in pending:
+                continue
+            pending.discard(parent_id)
+            if not pending:
+                del self._pending[(queue, child)]
+                ready.append(child)
+        return ready
+
+    async def pending_parents(self, queue: str, child_id: str) -> set[str]:
+        return set(self._pending.get((queue, child_id), set()))
+
+    # -- repeatables -------------------------------------------------------------
+    async def put_repeatable(self, queue: str, record: RepeatableRecord) -> None:
+        validate_queue_name(queue)
+        self._repeatables.setdefault(queue, {})[record.key] = copy.deepcopy(record)
+
+    async def get_repeatable(self, queue: str, key: str) -> RepeatableRecord | None:
+        record = self._repeatables.get(queue, {}).get(key)
+        return copy.deepcopy(record) if record else None
+
+    async def list_repeatables(self, queue: str) -> list[RepeatableRecord]:
+        records = [copy.deepcopy(r) for r in self._repeatables.get(queue, {}).values()]
+        return sorted(records, key=lambda r: r.next_run)
+
+    async def delete_repeatable(self, queue: str, key: str) -> bool:
+        return self._repeatables.get(queue, {}).pop(key, None) is not None
+
+    # -- workers -------------------------------------------------------------------
+    async def register_worker(self, record: WorkerRecord, ttl: float) -> None:
+        self._workers[record.id] = (copy.copy(record), record.heartbeat + ttl)
+
+    async def deregister_worker(self, worker_id: str) -> None:
+        self._workers.pop(worker_id, None)
+
+    async def list_workers(self) -> list[WorkerRecord]:
+        now = time.time()
+        return [copy.copy(w) for w, expires in self._workers.values() if expires >= now]
+
+    # -- locks -----------------------------------------------------------------------
+    async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:
+        now = time.time()
+        holder = self._locks.get(key)
+        if holder is not None and holder[1] > now and holder[0] != token:
+            return False
+        self._locks[key] = (token, now + ttl)
+        return True
+
+    async def release_lock(self, key: str, token: str) -> bool:
+        holder = self._locks.get(key)
+        if holder is None or holder[0] != token:
+            return False
+        del self._locks[key]
+        return True
+
+
+def _copy(record: JobRecord) -> JobRecord:
+    return JobRecord(
+        queue=record.queue,
+        id=record.id,
+        state=record.state,
+        payload=json.loads(json.dumps(record.payload, default=str)),
+        run_at=record.run_at,
+        owner=record.owner,
+        heartbeat=record.heartbeat,
+        updated_at=record.updated_at,
+    )

@@ -1,0 +1,13 @@
+"""Shared test configuration.
+
+Service fixtures (real processes on 127.0.0.1) live in ``tests/plugins/services.py``;
+store fixtures in ``tests/plugins/stores.py``. A service that cannot be started
+skips its tests locally and fails them under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+pytest_plugins = [
+    "tests.plugins.services",
+    "tests.plugins.stores",
+]
