@@ -1,0 +1,352 @@
+"""One aiobotocore session/client lifecycle and the one botocore error boundary.
+
+Every AWS-facing class (the DynamoDB store, the SQS transport, the DynamoDB delay
+store) gets its clients from an :class:`AwsClients`, alone or shared::
+
+    async with AwsClients(region_name="eu-west-1") as clients:
+        ddb = await clients.dynamodb()
+
+Configuration comes from the standard AWS environment unless given explicitly:
+
+* endpoint: ``AWS_ENDPOINT_URL`` and the per-service ``AWS_ENDPOINT_URL_DYNAMODB``
+  / ``AWS_ENDPOINT_URL_SQS`` are honoured by botocore itself (``endpoint_url``
+  overrides both);
+* region: ``region_name``, else ``AWS_DEFAULT_REGION`` / the profile's region
+  (botocore), else ``AWS_REGION``; none at all is a :class:`ConfigurationError`;
+* credentials: the default chain (environment, profile, SSO, web identity / IRSA,
+  container and instance metadata); pass ``aws_access_key_id`` etc. through
+  ``client_kwargs`` to pin them;
+* retries: botocore's own retry modes, ``retry_mode="standard"|"adaptive"`` and
+  ``max_attempts`` (first call included). An ``aio_config`` that sets
+  ``retries`` itself wins; every other ``AioConfig`` knob is passed through.
+
+Errors: :func:`translate_error` is the single place that maps botocore/aiohttp
+exceptions to :mod:`asyncmq_cloud.errors`; call sites use
+``raise translate_error(exc) from exc`` or the :func:`translated` context manager.
+``ConditionalCheckFailedException`` is an expected outcome of conditional writes,
+not an error: stores test for it with :func:`is_conditional_failure` first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import AsyncExitStack, contextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession, get_session
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    TokenRetrievalError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from asyncmq_cloud.errors import (
+    AccessDeniedError,
+    ClosedError,
+    CloudBackendError,
+    ConfigurationError,
+    PermanentError,
+    ResourceMissingError,
+    TransientError,
+)
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+    from types_aiobotocore_sqs import SQSClient
+
+RetryMode = Literal["standard", "adaptive", "legacy"]
+
+#: botocore's own default for the ``standard`` mode (first attempt included).
+DEFAULT_MAX_ATTEMPTS = 5
+
+#: Codes worth repeating: throttling, server-side failures and write conflicts.
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "TransactionInProgressException",
+        "TransactionConflictException",
+        "ReplicatedWriteConflictException",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "BandwidthLimitExceeded",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalServerError",
+        "InternalFailure",
+        "InternalError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "OverLimit",
+        "KmsThrottled",
+        "KMSThrottlingException",
+    }
+)
+#: Codes that mean "these credentials may not do this" (besides ``*AccessDenied*``).
+ACCESS_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "SignatureDoesNotMatch",
+        "InvalidSignatureException",
+        "MissingAuthenticationToken",
+        "IncompleteSignature",
+        "AuthFailure",
+        "UnauthorizedOperation",
+    }
+)
+#: Codes for a queue/table that does not exist.
+MISSING_CODES = frozenset(
+    {
+        "ResourceNotFoundException",
+        "TableNotFoundException",
+        "QueueDoesNotExist",
+        "AWS.SimpleQueueService.NonExistentQueue",
+    }
+)
+#: ``TransactionCanceledException`` reasons that a retry may clear.
+TRANSIENT_CANCEL_REASONS = frozenset(
+    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+)
+CONDITIONAL_FAILED = "ConditionalCheckFailedException"
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``""`` for anything else)."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_conditional_failure(exc: BaseException) -> bool:
+    """True for a failed ``ConditionExpression`` (an expected outcome, not an error)."""
+    return error_code(exc) == CONDITIONAL_FAILED
+
+
+def cancellation_codes(exc: BaseException) -> list[str]:
+    """Per-action reason codes of a ``TransactionCanceledException`` (``"None"`` = that action was fine)."""
+    if not isinstance(exc, ClientError):
+        return []
+    reasons = exc.response.get("CancellationReasons") or []
+    return [str(r.get("Code", "None")) for r in reasons]
+
+
+def translate_error(exc: BaseException, *, resource: str | None = None) -> CloudBackendError:
+    """Map a botocore / aiohttp exception to the project's error hierarchy.
+
+    Args:
+        exc: the SDK exception.
+        resource: what was being accessed (``"DynamoDB table 'asyncmq-jobs'"``),
+            named in the message.
+
+    Returns:
+        The error to raise, always as ``raise translate_error(exc) from exc``.
+    """
+    where = f" ({resource})" if resource else ""
+    if isinstance(exc, CloudBackendError):
+        return exc
+    if isinstance(exc, ClientError):
+        return _translate_client_error(exc, where, resource)
+    if isinstance(exc, NoRegionError):
+        return ConfigurationError(f"no AWS region{where}: pass region_name or set AWS_DEFAULT_REGION/AWS_REGION")
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError | TokenRetrievalError):
+        return ConfigurationError(
+            f"no usable AWS credentials{where}: {exc}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+            "AWS_PROFILE, or run with an IAM role"
+        )
+    if isinstance(exc, BotoConnectionError | HTTPClientError | aiohttp.ClientError | TimeoutError):
+        return TransientError(f"AWS connection failed{where}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, BotoCoreError):
+        return PermanentError(f"AWS SDK error{where}: {type(exc).__name__}: {exc}")
+    return PermanentError(f"unexpected error{where}: {type(exc).__name__}: {exc}")
+
+
+def _translate_client_error(exc: ClientError, where: str, resource: str | None) -> CloudBackendError:
+    code = error_code(exc)
+    message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    text = f"{exc.operation_name} failed{where}: {code}: {message}"
+    if code == "TransactionCanceledException":
+        reasons = [c for c in cancellation_codes(exc) if c != "None"]
+        if reasons and all(c in TRANSIENT_CANCEL_REASONS for c in reasons):
+            return TransientError(f"{text} (reasons: {', '.join(reasons)})")
+        return PermanentError(f"{text} (reasons: {', '.join(reasons) or 'unknown'})")
+    if code in TRANSIENT_CODES:
+        return TransientError(text)
+    if "AccessDenied" in code or code in ACCESS_CODES:
+        return AccessDeniedError(f"{text}; grant the IAM permission (see the adapter's module docstring)")
+    if code.upper().startswith("KMS"):
+        return AccessDeniedError(f"{text}; check the KMS key policy and key state for these credentials")
+    if code in MISSING_CODES:
+        name = resource or "the resource"
+        return ResourceMissingError(
+            f"{text}; {name} does not exist: create it with `await backend.provision()` / "
+            "`asyncmq-cloud provision` (development) or the Terraform module in terraform/ (production)"
+        )
+    if status >= 500:
+        return TransientError(text)
+    if status == 403:
+        return AccessDeniedError(text)
+    return PermanentError(text)
+
+
+@contextmanager
+def translated(resource: str | None = None) -> Iterator[None]:
+    """Translate SDK errors raised inside the block (``raise ... from exc``)."""
+    try:
+        yield
+    except (ClientError, BotoCoreError, aiohttp.ClientError) as exc:
+        raise translate_error(exc, resource=resource) from exc
+
+
+class AwsClients:
+    """Owns one aiobotocore session and one client per service.
+
+    ``start()``/``close()`` are idempotent; a closed instance cannot be reopened
+    (:class:`ClosedError`). Clients are created on first use and closed by
+    ``close()`` (they sit on an ``AsyncExitStack``). Share one instance between
+    a store, a transport and a delay store to share connection pools.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        retry_mode: RetryMode = "standard",
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        client_kwargs: Mapping[str, Any] | None = None,
+        aio_config: AioConfig | None = None,
+        session: AioSession | None = None,
+    ) -> None:
+        if retry_mode not in ("standard", "adaptive", "legacy"):
+            raise ConfigurationError(f"retry_mode must be 'standard', 'adaptive' or 'legacy', not {retry_mode!r}")
+        if max_attempts < 1:
+            raise ConfigurationError(f"max_attempts must be >= 1, not {max_attempts}")
+        self.endpoint_url = endpoint_url
+        self.region_name = region_name
+        self.retry_mode = retry_mode
+        self.max_attempts = max_attempts
+        self.client_kwargs = dict(client_kwargs or {})
+        self.aio_config = aio_config
+        self._session = session
+        self._stack: AsyncExitStack | None = None
+        self._clients: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @property
+    def started(self) -> bool:
+        return self._stack is not None and not self._closed
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def config(self) -> AioConfig:
+        """The client config: retries from this object unless ``aio_config`` sets them."""
+        ours = AioConfig(retries={"mode": self.retry_mode, "max_attempts": self.max_attempts})
+        if self.aio_config is None:
+            return ours
+        if self.aio_config.retries:
+            return self.aio_config
+        return self.aio_config.merge(ours)
+
+    def resolve_region(self) -> str:
+        """``region_name``, else botocore's (``AWS_DEFAULT_REGION``, profile), else ``AWS_REGION``."""
+        if self.region_name:
+            return self.region_name
+        session = self._session or get_session()
+        region = session.get_config_variable("region") or os.environ.get("AWS_REGION")
+        if not region:
+            raise ConfigurationError("no AWS region: pass region_name or set AWS_DEFAULT_REGION or AWS_REGION")
+        return str(region)
+
+    async def start(self) -> None:
+        """Prepare the session (idempotent). Clients are opened on first use."""
+        if self._closed:
+            raise ClosedError("AwsClients is closed; create a new one")
+        if self._stack is None:
+            self.region_name = self.resolve_region()
+            self._session = self._session or get_session()
+            self._stack = AsyncExitStack()
+
+    async def close(self) -> None:
+        """Close every client (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        stack, self._stack = self._stack, None
+        self._clients.clear()
+        if stack is not None:
+            await stack.aclose()
+
+    async def __aenter__(self) -> AwsClients:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def client(self, service: str) -> Any:
+        """The (cached) aiobotocore client for ``service``, created on first use."""
+        existing = self._clients.get(service)
+        if existing is not None:
+            return existing
+        async with self._lock:
+            if self._closed:
+                raise ClosedError("AwsClients is closed; create a new one")
+            if self._stack is None:
+                await self.start()
+            if service not in self._clients:
+                assert self._stack is not None and self._session is not None
+                kwargs: dict[str, Any] = {"region_name": self.region_name, "config": self.config()}
+                kwargs.update(self.client_kwargs)
+                if self.endpoint_url is not None:
+                    kwargs["endpoint_url"] = self.endpoint_url
+                with translated(f"{service} client"):
+                    created = await self._stack.enter_async_context(self._session.create_client(service, **kwargs))
+                self._clients[service] = created
+            return self._clients[service]
+
+    async def dynamodb(self) -> DynamoDBClient:
+        client: DynamoDBClient = await self.client("dynamodb")
+        return client
+
+    async def sqs(self) -> SQSClient:
+        client: SQSClient = await self.client("sqs")
+        return client
+
+    def __del__(self) -> None:
+        if self._stack is not None and not self._closed:
+            warnings.warn(f"unclosed {self!r}: call await close()", ResourceWarning, stacklevel=1)
+
+
+__all__ = [
+    "AwsClients",
+    "cancellation_codes",
+    "error_code",
+    "is_conditional_failure",
+    "translate_error",
+    "translated",
+]

@@ -1,0 +1,37 @@
+-- create: write (insert or overwrite) many job records and their dependency edges at once,
+-- so a whole flow appears atomically. An overwritten job keeps its creation order.
+-- ARGV: prefix, now, n_records,
+--       n_records x (queue, id, state, payload, run_at|'', heartbeat|'', has_owner, owner),
+--       n_deps, n_deps x (queue, child, n_parents, parents...)
+local now = ARGV[2]
+local i = 4
+for _ = 1, tonumber(ARGV[3]) do
+  local queue, id, state, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local run_at, heartbeat, has_owner, owner = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  i = i + 8
+  local key = job_key(queue, id)
+  local old = redis.call('HMGET', key, 'state', 'seq', 'created_at')
+  local seq = old[2] or redis.call('INCR', prefix .. ':seq')
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'state', state, 'payload', payload, 'seq', seq,
+    'created_at', old[3] or now, 'updated_at', now)
+  if run_at ~= '' then
+    redis.call('HSET', key, 'run_at', run_at)
+  end
+  if heartbeat ~= '' then
+    redis.call('HSET', key, 'heartbeat', heartbeat)
+  end
+  if has_owner == '1' then
+    redis.call('HSET', key, 'owner', owner)
+  end
+  index_state(queue, id, old[1], state)
+  redis.call('SADD', prefix .. ':queues', queue)
+end
+local n_deps = tonumber(ARGV[i])
+i = i + 1
+for _ = 1, n_deps do
+  local queue, child, n_parents = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  add_dependencies(queue, child, ARGV, i + 3, i + 2 + n_parents)
+  i = i + 3 + n_parents
+end
+return 1

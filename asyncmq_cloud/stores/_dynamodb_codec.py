@@ -1,0 +1,276 @@
+"""Item layout of the DynamoDB jobs table: keys, attribute encoding, sizes, update expressions.
+
+Pure functions only (no I/O) so the layout can be read — and tested — in one
+place. ``stores/dynamodb.py`` turns these into calls; its module docstring is
+the operator's description of the same layout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from asyncmq_cloud.core.protocols import CANCELLED, WAITING_CHILDREN, JobRecord
+from asyncmq_cloud.core.validation import encode_payload
+from asyncmq_cloud.resources import ACTIVE_PK, ACTIVE_SK, BY_STATE_PK, BY_STATE_SK, PK, SK, TTL_ATTRIBUTE
+
+#: Largest item DynamoDB stores, names and values included (400 KB).
+#: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html#limits-items
+DYNAMODB_MAX_ITEM_BYTES = 400 * 1024
+#: Room kept free under the item limit for what later writes add to a job item
+#: (owner token, heartbeat, active-index keys, TTL): about 200 bytes in practice.
+ITEM_HEADROOM_BYTES = 1024
+#: ``TransactWriteItems``: at most 100 actions, 4 MB in all, no two on one item.
+#: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
+TRANSACT_MAX_ACTIONS = 100
+TRANSACT_MAX_BYTES = 4 * 1024 * 1024
+#: ``BatchGetItem``: at most 100 keys per call.
+BATCH_GET_MAX_KEYS = 100
+#: Partitions of the sparse ``active`` index; ``list_stalled`` queries each one.
+ACTIVE_SHARDS = 4
+
+#: States ``count_jobs`` counts (one index query each).
+KNOWN_STATES = ("waiting", "active", "completed", "failed", "delayed", "expired", WAITING_CHILDREN, CANCELLED)
+#: States that get the TTL attribute when ``completed_ttl`` is set.
+TERMINAL_STATES = frozenset({"completed", "failed", "expired", CANCELLED})
+
+JOB_SK = "JOB"
+DEPS_SK = "DEPS"
+META_SK = "META"
+REP_PREFIX = "REP#"
+WORKERS_PK = "WORKERS"
+REGISTRY_PK = "REGISTRY"
+REGISTRY_SK = "QUEUES"
+LOCK_SK = "LOCK"
+
+# Every attribute is addressed through ``#name`` placeholders: several of these
+# (state, owner, queue, ttl) are DynamoDB reserved words.
+NAMES = {
+    "#pk": PK,
+    "#state": "state",
+    "#queue": "queue",
+    "#id": "job_id",
+    "#payload": "payload",
+    "#run_at": "run_at",
+    "#owner": "owner",
+    "#hb": "heartbeat",
+    "#upd": "updated_at",
+    "#created": "created_at",
+    "#g1pk": BY_STATE_PK,
+    "#g1sk": BY_STATE_SK,
+    "#apk": ACTIVE_PK,
+    "#ask": ACTIVE_SK,
+    "#exp": TTL_ATTRIBUTE,
+}
+
+Item = dict[str, Any]
+
+
+# -- keys ------------------------------------------------------------------------
+def job_pk(queue: str, job_id: str) -> str:
+    # Queue names never contain '#', so the key is unambiguous for any job id.
+    return f"Q#{queue}#J#{job_id}"
+
+
+def key(pk: str, sk: str) -> Item:
+    return {PK: {"S": pk}, SK: {"S": sk}}
+
+
+def job_key(queue: str, job_id: str) -> Item:
+    return key(job_pk(queue, job_id), JOB_SK)
+
+
+def deps_key(queue: str, job_id: str) -> Item:
+    return key(job_pk(queue, job_id), DEPS_SK)
+
+
+def queue_meta_key(queue: str) -> Item:
+    return key(f"Q#{queue}", META_SK)
+
+
+def repeatable_key(queue: str, rep_key: str) -> Item:
+    return key(f"Q#{queue}", f"{REP_PREFIX}{rep_key}")
+
+
+def worker_key(worker_id: str) -> Item:
+    return key(WORKERS_PK, f"W#{worker_id}")
+
+
+def lock_key(name: str) -> Item:
+    return key(f"LOCK#{name}", LOCK_SK)
+
+
+def registry_key() -> Item:
+    return key(REGISTRY_PK, REGISTRY_SK)
+
+
+def state_partition(queue: str, state: str) -> str:
+    return f"{queue}#{state}"
+
+
+def active_shard(queue: str, job_id: str) -> str:
+    return f"ACTIVE#{zlib.crc32(f'{queue}#{job_id}'.encode()) % ACTIVE_SHARDS}"
+
+
+# -- values ----------------------------------------------------------------------
+def num(value: float) -> dict[str, str]:
+    """A DynamoDB number: plain decimal notation that round-trips the float exactly."""
+    return {"N": format(Decimal(repr(float(value))), "f")}
+
+
+def ttl_num(epoch: float) -> dict[str, str]:
+    """TTL attributes must be whole epoch seconds."""
+    return {"N": str(math.ceil(epoch))}
+
+
+def get_num(item: Item, name: str) -> float | None:
+    value = item.get(name)
+    return float(value["N"]) if value else None
+
+
+def get_str(item: Item, name: str) -> str | None:
+    value = item.get(name)
+    return str(value["S"]) if value else None
+
+
+def get_set(item: Item, name: str) -> set[str]:
+    value = item.get(name)
+    return set(value["SS"]) if value else set()
+
+
+def attribute_size(value: Mapping[str, Any]) -> int:
+    """Billed size of one attribute value (numbers counted at their text length, an upper bound)."""
+    (kind, raw), *_ = value.items()
+    if kind in ("S", "N"):
+        return len(str(raw).encode("utf-8"))
+    if kind == "B":
+        return len(raw)
+    if kind in ("SS", "NS"):
+        return sum(len(str(v).encode("utf-8")) for v in raw)
+    if kind == "BS":
+        return sum(len(v) for v in raw)
+    if kind == "L":
+        return 3 + sum(1 + attribute_size(v) for v in raw)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode("utf-8")) + attribute_size(v) for k, v in raw.items())
+    return 1  # BOOL, NULL
+
+
+def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
+    """Size of an item as DynamoDB counts it: attribute names plus values."""
+    return sum(len(name.encode("utf-8")) + attribute_size(value) for name, value in item.items())
+
+
+# -- job items -------------------------------------------------------------------
+def job_values(record: JobRecord, *, created: float, now: float, expires: float | None) -> Item:
+    """Every non-key attribute of a job item as written by ``create``."""
+    values: Item = {
+        "#queue": {"S": record.queue},
+        "#id": {"S": record.id},
+        "#state": {"S": record.state},
+        "#payload": {"S": encode_payload(record.payload)},
+        "#upd": num(now),
+        "#created": num(created),
+        "#g1pk": {"S": state_partition(record.queue, record.state)},
+        "#g1sk": num(created),
+    }
+    if record.run_at is not None:
+        values["#run_at"] = num(record.run_at)
+    if record.owner is not None:
+        values["#owner"] = {"S": record.owner}
+    if record.heartbeat is not None:
+        values["#hb"] = num(record.heartbeat)
+    if record.state == "active":
+        values["#apk"] = {"S": active_shard(record.queue, record.id)}
+        values["#ask"] = num(record.heartbeat if record.heartbeat is not None else now)
+    if expires is not None:
+        values["#exp"] = ttl_num(expires)
+    return values
+
+
+def job_item(record: JobRecord, *, created: float, now: float, expires: float | None) -> Item:
+    """The full job item (used to measure it before writing)."""
+    values = job_values(record, created=created, now=now, expires=expires)
+    return {**job_key(record.queue, record.id), **{NAMES[k]: v for k, v in values.items()}}
+
+
+def job_upsert(record: JobRecord, *, created: float, now: float, expires: float | None) -> Item:
+    """``UpdateItem`` arguments that insert or fully overwrite a job item.
+
+    An update rather than a put so that ``created_at`` (the list order) survives
+    an overwrite, as in the memory store.
+    """
+    values = job_values(record, created=created, now=now, expires=expires)
+    sets = [f"{name} = :{name[1:]}" for name in values if name not in ("#created", "#g1sk")]
+    sets += ["#created = if_not_exists(#created, :created)", "#g1sk = if_not_exists(#g1sk, :created)"]
+    removes = [n for n in ("#run_at", "#owner", "#hb", "#apk", "#ask", "#exp") if n not in values]
+    expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+    used = set(values) | set(removes) | {"#created", "#g1sk"}
+    return {
+        "Key": job_key(record.queue, record.id),
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": {n: NAMES[n] for n in used},
+        "ExpressionAttributeValues": {f":{name[1:]}": v for name, v in values.items() if name != "#g1sk"},
+    }
+
+
+def record_from_item(item: Item) -> JobRecord:
+    return JobRecord(
+        queue=str(item["queue"]["S"]),
+        id=str(item["job_id"]["S"]),
+        state=str(item["state"]["S"]),
+        payload=json.loads(item["payload"]["S"]),
+        run_at=get_num(item, "run_at"),
+        owner=get_str(item, "owner"),
+        heartbeat=get_num(item, "heartbeat"),
+        updated_at=get_num(item, "updated_at") or 0.0,
+    )
+
+
+def estimated_job_size(queue: str, job_id: str, state: str, payload: Mapping[str, Any]) -> int:
+    """Size of a job item holding ``payload`` with every optional attribute present."""
+    record = JobRecord(queue, job_id, state, dict(payload), run_at=0.0, owner="x" * 64, heartbeat=0.0)
+    return item_size(job_item(record, created=1e10, now=1e10, expires=1e10))
+
+
+# -- dependency items ------------------------------------------------------------
+def deps_updates(queue: str, edges: Mapping[str, Iterable[str]]) -> list[Item]:
+    """``UpdateItem`` arguments adding ``child -> parents`` edges: one per dependency item.
+
+    A job's dependency item holds ``pending`` (parents it waits for) and
+    ``children`` (jobs waiting for it); a job both child and parent gets one
+    action, so a transaction never touches one item twice.
+    """
+    pending: dict[str, set[str]] = {}
+    children: dict[str, set[str]] = {}
+    for child, parents in edges.items():
+        for parent in parents:
+            pending.setdefault(child, set()).add(parent)
+            children.setdefault(parent, set()).add(child)
+    updates: list[Item] = []
+    for job_id in sorted(pending.keys() | children.keys()):
+        adds, values = [], {}
+        if pending.get(job_id):
+            adds.append("pending :p")
+            values[":p"] = {"SS": sorted(pending[job_id])}
+        if children.get(job_id):
+            adds.append("children :c")
+            values[":c"] = {"SS": sorted(children[job_id])}
+        updates.append(
+            {
+                "Key": deps_key(queue, job_id),
+                "UpdateExpression": "ADD " + ", ".join(adds),
+                "ExpressionAttributeValues": values,
+            }
+        )
+    return updates
+
+
+def update_size(update: Mapping[str, Any]) -> int:
+    """Upper bound of the item an ``UpdateItem`` of ``deps_updates`` writes."""
+    values = update.get("ExpressionAttributeValues", {})
+    return item_size(update["Key"]) + sum(attribute_size(v) + 8 for v in values.values())

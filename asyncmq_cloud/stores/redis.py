@@ -1,0 +1,478 @@
+"""Redis :class:`~asyncmq_cloud.core.protocols.StateStore` (redis-py asyncio).
+
+Operator's manual
+=================
+
+**Target.** One Redis (standalone, or a primary with replicas / Sentinel), version
+6.2 or newer. Redis Cluster is *not* supported: the Lua scripts derive key names
+from the prefix and the queue name instead of declaring every key, and the
+indexes below span queues. Point the store at a database of its own or give it a
+``prefix`` of its own; two stores with the same prefix share all their state.
+
+**Key layout** (``P`` is ``prefix``, ``Q`` a queue; queue names never contain
+``:`` — :func:`~asyncmq_cloud.core.validation.validate_queue_name` — so every key
+splits unambiguously; job ids may contain anything)::
+
+    P:q:Q:job:ID          hash    state, payload (JSON), seq, created_at, updated_at,
+                                  and when set: run_at, owner, heartbeat
+    P:q:Q:state:STATE     zset    job ids in STATE, scored by creation order (seq)
+    P:q:Q:states          set     every state name the queue has used (for count_jobs)
+    P:q:Q:pending:CHILD   set     parent ids CHILD still waits for
+    P:q:Q:children:PARENT set     children that wait for PARENT
+    P:q:Q:repeatables     hash    repeatable key -> JSON definition
+    P:active              zset    "Q:ID" of every active job, scored by heartbeat
+    P:queues              set     queues that have held a job or a repeatable
+    P:paused              set     paused queues
+    P:seq                 string  creation counter (orders list_jobs)
+    P:workers             hash    worker id -> JSON entry
+    P:workers:expiry      zset    worker id scored by expiry (heartbeat + ttl)
+    P:lock:KEY            string  lock holder token, with a PX expiry
+
+Times are epoch seconds written by the clients (keep worker clocks in sync).
+
+**Atomicity and round trips.** Every conditional or multi-key operation is one
+Lua script (``asyncmq_cloud/lua/state_*.lua``, loaded at ``start()``), so each
+public method is a single round trip (``EVALSHA``, one plain command or one
+``MULTI``/``EXEC``). A script is atomic with respect to other clients; Redis does
+not roll a script back if it fails half way, which is why every input is
+validated (names, sizes) in Python before the script runs.
+
+**Memory.** A job costs its payload JSON (at most ``max_payload_bytes``, 512 KiB by
+default) plus about 200 bytes of fields and index entries. Nothing expires by
+itself: finished jobs stay until AsyncMQ's cleanup or ``delete`` removes them;
+expired workers are pruned by ``list_workers``; locks are the only keys with a
+TTL. ``list_jobs`` and ``list_stalled`` read whole indexes in one script, which
+blocks Redis for the duration on very large queues. Set ``maxmemory-policy
+noeviction``: an evicted job hash would leave its indexes pointing at nothing.
+
+**Persistence.** The store is the source of truth for job state. Use AOF
+(``appendonly yes``, ``appendfsync everysec``: at most about one second of writes
+lost on a crash) or accept that an RDB-only server forgets everything since its
+last snapshot. A failover to a replica can likewise lose the last writes.
+
+**Errors.** redis-py errors are translated in :func:`_translated`: connection
+loss, timeouts, loading and read-only replicas raise
+:class:`~asyncmq_cloud.errors.TransientError`; authentication and ACL failures
+:class:`~asyncmq_cloud.errors.AccessDeniedError`; anything else
+:class:`~asyncmq_cloud.errors.PermanentError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from contextlib import AsyncExitStack
+from importlib import resources
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+from redis import exceptions as rexc
+from redis.commands.core import AsyncScript
+
+from asyncmq_cloud.core.protocols import JobRecord, RepeatableRecord, WorkerRecord
+from asyncmq_cloud.core.validation import encode_payload, validate_queue_name
+from asyncmq_cloud.errors import (
+    AccessDeniedError,
+    ClosedError,
+    CloudBackendError,
+    ConfigurationError,
+    PayloadTooLargeError,
+    PermanentError,
+    TransientError,
+)
+
+#: Same default as the memory store; Redis itself accepts strings up to 512 MB.
+DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
+#: Scripts that start with ``state_common.lua`` (they take ``prefix, ...`` as ARGV).
+_JOB_SCRIPTS = (
+    "claim", "transition", "create", "heartbeat", "set_state", "update_payload", "delete",
+    "add_dependencies", "resolve_dependency", "list", "count", "stalled",
+)  # fmt: skip
+_PLAIN_SCRIPTS = ("workers", "acquire_lock", "release_lock")
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+_S = TypeVar("_S", bound="RedisStateStore")
+
+
+def _translate(exc: Exception) -> CloudBackendError:
+    """Map one redis-py (or socket) error onto the package hierarchy."""
+    message = f"redis: {exc}"
+    if isinstance(exc, rexc.AuthenticationError | rexc.AuthorizationError | rexc.NoPermissionError):
+        return AccessDeniedError(message)
+    if isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | rexc.BusyLoadingError | rexc.ReadOnlyError):
+        return TransientError(message)
+    if isinstance(exc, rexc.TryAgainError | ConnectionError | TimeoutError):
+        return TransientError(message)
+    return PermanentError(message)
+
+
+def _translated(
+    method: Callable[Concatenate[_S, _P], Awaitable[_R]],
+) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _R]]:
+    """The one boundary where redis-py errors become :mod:`asyncmq_cloud.errors`."""
+
+    @functools.wraps(method)
+    async def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await method(self, *args, **kwargs)
+        except (rexc.RedisError, ConnectionError, TimeoutError) as exc:
+            raise _translate(exc) from exc
+
+    return wrapper
+
+
+def _load_script(name: str) -> str:
+    lua = resources.files("asyncmq_cloud") / "lua"
+    body = (lua / f"state_{name}.lua").read_text("utf-8")
+    if name in _JOB_SCRIPTS:
+        body = (lua / "state_common.lua").read_text("utf-8") + "\n" + body
+    return body
+
+
+def _str(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _num(value: float | None) -> str:
+    """A float as a Redis/Lua argument: ``repr`` round-trips exactly; ``''`` is None."""
+    return "" if value is None else repr(float(value))
+
+
+def _opt_float(value: str | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _to_record(queue: str, job_id: str, raw: Any) -> JobRecord | None:
+    """Build a record from ``HGETALL`` output (a dict, or a flat list from Lua)."""
+    if not raw:
+        return None
+    pairs = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
+    fields = {_str(k): _str(v) for k, v in pairs}
+    if "state" not in fields:
+        return None
+    return JobRecord(
+        queue=queue,
+        id=job_id,
+        state=fields["state"],
+        payload=json.loads(fields.get("payload") or "{}"),
+        run_at=_opt_float(fields.get("run_at")),
+        owner=fields.get("owner"),
+        heartbeat=_opt_float(fields.get("heartbeat")),
+        updated_at=float(fields.get("updated_at") or 0.0),
+    )
+
+
+class RedisStateStore:
+    """Job records and queue metadata in one Redis; see the module docstring.
+
+    Args:
+        url: ``redis://`` / ``rediss://`` URL used when no ``client`` is given.
+        prefix: first segment of every key; give each deployment its own.
+        client: an existing ``redis.asyncio.Redis``; the store then never closes it.
+        max_payload_bytes: largest encoded payload ``create`` accepts.
+        client_kwargs: passed to ``BlockingConnectionPool.from_url`` (``max_connections``,
+            ``timeout``, ``socket_timeout``, TLS options, ...).
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "asyncmq-cloud",
+        client: aioredis.Redis | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        client_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not prefix:
+            raise ConfigurationError("RedisStateStore prefix must be a non-empty string")
+        if max_payload_bytes <= 0:
+            raise ConfigurationError("RedisStateStore max_payload_bytes must be positive")
+        self.url = url
+        self.prefix = prefix
+        self.max_payload_bytes = max_payload_bytes
+        self._given_client = client
+        self._client_kwargs = dict(client_kwargs or {})
+        self._redis: aioredis.Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
+        self._stack = AsyncExitStack()
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------
+    @_translated
+    async def start(self) -> None:
+        """Connect (when the store owns its client) and load the scripts; idempotent."""
+        if self._closed:
+            raise ClosedError("RedisStateStore is closed; create a new one")
+        if self._redis is not None:
+            return
+        client = self._given_client
+        if client is None:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.url, **{"decode_responses": True, **self._client_kwargs}
+            )
+            client = aioredis.Redis.from_pool(pool)
+            self._stack.push_async_callback(client.aclose)
+        try:
+            scripts = {name: client.register_script(_load_script(name)) for name in _JOB_SCRIPTS + _PLAIN_SCRIPTS}
+            # Load every script up front (one round trip) so each call is a single EVALSHA.
+            async with client.pipeline(transaction=False) as pipe:
+                for script in scripts.values():
+                    pipe.script_load(script.script)
+                await pipe.execute()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self._scripts = scripts
+        self._redis = client
+
+    async def close(self) -> None:
+        """Close the client the store created (never a given one); idempotent."""
+        self._closed = True
+        self._redis = None
+        await self._stack.aclose()
+
+    async def provision(self) -> None:
+        """Nothing to create: keys appear on first write."""
+        return None
+
+    async def __aenter__(self) -> RedisStateStore:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        if getattr(self, "_redis", None) is not None and self._given_client is None:
+            _warn(f"unclosed {self!r}; call close() or use 'async with'", ResourceWarning, source=self)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The redis client in use (raises :class:`ClosedError` outside start()..close())."""
+        if self._redis is None:
+            state = "closed" if self._closed else "not started; await start() or use 'async with'"
+            raise ClosedError(f"RedisStateStore is {state}")
+        return self._redis
+
+    async def _run(self, name: str, args: Sequence[str | bytes | int | float], keys: Sequence[str] = ()) -> Any:
+        client = self.client
+        return await self._scripts[name](keys=list(keys), args=list(args), client=client)
+
+    def _key(self, queue: str, suffix: str) -> str:
+        return f"{self.prefix}:q:{validate_queue_name(queue)}:{suffix}"
+
+    def _encode(self, job_id: str, payload: dict[str, Any]) -> bytes:
+        body = encode_payload(payload).encode("utf-8")
+        if len(body) > self.max_payload_bytes:
+            raise PayloadTooLargeError(
+                f"job {job_id!r} encodes to {len(body)} bytes; the Redis store accepts {self.max_payload_bytes} "
+                "(max_payload_bytes)",
+                size=len(body),
+                limit=self.max_payload_bytes,
+            )
+        return body
+
+    # -- job records -----------------------------------------------------------
+    @_translated
+    async def create(self, records: Sequence[JobRecord], deps: Mapping[str, Collection[str]] | None = None) -> None:
+        args: list[str | bytes | int | float] = [self.prefix, _num(time.time()), len(records)]
+        for record in records:  # validate everything before anything is written
+            validate_queue_name(record.queue)
+            body = self._encode(record.id, record.payload)
+            has_owner = "0" if record.owner is None else "1"
+            args += [record.queue, record.id, record.state, body, _num(record.run_at), _num(record.heartbeat)]
+            args += [has_owner, record.owner or ""]
+        queues = {record.id: record.queue for record in reversed(records)}  # first record of an id wins
+        args.append(len(deps or {}))
+        for child, parents in (deps or {}).items():
+            if child not in queues:
+                raise ValueError(f"deps names child {child!r}, which is not one of the records")
+            args += [queues[child], child, len(parents), *parents]
+        if records or deps:
+            await self._run("create", args)
+
+    @_translated
+    async def get(self, queue: str, job_id: str) -> JobRecord | None:
+        return _to_record(queue, job_id, await self.client.hgetall(self._key(queue, f"job:{job_id}")))
+
+    @_translated
+    async def claim(self, queue: str, job_id: str, token: str, now: float) -> JobRecord | None:
+        validate_queue_name(queue)
+        raw = await self._run("claim", [self.prefix, queue, job_id, token, _num(now)])
+        return _to_record(queue, job_id, raw)
+
+    @_translated
+    async def transition(
+        self,
+        queue: str,
+        job_id: str,
+        to_state: str,
+        *,
+        expect_states: Collection[str] | None = None,
+        expect_owner: str | None = None,
+        payload: dict[str, Any] | None = None,
+        run_at: float | None = None,
+    ) -> JobRecord | None:
+        validate_queue_name(queue)
+        try:
+            body = b"" if payload is None else self._encode(job_id, payload)
+        except PayloadTooLargeError:
+            # Like the reference store: a failed condition wins over an oversized payload.
+            current = await self.get(queue, job_id)
+            if current is None or (expect_states is not None and current.state not in expect_states):
+                return None
+            if expect_owner is not None and current.owner != expect_owner:
+                return None
+            raise
+        args: list[str | bytes | int | float] = [self.prefix, queue, job_id, to_state, _num(time.time())]
+        args += [_num(run_at), "0" if payload is None else "1", body]
+        args += ["0" if expect_owner is None else "1", expect_owner or ""]
+        args += ["0" if expect_states is None else "1", *(expect_states or ())]
+        return _to_record(queue, job_id, await self._run("transition", args))
+
+    @_translated
+    async def update_payload(self, queue: str, job_id: str, payload: dict[str, Any]) -> bool:
+        key = self._key(queue, f"job:{job_id}")
+        try:
+            body = self._encode(job_id, payload)
+        except PayloadTooLargeError:
+            if not await self.client.exists(key):
+                return False
+            raise
+        return bool(await self._run("update_payload", [self.prefix, queue, job_id, body, _num(time.time())]))
+
+    @_translated
+    async def set_state(self, queue: str, job_id: str, state: str) -> bool:
+        validate_queue_name(queue)
+        return bool(await self._run("set_state", [self.prefix, queue, job_id, state, _num(time.time())]))
+
+    @_translated
+    async def heartbeat(self, queue: str, job_id: str, now: float, token: str | None = None) -> bool:
+        validate_queue_name(queue)
+        args = [self.prefix, queue, job_id, _num(now), "0" if token is None else "1", token or ""]
+        return bool(await self._run("heartbeat", args))
+
+    @_translated
+    async def delete(self, queue: str, job_id: str) -> JobRecord | None:
+        validate_queue_name(queue)
+        return _to_record(queue, job_id, await self._run("delete", [self.prefix, queue, job_id]))
+
+    @_translated
+    async def list_jobs(self, queue: str, state: str) -> list[JobRecord]:
+        validate_queue_name(queue)
+        rows = await self._run("list", [self.prefix, queue, state])
+        records = (_to_record(queue, _str(job_id), fields) for job_id, fields in rows)
+        return [r for r in records if r is not None and r.state == state]
+
+    @_translated
+    async def count_jobs(self, queue: str) -> dict[str, int]:
+        validate_queue_name(queue)
+        flat = await self._run("count", [self.prefix, queue])
+        return {_str(state): int(n) for state, n in zip(flat[::2], flat[1::2], strict=True)}
+
+    @_translated
+    async def list_stalled(self, older_than: float) -> list[JobRecord]:
+        rows = await self._run("stalled", [self.prefix, _num(older_than)])
+        records = (_to_record(_str(queue), _str(job_id), fields) for queue, job_id, fields in rows)
+        return [r for r in records if r is not None and r.state == "active"]
+
+    @_translated
+    async def list_queues(self) -> list[str]:
+        return sorted(_str(q) for q in await self.client.sunion([f"{self.prefix}:queues", f"{self.prefix}:paused"]))
+
+    # -- queue flags -------------------------------------------------------------
+    @_translated
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        validate_queue_name(queue)
+        if paused:
+            await self.client.sadd(f"{self.prefix}:paused", queue)
+        else:
+            await self.client.srem(f"{self.prefix}:paused", queue)
+
+    @_translated
+    async def is_paused(self, queue: str) -> bool:
+        validate_queue_name(queue)
+        return bool(await self.client.sismember(f"{self.prefix}:paused", queue))
+
+    # -- dependencies ----------------------------------------------------------
+    @_translated
+    async def add_dependencies(self, queue: str, child_id: str, parent_ids: Collection[str]) -> None:
+        validate_queue_name(queue)
+        if parent_ids:
+            await self._run("add_dependencies", [self.prefix, queue, child_id, *parent_ids])
+
+    @_translated
+    async def resolve_dependency(self, queue: str, parent_id: str) -> list[str]:
+        validate_queue_name(queue)
+        return sorted(_str(c) for c in await self._run("resolve_dependency", [self.prefix, queue, parent_id]))
+
+    @_translated
+    async def pending_parents(self, queue: str, child_id: str) -> set[str]:
+        return {_str(p) for p in await self.client.smembers(self._key(queue, f"pending:{child_id}"))}
+
+    # -- repeatables -------------------------------------------------------------
+    @_translated
+    async def put_repeatable(self, queue: str, record: RepeatableRecord) -> None:
+        entry = json.dumps(
+            {"job_def": record.job_def, "next_run": record.next_run, "paused": record.paused}, default=str
+        )
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(self._key(queue, "repeatables"), record.key, entry)
+            pipe.sadd(f"{self.prefix}:queues", queue)
+            await pipe.execute()
+
+    @_translated
+    async def get_repeatable(self, queue: str, key: str) -> RepeatableRecord | None:
+        entry = await self.client.hget(self._key(queue, "repeatables"), key)
+        return None if entry is None else _repeatable(key, entry)
+
+    @_translated
+    async def list_repeatables(self, queue: str) -> list[RepeatableRecord]:
+        entries = await self.client.hgetall(self._key(queue, "repeatables"))
+        return sorted((_repeatable(_str(k), v) for k, v in entries.items()), key=lambda r: r.next_run)
+
+    @_translated
+    async def delete_repeatable(self, queue: str, key: str) -> bool:
+        return bool(await self.client.hdel(self._key(queue, "repeatables"), key))
+
+    # -- workers -------------------------------------------------------------------
+    @_translated
+    async def register_worker(self, record: WorkerRecord, ttl: float) -> None:
+        entry = json.dumps(
+            {"id": record.id, "queue": record.queue, "concurrency": record.concurrency, "heartbeat": record.heartbeat}
+        )
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(f"{self.prefix}:workers", record.id, entry)
+            pipe.zadd(f"{self.prefix}:workers:expiry", {record.id: record.heartbeat + ttl})
+            await pipe.execute()
+
+    @_translated
+    async def deregister_worker(self, worker_id: str) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hdel(f"{self.prefix}:workers", worker_id)
+            pipe.zrem(f"{self.prefix}:workers:expiry", worker_id)
+            await pipe.execute()
+
+    @_translated
+    async def list_workers(self) -> list[WorkerRecord]:
+        entries = await self._run("workers", [self.prefix, _num(time.time())])
+        return [WorkerRecord(**json.loads(entry)) for entry in entries]
+
+    # -- locks -----------------------------------------------------------------------
+    @_translated
+    async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:
+        ttl_ms = max(1, round(ttl * 1000))
+        return bool(await self._run("acquire_lock", [token, ttl_ms], keys=[f"{self.prefix}:lock:{key}"]))
+
+    @_translated
+    async def release_lock(self, key: str, token: str) -> bool:
+        return bool(await self._run("release_lock", [token], keys=[f"{self.prefix}:lock:{key}"]))
+
+
+def _repeatable(key: str, entry: str | bytes) -> RepeatableRecord:
+    data = json.loads(entry)
+    return RepeatableRecord(key=key, job_def=data["job_def"], next_run=float(data["next_run"]), paused=data["paused"])

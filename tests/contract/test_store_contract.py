@@ -1,0 +1,213 @@
+"""The StateStore contract: one suite, run against every store.
+
+The memory store is the reference; the Redis and DynamoDB stores run the same
+tests against real servers (redis-server, moto server) through the
+``state_store`` fixture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from asyncmq_cloud.core.protocols import WAITING_CHILDREN, JobRecord, RepeatableRecord, WorkerRecord
+from asyncmq_cloud.errors import InvalidNameError, PayloadTooLargeError
+
+
+def _rec(queue: str, job_id: str, state: str = "waiting", run_at: float | None = None, **payload: Any) -> JobRecord:
+    body = {"id": job_id, "task_id": "tests.tasks.noop", "args": [], "kwargs": {}, **payload}
+    return JobRecord(queue=queue, id=job_id, state=state, payload=body, run_at=run_at)
+
+
+@pytest.fixture
+def queue() -> str:
+    return f"q-{uuid.uuid4().hex[:8]}"
+
+
+async def test_create_get_roundtrip(state_store: Any, queue: str) -> None:
+    await state_store.create([_rec(queue, "a", data={"nested": [1, 2.5, "x"]})])
+    record = await state_store.get(queue, "a")
+    assert record is not None
+    assert record.state == "waiting"
+    assert record.payload["data"] == {"nested": [1, 2.5, "x"]}
+    assert record.job()["status"] == "waiting"
+    assert await state_store.get(queue, "missing") is None
+
+
+async def test_claim_is_exclusive_and_returns_payload(state_store: Any, queue: str) -> None:
+    await state_store.create([_rec(queue, "a", marker=7)])
+    now = time.time()
+    first = await state_store.claim(queue, "a", "t1", now)
+    second = await state_store.claim(queue, "a", "t2", now)
+    assert first is not None and first.payload["marker"] == 7
+    assert first.state == "active" and first.owner == "t1" and first.job()["status"] == "active"
+    assert second is None
+
+
+async def test_claim_accepts_due_delayed_only(state_store: Any, queue: str) -> None:
+    now = time.time()
+    await state_store.create([_rec(queue, "later", "delayed", now + 60), _rec(queue, "due", "delayed", now - 1)])
+    assert await state_store.claim(queue, "later", "t", now) is None
+    claimed = await state_store.claim(queue, "due", "t", now)
+    assert claimed is not None and claimed.state == "active" and claimed.run_at is None
+
+
+@pytest.mark.parametrize("state", ["completed", "failed", "cancelled", "active", WAITING_CHILDREN])
+async def test_claim_refuses_other_states(state_store: Any, queue: str, state: str) -> None:
+    await state_store.create([_rec(queue, "a", state)])
+    assert await state_store.claim(queue, "a", "t", time.time()) is None
+
+
+async def test_concurrent_claim_races_have_one_winner(state_store: Any, queue: str) -> None:
+    ids = [f"j{i}" for i in range(20)]
+    await state_store.create([_rec(queue, i) for i in ids])
+    now = time.time()
+    attempts = [state_store.claim(queue, i, f"tok{n}", now) for i in ids for n in range(5)]
+    results = await asyncio.gather(*attempts)
+    winners: dict[str, int] = {}
+    for record in results:
+        if record is not None:
+            winners[record.id] = winners.get(record.id, 0) + 1
+    assert winners == {i: 1 for i in ids}
+
+
+async def test_transition_conditions(state_store: Any, queue: str) -> None:
+    await state_store.create([_rec(queue, "a")])
+    await state_store.claim(queue, "a", "owner-1", time.time())
+    assert await state_store.transition(queue, "a", "completed", expect_states={"active"}, expect_owner="x") is None
+    assert await state_store.transition(queue, "a", "completed", expect_states={"waiting"}) is None
+    done = await state_store.transition(
+        queue, "a", "completed", expect_states={"active"}, expect_owner="owner-1", payload={"id": "a", "result": 3}
+    )
+    assert done is not None and done.state == "completed" and done.owner is None
+    assert (await state_store.get(queue, "a")).payload["result"] == 3
+    assert await state_store.transition(queue, "missing", "completed") is None
+
+
+async def test_transition_sets_and_clears_run_at(state_store: Any, queue: str) -> None:
+    await state_store.create([_rec(queue, "a")])
+    at = time.time() + 30
+    delayed = await state_store.transition(queue, "a", "delayed", run_at=at)
+    assert delayed is not None and delayed.run_at == pytest.approx(at)
+    waiting = await state_store.transition(queue, "a", "waiting", expect_states={"delayed"})
+    assert waiting is not None and waiting.run_at is None
+
+
+async def test_update_payload_set_state_delete(state_store: Any, queue: str) -> None:
+    await state_store.create([_rec(queue, "a")])
+    assert await state_store.update_payload(queue, "a", {"id": "a", "progress": 0.5})
+    assert await state_store.set_state(queue, "a", "failed")
+    record = await state_store.get(queue, "a")
+    assert record.state == "failed" and record.payload["progress"] == 0.5
+    assert not await state_store.update_payload(queue, "missing", {"id": "missing"})
+    removed = await state_store.delete(queue, "a")
+    assert removed is not None and removed.id == "a"
+    assert await state_store.get(queue, "a") is None
+    assert await state_store.delete(queue, "a") is None
+
+
+async def test_heartbeat_requires_active_and_owner(state_store: Any, queue: str) -> None:
+    await state_store.create([_rec(queue, "a")])
+    assert not await state_store.heartbeat(queue, "a", time.time())
+    await state_store.claim(queue, "a", "tok", time.time())
+    assert not await state_store.heartbeat(queue, "a", time.time(), "other")
+    assert await state_store.heartbeat(queue, "a", time.time() + 5, "tok")
+    assert (await state_store.get(queue, "a")).heartbeat == pytest.approx(time.time() + 5, abs=2)
+
+
+async def test_list_and_count_by_state(state_store: Any, queue: str) -> None:
+    await state_store.create([_rec(queue, f"w{i}") for i in range(3)])
+    await state_store.create([_rec(queue, "d", "delayed", time.time() + 60)])
+    await state_store.claim(queue, "w0", "t", time.time())
+    waiting = await state_store.list_jobs(queue, "waiting")
+    assert [r.id for r in waiting] == ["w1", "w2"]
+    counts = await state_store.count_jobs(queue)
+    assert counts.get("waiting") == 2 and counts.get("active") == 1 and counts.get("delayed") == 1
+    assert queue in await state_store.list_queues()
+
+
+async def test_list_stalled_uses_heartbeat(state_store: Any, queue: str) -> None:
+    await state_store.create([_rec(queue, "old"), _rec(queue, "fresh")])
+    now = time.time()
+    await state_store.claim(queue, "old", "t1", now - 100)
+    await state_store.claim(queue, "fresh", "t2", now)
+    stalled = await state_store.list_stalled(now - 50)
+    assert [(r.queue, r.id, r.owner) for r in stalled if r.queue == queue] == [(queue, "old", "t1")]
+
+
+async def test_paused_flag(state_store: Any, queue: str) -> None:
+    assert not await state_store.is_paused(queue)
+    await state_store.set_paused(queue, True)
+    assert await state_store.is_paused(queue)
+    await state_store.set_paused(queue, False)
+    assert not await state_store.is_paused(queue)
+
+
+async def test_dependencies_resolve_exactly_once(state_store: Any, queue: str) -> None:
+    await state_store.create(
+        [_rec(queue, "p1"), _rec(queue, "p2"), _rec(queue, "c", WAITING_CHILDREN)], {"c": ["p1", "p2"]}
+    )
+    assert await state_store.pending_parents(queue, "c") == {"p1", "p2"}
+    assert await state_store.resolve_dependency(queue, "p1") == []
+    results = await asyncio.gather(*[state_store.resolve_dependency(queue, "p2") for _ in range(10)])
+    assert sorted(child for ready in results for child in ready) == ["c"]
+    assert await state_store.pending_parents(queue, "c") == set()
+
+
+async def test_add_dependencies_fan_in(state_store: Any, queue: str) -> None:
+    await state_store.create([_rec(queue, "c", WAITING_CHILDREN)])
+    await state_store.add_dependencies(queue, "c", ["a"])
+    await state_store.add_dependencies(queue, "c", ["b"])
+    assert await state_store.pending_parents(queue, "c") == {"a", "b"}
+    assert await state_store.resolve_dependency(queue, "b") == []
+    assert await state_store.resolve_dependency(queue, "a") == ["c"]
+
+
+async def test_oversized_payload_writes_nothing(state_store: Any, queue: str) -> None:
+    big = "x" * (state_store.max_payload_bytes + 1)
+    with pytest.raises(PayloadTooLargeError) as info:
+        await state_store.create([_rec(queue, "ok"), _rec(queue, "big", blob=big)])
+    assert info.value.limit == state_store.max_payload_bytes
+    assert await state_store.get(queue, "ok") is None
+    assert await state_store.get(queue, "big") is None
+
+
+async def test_invalid_queue_name_is_refused(state_store: Any) -> None:
+    with pytest.raises(InvalidNameError):
+        await state_store.create([_rec("bad name#1", "a")])
+
+
+async def test_repeatables_crud(state_store: Any, queue: str) -> None:
+    record = RepeatableRecord("k1", {"task_id": "t", "every": 5}, time.time() + 5)
+    await state_store.put_repeatable(queue, record)
+    assert (await state_store.get_repeatable(queue, "k1")).job_def == {"task_id": "t", "every": 5}
+    record.paused = True
+    await state_store.put_repeatable(queue, record)
+    assert [r.paused for r in await state_store.list_repeatables(queue)] == [True]
+    assert await state_store.delete_repeatable(queue, "k1")
+    assert await state_store.list_repeatables(queue) == []
+    assert not await state_store.delete_repeatable(queue, "k1")
+
+
+async def test_worker_registry(state_store: Any) -> None:
+    worker_id = uuid.uuid4().hex
+    await state_store.register_worker(WorkerRecord(worker_id, "q", 3, time.time()), 30)
+    found = [w for w in await state_store.list_workers() if w.id == worker_id]
+    assert len(found) == 1 and found[0].concurrency == 3 and found[0].queue == "q"
+    await state_store.deregister_worker(worker_id)
+    assert worker_id not in [w.id for w in await state_store.list_workers()]
+
+
+async def test_locks(state_store: Any) -> None:
+    key = f"lock-{uuid.uuid4().hex}"
+    assert await state_store.acquire_lock(key, "a", 30)
+    assert not await state_store.acquire_lock(key, "b", 30)
+    assert not await state_store.release_lock(key, "b")
+    assert await state_store.release_lock(key, "a")
+    assert await state_store.acquire_lock(key, "b", 0.2)
+    await asyncio.sleep(0.5)
+    assert await state_store.acquire_lock(key, "c", 30)

@@ -1,0 +1,88 @@
+"""Store and backend fixtures shared by the contract suites.
+
+``state_store`` is parametrized over every StateStore: the reference memory
+store, the Redis store (real redis-server) and the DynamoDB store (real moto
+server). ``backend`` is parametrized over AsyncMQ's own ``InMemoryBackend`` (the
+reference behaviour) and ``CloudBackend`` over each store, with the memory
+transport both with and without native delays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from asyncmq.backends.memory import InMemoryBackend
+
+from asyncmq_cloud.core.lifecycle import CloudBackend
+from asyncmq_cloud.scanners.memory import MemoryDelayStore
+from asyncmq_cloud.stores.memory import MemoryStateStore
+from asyncmq_cloud.transports.memory import MemoryTransport
+
+STORES = [
+    "memory",
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("dynamodb", marks=pytest.mark.moto),
+]
+
+
+@pytest.fixture
+async def memory_state_store() -> AsyncIterator[MemoryStateStore]:
+    async with MemoryStateStore() as store:
+        yield store
+
+
+@pytest.fixture(params=STORES)
+def state_store(request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue(f"{request.param}_state_store")
+
+
+BACKENDS = [
+    "asyncmq-memory",
+    "cloud-memory",
+    "cloud-memory-native-delay",
+    pytest.param("cloud-redis", marks=pytest.mark.redis),
+    pytest.param("cloud-dynamodb", marks=pytest.mark.moto),
+]
+
+
+async def _cloud(store: Any, native_delay: float) -> AsyncIterator[CloudBackend]:
+    # Not closed here: the store fixture owns the store (and cleans it up).
+    cloud = CloudBackend(store, MemoryTransport(max_native_delay=native_delay), MemoryDelayStore())
+    await cloud.start()
+    yield cloud
+
+
+@pytest.fixture
+async def asyncmq_memory_backend() -> AsyncIterator[InMemoryBackend]:
+    yield InMemoryBackend()
+
+
+@pytest.fixture
+async def cloud_memory_backend(memory_state_store: Any) -> AsyncIterator[CloudBackend]:
+    async for cloud in _cloud(memory_state_store, 0.0):
+        yield cloud
+
+
+@pytest.fixture
+async def cloud_memory_native_delay_backend(memory_state_store: Any) -> AsyncIterator[CloudBackend]:
+    async for cloud in _cloud(memory_state_store, 900.0):
+        yield cloud
+
+
+@pytest.fixture
+async def cloud_redis_backend(redis_state_store: Any) -> AsyncIterator[CloudBackend]:
+    async for cloud in _cloud(redis_state_store, 0.0):
+        yield cloud
+
+
+@pytest.fixture
+async def cloud_dynamodb_backend(dynamodb_state_store: Any) -> AsyncIterator[CloudBackend]:
+    async for cloud in _cloud(dynamodb_state_store, 0.0):
+        yield cloud
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue(request.param.replace("-", "_") + "_backend")

@@ -1,0 +1,45 @@
+"""Tasks used by the contract and end-to-end suites (task ids are ``tests.tasks.<name>``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from asyncmq.tasks import task
+
+CALLS: Counter[str] = Counter()
+ORDER: list[str] = []
+
+
+@task(queue="contract")
+async def add(a: int, b: int) -> int:
+    CALLS[f"add:{a}:{b}"] += 1
+    return a + b
+
+
+@task(queue="contract")
+async def record(key: str) -> str:
+    CALLS[key] += 1
+    ORDER.append(key)
+    return key
+
+
+@task(queue="contract")
+async def flaky(key: str, fail_times: int) -> str:
+    CALLS[key] += 1
+    if CALLS[key] <= fail_times:
+        raise RuntimeError(f"planned failure {CALLS[key]} of {key}")
+    return "ok"
+
+
+@task(queue="contract")
+async def fail_always(key: str) -> None:
+    CALLS[key] += 1
+    raise RuntimeError(f"{key} always fails")
+
+
+@task(queue="contract")
+async def sleep_then(key: str, seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    CALLS[key] += 1
+    return key
