@@ -1,0 +1,144 @@
+"""CloudBackend lifecycle: store/transport call counts, crash repair, bad input.
+
+Call counts run over every state store (``state_store`` fixture) through a
+counting proxy, so "a claim returns the payload" and "complete is one write"
+hold for the real stores, not only for the memory one.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+from asyncmq.queues import Queue
+from asyncmq.workers import handle_job
+
+from asyncmq_cloud.config import LifecycleConfig
+from asyncmq_cloud.core.lifecycle import CloudBackend
+from asyncmq_cloud.errors import ConfigurationError, InvalidNameError, PayloadTooLargeError
+from asyncmq_cloud.scanners.memory import MemoryDelayStore
+from asyncmq_cloud.transports.memory import MemoryTransport
+
+T = "tests.tasks."
+
+
+class Counting:
+    """Proxy that counts awaited method calls on the wrapped object."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return attr(*args, **kwargs)
+
+        return wrapper
+
+
+@pytest.fixture
+def qname() -> str:
+    return f"u-{uuid.uuid4().hex[:10]}"
+
+
+async def test_store_calls_per_job(state_store: Any, qname: str) -> None:
+    store = Counting(state_store)
+    transport = MemoryTransport()
+    backend = CloudBackend(store, transport, MemoryDelayStore())  # type: ignore[arg-type]
+    await backend.start()
+    job_id = await Queue(qname, backend=backend).add(T + "add", args=[1, 2])
+    assert store.calls == Counter({"start": 1, "create": 1}) and transport.calls == {"send": 1}
+    store.calls.clear()
+    job = await backend.dequeue(qname)
+    assert job is not None and job["status"] == "active" and job["args"] == [1, 2]
+    assert store.calls == Counter({"claim": 1}), "the claim must return the payload (no extra read)"
+    store.calls.clear()
+    await handle_job(qname, job, backend)
+    # complete = ONE conditional write; resolve_dependency is AsyncMQ's own follow-up call.
+    assert store.calls == Counter({"transition": 1, "resolve_dependency": 1})
+    assert transport.calls["ack"] == 1
+    assert await backend.get_job_result(qname, job_id) == 3
+
+
+async def test_paused_flag_is_cached(memory_state_store: Any, qname: str) -> None:
+    store = Counting(memory_state_store)
+    backend = CloudBackend(store, MemoryTransport(), MemoryDelayStore(), config=LifecycleConfig(pause_cache_ttl=60))  # type: ignore[arg-type]
+    for _ in range(5):
+        assert not await backend.is_queue_paused(qname)
+    assert store.calls["is_paused"] == 1
+    await backend.pause_queue(qname)
+    assert await backend.is_queue_paused(qname)
+    assert store.calls["is_paused"] == 1
+
+
+async def test_crash_between_delay_claim_and_promotion_is_repaired(memory_state_store: Any, qname: str) -> None:
+    delay_store = MemoryDelayStore()
+    config = LifecycleConfig(repair_interval=0.01, repair_grace=0.0)
+    backend = CloudBackend(memory_state_store, MemoryTransport(), delay_store, config=config)
+    await Queue(qname, backend=backend).add(T + "record", args=["x"], delay=0.05)
+    time.sleep(0.1)
+    # A scanner claimed the id from the delay store and crashed before the state write.
+    assert len(await delay_store.claim_due(qname, time.time(), 10)) == 1
+    promoted = await backend.promote_due_delayed(qname)
+    assert [j["status"] for j in promoted] == ["waiting"]
+    assert await backend.promote_due_delayed(qname) == []  # exactly once
+    assert (await backend.dequeue(qname)) is not None
+
+
+async def test_duplicate_delivery_is_dropped(memory_state_store: Any, qname: str) -> None:
+    transport = MemoryTransport()
+    backend = CloudBackend(memory_state_store, transport, MemoryDelayStore())
+    job_id = await Queue(qname, backend=backend).add(T + "add", args=[1, 1])
+    await transport.send(qname, [job_id])  # the broker delivers the reference twice
+    first = await backend.dequeue(qname)
+    assert first is not None
+    assert await backend.dequeue(qname) is None
+    assert await transport.depth(qname) == 1  # the duplicate was acked, the first is in flight
+
+
+async def test_oversized_payload_refused_at_enqueue(memory_state_store: Any, qname: str) -> None:
+    transport = MemoryTransport()
+    backend = CloudBackend(memory_state_store, transport, MemoryDelayStore())
+    blob = "x" * (memory_state_store.max_payload_bytes + 10)
+    with pytest.raises(PayloadTooLargeError):
+        await backend.enqueue(qname, {"id": "big", "task_id": T + "add", "args": [blob], "kwargs": {}})
+    assert await memory_state_store.get(qname, "big") is None
+    assert await transport.depth(qname) == 0
+
+
+async def test_invalid_queue_name(memory_state_store: Any) -> None:
+    backend = CloudBackend(memory_state_store, MemoryTransport(), MemoryDelayStore())
+    with pytest.raises(InvalidNameError, match="may only contain"):
+        await backend.enqueue("bad queue!", {"id": "a", "task_id": "t", "args": [], "kwargs": {}})
+
+
+def test_malformed_config_names_the_field() -> None:
+    with pytest.raises(ConfigurationError, match="prefetch"):
+        LifecycleConfig.build(prefetch=0)
+    with pytest.raises(ConfigurationError, match="bogus"):
+        LifecycleConfig.build(bogus=1)
+
+
+def test_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASYNCMQ_CLOUD_RECEIVE_WAIT", "2.5")
+    assert LifecycleConfig.from_env().receive_wait == 2.5
+    monkeypatch.setenv("ASYNCMQ_CLOUD_RECEIVE_WAIT", "lots")
+    with pytest.raises(ConfigurationError, match="receive_wait"):
+        LifecycleConfig.from_env()
+
+
+async def test_closed_backend_cannot_restart(memory_state_store: Any) -> None:
+    backend = CloudBackend(memory_state_store, MemoryTransport(), MemoryDelayStore())
+    async with backend:
+        pass
+    await backend.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        await backend.start()
