@@ -254,9 +254,7 @@ class CloudBackend(AdminMixin, BaseBackend):
         await self._ready()
         buffered = self._buffer.setdefault(queue_name, deque())
         if not buffered:
-            buffered.extend(
-                await self.transport.receive(queue_name, self.config.prefetch, self.config.receive_wait)
-            )
+            buffered.extend(await self.transport.receive(queue_name, self.config.prefetch, self.config.receive_wait))
         while buffered:
             delivery = buffered.popleft()
             token = uuid.uuid4().hex
@@ -309,7 +307,9 @@ class CloudBackend(AdminMixin, BaseBackend):
             run_at=run_at,
         )
         if record is None and to_state != CANCELLED:
-            logger.warning("job %s/%s was no longer ours to move to %s (cancelled or recovered)", queue, job_id, to_state)
+            logger.warning(
+                "job %s/%s was no longer ours to move to %s (cancelled or recovered)", queue, job_id, to_state
+            )
         await self._ack_lease(lease)
         return record
 

@@ -24,7 +24,9 @@ def validate_queue_name(name: str) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidNameError("queue name must be a non-empty string")
     if len(name) > MAX_QUEUE_NAME_LENGTH:
-        raise InvalidNameError(f"queue name {name[:40]!r}... is {len(name)} characters; the limit is {MAX_QUEUE_NAME_LENGTH}")
+        raise InvalidNameError(
+            f"queue name {name[:40]!r}... is {len(name)} characters; the limit is {MAX_QUEUE_NAME_LENGTH}"
+        )
     if not QUEUE_NAME_RE.match(name):
         raise InvalidNameError(
             f"queue name {name!r} may only contain letters, digits, '_', '-' and '.' (rule: {QUEUE_NAME_RE.pattern})"

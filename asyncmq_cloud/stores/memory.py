@@ -69,8 +69,7 @@ class MemoryStateStore:
             size = encoded_size(record.payload)
             if size > self.max_payload_bytes:
                 raise PayloadTooLargeError(
-                    f"job {record.id!r} encodes to {size} bytes; the memory store accepts "
-                    f"{self.max_payload_bytes}",
+                    f"job {record.id!r} encodes to {size} bytes; the memory store accepts {self.max_payload_bytes}",
                     size=size,
                     limit=self.max_payload_bytes,
                 )
@@ -144,7 +143,9 @@ class MemoryStateStore:
             return False
         size = encoded_size(payload)
         if size > self.max_payload_bytes:
-            raise PayloadTooLargeError(f"job {job_id!r} encodes to {size} bytes", size=size, limit=self.max_payload_bytes)
+            raise PayloadTooLargeError(
+                f"job {job_id!r} encodes to {size} bytes", size=size, limit=self.max_payload_bytes
+            )
         record.payload = copy.deepcopy(payload)
         record.updated_at = time.time()
         return True

@@ -7,6 +7,7 @@ hold for the real stores, not only for the memory one.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import Counter
@@ -84,7 +85,7 @@ async def test_crash_between_delay_claim_and_promotion_is_repaired(memory_state_
     config = LifecycleConfig(repair_interval=0.01, repair_grace=0.0)
     backend = CloudBackend(memory_state_store, MemoryTransport(), delay_store, config=config)
     await Queue(qname, backend=backend).add(T + "record", args=["x"], delay=0.05)
-    time.sleep(0.1)
+    await asyncio.sleep(0.1)
     # A scanner claimed the id from the delay store and crashed before the state write.
     assert len(await delay_store.claim_due(qname, time.time(), 10)) == 1
     promoted = await backend.promote_due_delayed(qname)

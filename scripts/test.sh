@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The project's test command: installs everything, prepares the real services,
+# runs lint, type checks and the test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv with $PY"
+  "$PY" -m venv .venv
+fi
+echo "== installing asyncmq-cloud[dev]"
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+
+echo "== preparing real services (redis, moto, localstack, elasticmq, kafka)"
+.venv/bin/python scripts/services.py prepare all
+
+echo "== ruff"
+.venv/bin/ruff check asyncmq_cloud tests scripts
+.venv/bin/ruff format --check asyncmq_cloud tests scripts
+echo "== mypy (strict)"
+.venv/bin/mypy
+
+echo "== pytest"
+exec .venv/bin/python -m pytest "$@"
