@@ -52,7 +52,7 @@ from asyncmq_cloud.core.protocols import (
     StateStore,
     Transport,
 )
-from asyncmq_cloud.core.validation import validate_queue_name
+from asyncmq_cloud.core.validation import validate_queue_name, validate_run_at
 from asyncmq_cloud.errors import ClosedError
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
@@ -232,6 +232,7 @@ class CloudBackend(AdminMixin, BaseBackend):
     async def enqueue_delayed(self, queue_name: str, payload: dict[str, Any], run_at: float) -> None:
         await self._ready()
         validate_queue_name(queue_name)
+        run_at = validate_run_at(run_at)
         body = {**payload, "id": str(payload["id"]), "delay_until": run_at, "updated_at": time.time()}
         body.setdefault("created_at", body["updated_at"])
         record = JobRecord(queue=queue_name, id=body["id"], state=State.DELAYED, payload=body, run_at=run_at)
@@ -317,6 +318,7 @@ class CloudBackend(AdminMixin, BaseBackend):
         await self._finish(queue_name, payload, State.COMPLETED, extra={"result": result, "completed_at": time.time()})
 
     async def retry_active_job(self, queue_name: str, payload: dict[str, Any], run_at: float) -> None:
+        run_at = validate_run_at(run_at)
         job_id = str(payload["id"])
         lease = self._leases.get((queue_name, job_id))
         body = {**payload, "delay_until": run_at}

@@ -8,10 +8,11 @@ length limit once the configured prefix is known.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
-from asyncmq_cloud.errors import InvalidNameError
+from asyncmq_cloud.errors import ConfigurationError, InvalidNameError
 
 #: ``[A-Za-z0-9_.-]``: valid in SQS (without the dot), Kafka topics, DynamoDB
 #: keys and Redis keys; ``#`` and ``:`` are reserved as key separators.
@@ -42,3 +43,14 @@ def encode_payload(payload: dict[str, Any]) -> str:
 def encoded_size(payload: dict[str, Any]) -> int:
     """Size in bytes of :func:`encode_payload`'s output."""
     return len(encode_payload(payload).encode("utf-8"))
+
+
+def validate_run_at(run_at: float) -> float:
+    """A finite epoch timestamp, or :class:`ConfigurationError` (nothing is written)."""
+    try:
+        value = float(run_at)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"run_at must be an epoch timestamp in seconds, got {run_at!r}") from exc
+    if not math.isfinite(value):
+        raise ConfigurationError(f"run_at must be a finite epoch timestamp, got {run_at!r}")
+    return value

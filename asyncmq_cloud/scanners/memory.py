@@ -6,6 +6,7 @@ in one synchronous step, so concurrent coroutines never receive the same id.
 
 from __future__ import annotations
 
+from asyncmq_cloud.core.validation import validate_queue_name, validate_run_at
 from asyncmq_cloud.errors import ClosedError
 
 
@@ -27,7 +28,7 @@ class MemoryDelayStore:
         return None
 
     async def schedule(self, queue: str, job_id: str, run_at: float) -> None:
-        self._due.setdefault(queue, {})[job_id] = run_at
+        self._due.setdefault(validate_queue_name(queue), {})[job_id] = validate_run_at(run_at)
 
     async def claim_due(self, queue: str, now: float, limit: int) -> list[tuple[str, float]]:
         entries = self._due.get(queue, {})

@@ -10,6 +10,7 @@ transport both with and without native delays.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+import uuid
 from typing import Any
 
 import pytest
@@ -47,9 +48,9 @@ BACKENDS = [
 ]
 
 
-async def _cloud(store: Any, native_delay: float) -> AsyncIterator[CloudBackend]:
-    # Not closed here: the store fixture owns the store (and cleans it up).
-    cloud = CloudBackend(store, MemoryTransport(max_native_delay=native_delay), MemoryDelayStore())
+async def _cloud(store: Any, native_delay: float, delay_store: Any = None) -> AsyncIterator[CloudBackend]:
+    # Not closed here: the store fixtures own the stores (and clean them up).
+    cloud = CloudBackend(store, MemoryTransport(max_native_delay=native_delay), delay_store or MemoryDelayStore())
     await cloud.start()
     yield cloud
 
@@ -72,8 +73,8 @@ async def cloud_memory_native_delay_backend(memory_state_store: Any) -> AsyncIte
 
 
 @pytest.fixture
-async def cloud_redis_backend(redis_state_store: Any) -> AsyncIterator[CloudBackend]:
-    async for cloud in _cloud(redis_state_store, 0.0):
+async def cloud_redis_backend(redis_state_store: Any, redis_delay_store: Any) -> AsyncIterator[CloudBackend]:
+    async for cloud in _cloud(redis_state_store, 0.0, redis_delay_store):
         yield cloud
 
 
@@ -86,3 +87,45 @@ async def cloud_dynamodb_backend(dynamodb_state_store: Any) -> AsyncIterator[Clo
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Any:
     return request.getfixturevalue(request.param.replace("-", "_") + "_backend")
+
+
+# -- delay stores -------------------------------------------------------------------
+DELAY_STORES = [
+    "memory",
+    pytest.param("redis", marks=pytest.mark.redis),
+]
+
+
+@pytest.fixture
+async def memory_delay_store() -> AsyncIterator[MemoryDelayStore]:
+    store = MemoryDelayStore()
+    await store.start()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def redis_delay_store(redis_url: str) -> AsyncIterator[Any]:
+    import redis.asyncio as aioredis
+
+    from asyncmq_cloud.scanners.redis import RedisDelayStore
+
+    prefix = f"t-delay-{uuid.uuid4().hex[:12]}"
+    store = RedisDelayStore(redis_url, prefix=prefix)
+    await store.start()
+    try:
+        yield store
+    finally:
+        await store.close()
+        client = aioredis.from_url(redis_url)
+        try:
+            keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+
+
+@pytest.fixture(params=DELAY_STORES)
+def delay_store(request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue(f"{request.param}_delay_store")
