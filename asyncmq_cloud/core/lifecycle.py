@@ -363,7 +363,9 @@ class CloudBackend(AdminMixin, BaseBackend):
         now = time.time()
         due = await self.delay_store.claim_due(queue_name, now, self.config.promote_batch)
         ids = [job_id for job_id, _ in due]
-        if now - self._last_repair.get(queue_name, 0.0) >= self.config.repair_interval:
+        # The first call only starts the clock: a repair pass reads every delayed
+        # record, so it runs once per repair_interval, not on every worker start.
+        if now - self._last_repair.setdefault(queue_name, now) >= self.config.repair_interval:
             self._last_repair[queue_name] = now
             ids.extend(await self._stranded_delayed(queue_name, now))
         return await self._promote(queue_name, ids)
@@ -376,14 +378,15 @@ class CloudBackend(AdminMixin, BaseBackend):
         return stranded
 
     async def _promote(self, queue: str, job_ids: Sequence[str]) -> list[dict[str, Any]]:
-        promoted: list[JobRecord] = []
-        for job_id in dict.fromkeys(job_ids):
-            record = await self.store.transition(queue, job_id, State.WAITING, expect_states={State.DELAYED})
-            if record is not None:
-                promoted.append(record)
-        if promoted:
-            await self.transport.send(queue, [r.id for r in promoted])
-        return [r.job() for r in promoted]
+        """One conditional batch write (``delayed -> waiting``), then one batched send.
+
+        Returns ``{"id", "status"}`` stubs (AsyncMQ's scanner only logs the ids):
+        reading every payload back would double the cost of the hot path.
+        """
+        moved = await self.store.promote(queue, list(dict.fromkeys(job_ids)))
+        if moved:
+            await self.transport.send(queue, moved)
+        return [{"id": job_id, "status": State.WAITING} for job_id in moved]
 
     async def pop_due_delayed(self, queue_name: str) -> list[dict[str, Any]]:
         """Remove due ids from the delay store and return their jobs (AsyncMQ's raw hook)."""

@@ -148,6 +148,14 @@ class StateStore(Protocol):
         """
         ...
 
+    async def promote(self, queue: str, job_ids: Sequence[str]) -> list[str]:
+        """``delayed -> waiting`` for each id still ``delayed`` (clears ``run_at``).
+
+        Each id is conditional on its own; returns the ids that moved. One round
+        trip where the store allows it: this is the delayed-job hand-off's hot path.
+        """
+        ...
+
     async def update_payload(self, queue: str, job_id: str, payload: dict[str, Any]) -> bool:
         """Replace the payload of an existing job, keeping state/owner. False if missing."""
         ...

@@ -18,7 +18,7 @@ from typing import Any
 
 from asyncmq_cloud.core.protocols import JobRecord, RepeatableRecord, WorkerRecord
 from asyncmq_cloud.core.validation import encoded_size, validate_queue_name
-from asyncmq_cloud.errors import ClosedError, PayloadTooLargeError
+from asyncmq_cloud.errors import ClosedError, ConfigurationError, PayloadTooLargeError
 
 #: Same default limit as the Redis store; DynamoDB's is lower (400 KB item).
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
@@ -64,6 +64,10 @@ class MemoryStateStore:
         records: Sequence[JobRecord],
         deps: Mapping[str, Collection[str]] | None = None,
     ) -> None:
+        ids = {record.id for record in records}
+        for child in deps or {}:
+            if child not in ids:
+                raise ConfigurationError(f"dependency child {child!r} is not one of the records being created")
         for record in records:
             validate_queue_name(record.queue)
             size = encoded_size(record.payload)
@@ -136,6 +140,17 @@ class MemoryStateStore:
         record.run_at = run_at
         record.updated_at = time.time()
         return _copy(record)
+
+    async def promote(self, queue: str, job_ids: Sequence[str]) -> list[str]:
+        moved = []
+        now = time.time()
+        for job_id in job_ids:
+            record = self._jobs.get((queue, job_id))
+            if record is not None and record.state == "delayed":
+                record.state, record.run_at, record.owner, record.heartbeat = "waiting", None, None, None
+                record.updated_at = now
+                moved.append(job_id)
+        return moved
 
     async def update_payload(self, queue: str, job_id: str, payload: dict[str, Any]) -> bool:
         record = self._jobs.get((queue, job_id))
@@ -264,7 +279,7 @@ class MemoryStateStore:
 
     async def release_lock(self, key: str, token: str) -> bool:
         holder = self._locks.get(key)
-        if holder is None or holder[0] != token:
+        if holder is None or holder[0] != token or holder[1] <= time.time():
             return False
         del self._locks[key]
         return True

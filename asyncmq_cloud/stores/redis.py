@@ -89,7 +89,7 @@ DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
 #: Scripts that start with ``state_common.lua`` (they take ``prefix, ...`` as ARGV).
 _JOB_SCRIPTS = (
     "claim", "transition", "create", "heartbeat", "set_state", "update_payload", "delete",
-    "add_dependencies", "resolve_dependency", "list", "count", "stalled",
+    "add_dependencies", "resolve_dependency", "list", "count", "stalled", "promote",
 )  # fmt: skip
 _PLAIN_SCRIPTS = ("workers", "acquire_lock", "release_lock")
 
@@ -290,7 +290,7 @@ class RedisStateStore:
         args.append(len(deps or {}))
         for child, parents in (deps or {}).items():
             if child not in queues:
-                raise ValueError(f"deps names child {child!r}, which is not one of the records")
+                raise ConfigurationError(f"deps names child {child!r}, which is not one of the records")
             args += [queues[child], child, len(parents), *parents]
         if records or deps:
             await self._run("create", args)
@@ -333,6 +333,14 @@ class RedisStateStore:
         args += ["0" if expect_owner is None else "1", expect_owner or ""]
         args += ["0" if expect_states is None else "1", *(expect_states or ())]
         return _to_record(queue, job_id, await self._run("transition", args))
+
+    @_translated
+    async def promote(self, queue: str, job_ids: Sequence[str]) -> list[str]:
+        validate_queue_name(queue)
+        if not job_ids:
+            return []
+        moved = await self._run("promote", [self.prefix, queue, _num(time.time()), *job_ids])
+        return [_str(job_id) for job_id in moved or []]
 
     @_translated
     async def update_payload(self, queue: str, job_id: str, payload: dict[str, Any]) -> bool:

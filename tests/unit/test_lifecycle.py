@@ -88,6 +88,8 @@ async def test_crash_between_delay_claim_and_promotion_is_repaired(memory_state_
     await asyncio.sleep(0.1)
     # A scanner claimed the id from the delay store and crashed before the state write.
     assert len(await delay_store.claim_due(qname, time.time(), 10)) == 1
+    assert await backend.promote_due_delayed(qname) == []  # starts the repair clock
+    await asyncio.sleep(0.05)
     promoted = await backend.promote_due_delayed(qname)
     assert [j["status"] for j in promoted] == ["waiting"]
     assert await backend.promote_due_delayed(qname) == []  # exactly once

@@ -1,0 +1,17 @@
+-- promote: delayed -> waiting for many jobs of one queue, each conditional on
+-- still being delayed (a cancelled/removed/already promoted job is skipped).
+-- ARGV: prefix, queue, now, ids...   Returns the ids that moved.
+local queue, now = ARGV[2], ARGV[3]
+local moved = {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local key = job_key(queue, id)
+  local state = redis.call('HGET', key, 'state')
+  if state == 'delayed' then
+    redis.call('HDEL', key, 'owner', 'heartbeat', 'run_at')
+    redis.call('HSET', key, 'state', 'waiting', 'updated_at', now)
+    index_state(queue, id, state, 'waiting')
+    moved[#moved + 1] = id
+  end
+end
+return moved
