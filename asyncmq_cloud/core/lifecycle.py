@@ -17,11 +17,12 @@ The flow, and why it is safe with an at-least-once broker:
   overwrite the new owner's result.
 * delays: the record goes to ``delayed`` with ``run_at``; the transport holds the
   reference if it can (``max_native_delay``), else the delay store does.
-  ``promote_due_delayed`` claims due ids from the delay store, moves
-  ``delayed -> waiting`` conditionally and sends. A crash between those steps
-  leaves a ``delayed`` record whose ``run_at`` is past: the periodic repair pass
-  finds and promotes it. A claim also accepts a ``delayed`` job whose ``run_at``
-  has passed, which is how natively delayed references are taken.
+  ``promote_due_delayed`` claims due ids from the delay store, sends their
+  references and moves ``delayed -> waiting`` conditionally. A claim also
+  accepts a ``delayed`` job whose ``run_at`` has passed (that is how natively
+  delayed references are taken), so a crash after the send loses nothing; a
+  crash before it leaves a ``delayed`` record whose ``run_at`` is past, which
+  the periodic repair pass finds and promotes.
 
 The worker knows jobs only by ``(queue, job_id)``; this class keeps the lease
 (delivery + claim token) of every job it claimed in ``_leases``.
@@ -233,18 +234,25 @@ class CloudBackend(AdminMixin, BaseBackend):
         await self._ready()
         validate_queue_name(queue_name)
         run_at = validate_run_at(run_at)
-        body = {**payload, "id": str(payload["id"]), "delay_until": run_at, "updated_at": time.time()}
-        body.setdefault("created_at", body["updated_at"])
+        now = time.time()
+        if run_at <= now:  # already due: an ordinary waiting job (no delayed record to repair)
+            await self.enqueue(queue_name, {**payload, "delay_until": None})
+            return
+        body = {**payload, "id": str(payload["id"]), "delay_until": run_at, "updated_at": now}
+        body.setdefault("created_at", now)
         record = JobRecord(queue=queue_name, id=body["id"], state=State.DELAYED, payload=body, run_at=run_at)
         await self.store.create([record])
         await self._schedule(queue_name, [record.id], run_at)
 
     async def _schedule(self, queue: str, job_ids: Sequence[str], run_at: float) -> None:
-        """Hand delayed ids to the broker (native delay) or to the delay store."""
+        """Hand delayed ids to the broker (native delay) or to the delay store.
+
+        An id that became due meanwhile still goes to the delay store: the next
+        promotion pass moves it properly, instead of leaving a ``delayed`` record
+        with a reference that the repair pass would send a second time.
+        """
         delay = run_at - time.time()
-        if delay <= 0:
-            await self.transport.send(queue, job_ids)
-        elif delay <= self.transport.max_native_delay:
+        if 0 < delay <= self.transport.max_native_delay:
             await self.transport.send(queue, job_ids, delay)
         else:
             for job_id in job_ids:
@@ -321,17 +329,20 @@ class CloudBackend(AdminMixin, BaseBackend):
         run_at = validate_run_at(run_at)
         job_id = str(payload["id"])
         lease = self._leases.get((queue_name, job_id))
-        body = {**payload, "delay_until": run_at}
+        due_now = run_at <= time.time()
+        state = State.WAITING if due_now else State.DELAYED
         record = await self.store.transition(
             queue_name,
             job_id,
-            State.DELAYED,
+            state,
             expect_states={State.ACTIVE},
             expect_owner=lease.token if lease else None,
-            payload={**body, "status": State.DELAYED, "updated_at": time.time()},
-            run_at=run_at,
+            payload={**payload, "delay_until": None if due_now else run_at, "status": state, "updated_at": time.time()},
+            run_at=None if due_now else run_at,
         )
-        if record is not None:
+        if record is not None and due_now:
+            await self.transport.send(queue_name, [job_id])
+        elif record is not None:
             await self._schedule(queue_name, [job_id], run_at)
         await self._ack_lease(self._pop_lease(queue_name, job_id))
 
@@ -378,14 +389,20 @@ class CloudBackend(AdminMixin, BaseBackend):
         return stranded
 
     async def _promote(self, queue: str, job_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """One conditional batch write (``delayed -> waiting``), then one batched send.
+        """Send the references, then ONE conditional batch write ``delayed -> waiting``.
 
-        Returns ``{"id", "status"}`` stubs (AsyncMQ's scanner only logs the ids):
-        reading every payload back would double the cost of the hot path.
+        Send first: a crash after the send leaves ``delayed`` records that a
+        worker can already claim (a due ``delayed`` job is claimable), and a
+        crash before it leaves them to the repair pass; no order of crashes
+        strands a job. The price is a possible duplicate reference, which the
+        claim drops. Returns ``{"id", "status"}`` stubs (AsyncMQ's scanner only
+        logs the ids): reading every payload back would double the hot path.
         """
-        moved = await self.store.promote(queue, list(dict.fromkeys(job_ids)))
-        if moved:
-            await self.transport.send(queue, moved)
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return []
+        await self.transport.send(queue, ids)
+        moved = await self.store.promote(queue, ids)
         return [{"id": job_id, "status": State.WAITING} for job_id in moved]
 
     async def pop_due_delayed(self, queue_name: str) -> list[dict[str, Any]]:

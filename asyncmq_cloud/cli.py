@@ -1,0 +1,108 @@
+"""``asyncmq-cloud``: operator commands next to AsyncMQ's own ``asyncmq`` CLI.
+
+The backend is the one AsyncMQ uses: ``settings.backend`` of the settings
+class named by ``ASYNCMQ_SETTINGS_MODULE`` (``--settings`` overrides it), so
+the scanner and the workers always agree on stores and queues.
+
+Commands::
+
+    asyncmq-cloud scanner run --queue Q [--queue Q2 ...] [--interval S]
+    asyncmq-cloud provision [--queue Q ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from asyncmq_cloud.core.validation import validate_queue_name
+from asyncmq_cloud.errors import CloudBackendError
+from asyncmq_cloud.scanners.runner import install_signal_handlers, run_scanner
+
+
+def _backend(settings_path: str | None) -> Any:
+    if settings_path:
+        os.environ["ASYNCMQ_SETTINGS_MODULE"] = settings_path
+    import asyncmq
+
+    backend = asyncmq.monkay.settings.backend
+    if not hasattr(backend, "promote_due_delayed") or not hasattr(backend, "provision"):
+        raise SystemExit(
+            f"settings.backend is a {type(backend).__name__}; asyncmq-cloud commands need an "
+            "asyncmq_cloud backend (set ASYNCMQ_SETTINGS_MODULE or --settings)"
+        )
+    return backend
+
+
+async def _scan(args: argparse.Namespace) -> int:
+    backend = _backend(args.settings)
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    print(f"asyncmq-cloud scanner: queues={args.queue} interval={args.interval}s (SIGTERM to stop)", flush=True)
+    try:
+        stats = await run_scanner(
+            backend, args.queue, interval=args.interval, stop=stop, report_every=args.report_every
+        )
+    finally:
+        await backend.close()
+    print(f"asyncmq-cloud scanner stopped: {stats.passes} passes, promoted {stats.promoted}", flush=True)
+    return 0
+
+
+async def _provision(args: argparse.Namespace) -> int:
+    backend = _backend(args.settings)
+    try:
+        await backend.provision(args.queue)
+    finally:
+        await backend.close()
+    print(f"provisioned: stores and queues {args.queue}", flush=True)
+    return 0
+
+
+def _queue(value: str) -> str:
+    try:
+        return validate_queue_name(value)
+    except CloudBackendError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asyncmq-cloud", description=__doc__.split("\n")[0])
+    parser.add_argument("--settings", help="settings class path (default: $ASYNCMQ_SETTINGS_MODULE)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+    scanner = commands.add_parser("scanner", help="delayed-job scanner").add_subparsers(dest="action", required=True)
+    run = scanner.add_parser("run", help="promote due delayed jobs until SIGTERM")
+    run.add_argument("--queue", action="append", required=True, type=_queue, help="queue to scan (repeatable)")
+    run.add_argument("--interval", type=float, default=1.0, help="seconds between idle passes (default 1.0)")
+    run.add_argument("--report-every", type=float, default=10.0, help="seconds between progress lines")
+    run.set_defaults(handler=_scan)
+    prov = commands.add_parser("provision", help="create tables/queues the backend needs (idempotent)")
+    prov.add_argument("--queue", action="append", default=[], type=_queue, help="queue to create (repeatable)")
+    prov.set_defaults(handler=_provision)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if getattr(args, "interval", 1.0) <= 0:
+        print("asyncmq-cloud: --interval must be > 0", file=sys.stderr)
+        return 2
+    try:
+        return int(asyncio.run(args.handler(args)))
+    except CloudBackendError as exc:
+        print(f"asyncmq-cloud: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
