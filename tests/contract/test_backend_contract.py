@@ -9,6 +9,7 @@ AsyncMQ's own ``handle_job`` (what ``asyncmq worker start`` runs per job); the
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from asyncmq.schedulers import _process_backend_repeatables
 from asyncmq.workers import handle_job
 
 from asyncmq_cloud.core.lifecycle import CloudBackend
+from asyncmq_cloud.errors import ConfigurationError
 from tests import tasks
 
 T = "tests.tasks."
@@ -121,9 +123,11 @@ async def test_delayed_job_waits_then_runs(backend: Any, qname: str) -> None:
 
 async def test_remove_delayed_is_never_run(backend: Any, qname: str) -> None:
     k = key()
-    job_id = await Queue(qname, backend=backend).add(T + "record", args=[k], delay=0.2)
-    assert await backend.remove_delayed(qname, job_id)
-    assert await backend.list_delayed(qname) == []
+    queue = Queue(qname, backend=backend)
+    job_id = await queue.add(T + "record", args=[k], delay=0.2)
+    assert [d.job_id for d in await queue.list_delayed()] == [job_id]
+    assert await queue.remove_delayed(job_id)
+    assert await queue.list_delayed() == []
     await asyncio.sleep(0.3)
     await backend.promote_due_delayed(qname)
     assert await backend.dequeue(qname) is None
@@ -297,3 +301,17 @@ async def test_concurrent_workers_run_each_job_once(backend: Any, qname: str) ->
 
     await asyncio.gather(*(drive(backend, qname, all_done) for _ in range(4)))
     assert [tasks.CALLS[k] for k in keys] == [1] * len(keys)
+
+
+async def test_past_run_at_runs_now_and_non_finite_is_refused(backend: Any, qname: str) -> None:
+    k = key()
+    past = Job(T + "record", [k], {})
+    await backend.enqueue_delayed(qname, past.to_dict(), time.time() - 60)
+    await drive(backend, qname, state_is(backend, qname, past.id, "completed"))
+    if is_reference(backend):
+        return  # AsyncMQ's InMemoryBackend accepts NaN/inf and never runs the job
+    bad = Job(T + "record", [key()], {})
+    for run_at in (math.nan, math.inf):
+        with pytest.raises(ConfigurationError, match="finite"):
+            await backend.enqueue_delayed(qname, bad.to_dict(), run_at)
+    assert await backend.get_job(qname, bad.id) is None
