@@ -34,6 +34,14 @@ Traps this module exists to avoid (see ``../shared/SERVICES.md``):
 - ``urllib`` would honour ``http_proxy``; every local HTTP call here bypasses proxies.
 - A readiness failure stops the process and raises :class:`ServiceError` with the last 40
   log lines: a JVM that dies on a port clash or a missing class is then visible in CI output.
+  Ctrl-C or a pytest-timeout during a start stops the half-started process too. Only a
+  SIGKILLed parent leaves its services behind (they are in their own sessions); the log file
+  name carries the port, the first log line the command.
+- ``prepare`` holds a per-service file lock (``.cache/services/.prepare-NAME.lock``): parallel
+  pytest runs share the cache. Maven runs with ``-U`` so a failed download it cached is retried.
+
+Environment: ``ASYNCMQ_KAFKA_VERSION`` picks another broker version (default below, verified
+with aiokafka 0.14; 3.9.1 verified too).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import fcntl
 import hashlib
 import html
 import os
@@ -68,7 +77,8 @@ SHARED = ROOT.parent / "shared"
 HOST = "127.0.0.1"
 NAMES = ("redis", "moto", "localstack", "elasticmq", "kafka")
 
-# Kafka 4.x works with aiokafka 0.14 (verified with admin/produce/consume); override to pin.
+# Newest broker verified with aiokafka 0.14 (admin, idempotent and transactional produce, group
+# consume/commit, offsets); ASYNCMQ_KAFKA_VERSION=3.9.1 selects the 3.9 line (also verified).
 KAFKA_VERSION = os.environ.get("ASYNCMQ_KAFKA_VERSION", "4.4.0")
 ELASTICMQ_VERSION = "1.7.1"
 LOCALSTACK_VERSION = "2026.3.0"
@@ -116,7 +126,7 @@ class Service:
         self.stop()
 
 
-# --------------------------------------------------------------------------- process helpers
+# --------------------------------------------------------------------------- processes
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -146,43 +156,68 @@ def free_port() -> int:
 def tail(path: Path, lines: int = TAIL_LINES) -> str:
     """The last ``lines`` lines of a log file (empty if missing)."""
     try:
-        text = path.read_text(errors="replace")
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
-def _launch(name: str, cmd: list[str], log_path: Path, env: dict[str, str] | None = None,
-            cwd: Path | None = None) -> subprocess.Popen[bytes]:
+def _failure(name: str, reason: str, log_path: Path) -> ServiceError:
+    return ServiceError(f"{name}: {reason}; last {TAIL_LINES} lines of {log_path}:\n{tail(log_path)}")
+
+
+def _spawn(name: str, cmd: list[str], log_path: Path, env: dict[str, str] | None,
+           cwd: Path | None) -> subprocess.Popen[bytes]:  # fmt: skip
+    """Start ``cmd`` in its own session, output appended to ``log_path``."""
     LOGS.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:  # the child keeps its own descriptor
-        log.write(f"$ {' '.join(cmd)}\n".encode())
+        log.write(f"\n$ {' '.join(map(str, cmd))}\n".encode())
         log.flush()
         try:
-            return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+            return subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            )  # fmt: skip
         except OSError as exc:
             raise ServiceError(f"{name}: cannot run {cmd[0]}: {exc}") from exc
 
 
-def _fail(service: Service, reason: str) -> ServiceError:
-    service.stop()
-    return ServiceError(f"{service.name}: {reason}; last {TAIL_LINES} lines of {service.log_path}:\n"
-                        f"{tail(service.log_path)}")
+def _run_step(name: str, cmd: list[str], log_path: Path, env: dict[str, str] | None = None,
+              cwd: Path | None = None, timeout: float = PREPARE_TIMEOUT) -> None:  # fmt: skip
+    """Run one install/format command to completion; on timeout or Ctrl-C its group is killed."""
+    proc = _spawn(name, cmd, log_path, env, cwd)
+    try:
+        code = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _terminate(proc, STOP_TIMEOUT)
+        raise _failure(name, f"{cmd[0]} timed out after {timeout:.0f}s", log_path) from None
+    except BaseException:
+        _terminate(proc, STOP_TIMEOUT)
+        raise
+    if code != 0:
+        raise _failure(name, f"{' '.join(map(str, cmd[:3]))} ... failed (exit code {code})", log_path)
 
 
-def _wait_ready(service: Service, check: Callable[[], bool]) -> None:
+def _boot(service: Service, cmd: list[str], check: Callable[[], bool], env: dict[str, str] | None = None,
+          cwd: Path | None = None) -> Service:  # fmt: skip
+    """Spawn the service and poll ``check`` until it answers; anything else stops it again."""
     timeout = READY_TIMEOUT.get(service.name, DEFAULT_READY_TIMEOUT)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        proc = service.process
-        if proc is None or proc.poll() is not None:
-            raise _fail(service, f"exited early (code {proc and proc.returncode})")
-        with contextlib.suppress(OSError):
-            if check():
-                return
-        time.sleep(0.25)
-    raise _fail(service, f"not ready after {timeout:.0f}s")
+    try:
+        service.process = proc = _spawn(service.name, cmd, service.log_path, env, cwd)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ServiceError(f"exited early (code {proc.returncode})")
+            with contextlib.suppress(OSError):
+                if check():
+                    return service
+            time.sleep(0.25)
+        raise ServiceError(f"not ready after {timeout:.0f}s")
+    except ServiceError as exc:
+        service.stop()
+        raise _failure(service.name, str(exc), service.log_path) from None
+    except BaseException:  # Ctrl-C, pytest-timeout: never leave the process behind
+        service.stop()
+        raise
 
 
 def _port_open(port: int) -> bool:
@@ -190,45 +225,29 @@ def _port_open(port: int) -> bool:
         return True
 
 
-def _http_answers(url: str) -> bool:
-    """True once anything HTTP answers (an HTTP error status counts as an answer)."""
+def _http_status(url: str) -> int:
+    """The HTTP status ``url`` answers with (an error status is an answer too); proxies bypassed."""
     try:
         with _NO_PROXY.open(url, timeout=2) as resp:
             resp.read()
+            return int(resp.status)
     except urllib.error.HTTPError as exc:
         exc.close()
-    return True
-
-
-def _run_step(name: str, cmd: list[str], log_path: Path, env: dict[str, str] | None = None,
-              cwd: Path | None = None, timeout: float = PREPARE_TIMEOUT) -> None:
-    """Run one install/download command to completion, output appended to ``log_path``."""
-    LOGS.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        log.write(f"\n$ {' '.join(map(str, cmd))}\n".encode())
-        log.flush()
-        try:
-            code = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout).returncode
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            code, reason = -1, str(exc)
-        else:
-            reason = f"exit code {code}"
-    if code != 0:
-        raise ServiceError(f"{name}: {' '.join(map(str, cmd[:3]))} ... failed ({reason}); "
-                           f"last {TAIL_LINES} lines of {log_path}:\n{tail(log_path)}")
+        return exc.code
 
 
 def _say(message: str) -> None:
     print(f"[services] {message}", flush=True)
 
 
-# --------------------------------------------------------------------------- Maven (JVM services)
+# --------------------------------------------------------------------------- prepare
 
 
 def _pom(artifact: str, deps: list[tuple[str, str, str]]) -> str:
-    dep_xml = "".join(f"\n    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
-                      f"<version>{v}</version></dependency>" for g, a, v in deps)
+    dep_xml = "".join(
+        f"\n    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId><version>{v}</version></dependency>"
+        for g, a, v in deps
+    )
     return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>local.asyncmq-cloud.services</groupId><artifactId>{artifact}</artifactId>
@@ -243,14 +262,15 @@ def _pom(artifact: str, deps: list[tuple[str, str, str]]) -> str:
 """
 
 
-def _maven_copy(name: str, home: Path, deps: list[tuple[str, str, str]], libs: Path) -> None:
-    """Resolve ``deps`` with their runtime closure into ``libs`` (local repo under the cache)."""
+def _maven_copy(name: str, home: Path, deps: list[tuple[str, str, str]]) -> Path:
+    """Copy ``deps`` and their runtime closure into ``home/libs`` (Maven's local repo in the cache)."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "pom.xml").write_text(_pom(home.name, deps))
-    _run_step(name, ["mvn", "-B", "-ntp", "-f", str(home / "pom.xml"),
-                     f"-Dmaven.repo.local={CACHE / 'm2'}", "dependency:copy-dependencies",
-                     "-DincludeScope=runtime", f"-DoutputDirectory={libs}"],
-              LOGS / f"prepare-{name}.log")
+    # -U: retry artifacts whose earlier failed lookup Maven cached in the local repository.
+    goal = "-B -ntp -U dependency:copy-dependencies -DincludeScope=runtime".split()
+    paths = [f"-Dmaven.repo.local={CACHE / 'm2'}", f"-DoutputDirectory={home / 'libs'}"]
+    _run_step(name, ["mvn", "-f", str(home / "pom.xml"), *goal, *paths], LOGS / f"prepare-{name}.log")
+    return home / "libs"
 
 
 def _jar_version(libs: Path, artifact: str) -> str | None:
@@ -261,27 +281,19 @@ def _jar_version(libs: Path, artifact: str) -> str | None:
     return None
 
 
-def _java_cmd(libs: Path, heap: tuple[str, str], *args: str) -> list[str]:
-    return ["java", f"-Xms{heap[0]}", f"-Xmx{heap[1]}", "-Djava.awt.headless=true",
-            "-cp", f"{libs}/*", *args]
-
-
-# --------------------------------------------------------------------------- prepare
-
-
 def _prepare_redis() -> None:
     if shutil.which("redis-server"):
         return
     if os.geteuid() != 0:
         raise ServiceError("redis: redis-server missing; run: apt-get install -y redis-server")
     _say("redis: installing Debian package redis-server")
-    env = {"DEBIAN_FRONTEND": "noninteractive"}
-    log = LOGS / "prepare-redis.log"
+    env, log = {"DEBIAN_FRONTEND": "noninteractive"}, LOGS / "prepare-redis.log"
+    install = ["apt-get", "install", "-y", "-q", "redis-server"]
     try:
-        _run_step("redis", ["apt-get", "install", "-y", "-q", "redis-server"], log, env, timeout=600)
-    except ServiceError:
+        _run_step("redis", install, log, env, timeout=600)
+    except ServiceError:  # package lists missing or stale on a fresh machine
         _run_step("redis", ["apt-get", "update", "-q"], log, env, timeout=600)
-        _run_step("redis", ["apt-get", "install", "-y", "-q", "redis-server"], log, env, timeout=600)
+        _run_step("redis", install, log, env, timeout=600)
 
 
 def _moto_server() -> Path | None:
@@ -296,48 +308,46 @@ def _prepare_moto() -> None:
         raise ServiceError("moto: moto_server not found; install the dev extra: pip install -e '.[dev]'")
 
 
-def _localstack_paths() -> tuple[Path, Path, Path]:
-    venv = CACHE / "localstack-venv"
-    return venv, venv / "bin" / "python", CACHE / "localstack-home" / "cache"
+LOCALSTACK_VENV = CACHE / "localstack-venv"
+LOCALSTACK_XDG_CACHE = CACHE / "localstack-home" / "cache"  # where plux keeps its entry-point cache
 
 
 def _prepare_localstack() -> None:
-    venv, python, xdg_cache = _localstack_paths()
+    python = LOCALSTACK_VENV / "bin" / "python"
     constraints = SHARED / f"localstack-{LOCALSTACK_VERSION}-constraints.txt"
     if not constraints.exists():
         raise ServiceError(f"localstack: pin list {constraints} is missing")
     stamp = hashlib.sha256(constraints.read_bytes() + LOCALSTACK_VERSION.encode()).hexdigest()
-    marker = venv / ".asyncmq-installed"
+    marker = LOCALSTACK_VENV / ".asyncmq-installed"
     if marker.exists() and marker.read_text() == stamp:
         return
     log = LOGS / "prepare-localstack.log"
     if not python.exists():
-        _say(f"localstack: creating Python 3.13 venv {venv}")
-        _run_step("localstack", ["python3.13", "-m", "venv", str(venv)], log, {"PYENV_VERSION": "3.13.0"})
+        _say(f"localstack: creating Python 3.13 venv {LOCALSTACK_VENV}")
+        venv = ["python3.13", "-m", "venv", str(LOCALSTACK_VENV)]
+        _run_step("localstack", venv, log, {"PYENV_VERSION": "3.13.0"}, timeout=300)
     _say(f"localstack: pip install localstack-core=={LOCALSTACK_VERSION} (pinned, --no-deps; log {log})")
-    _run_step("localstack", [str(python), "-m", "pip", "install", "-q", "--no-deps", "-r", str(constraints),
-                             f"localstack-core=={LOCALSTACK_VERSION}"], log)
-    shutil.rmtree(xdg_cache, ignore_errors=True)  # stale plux cache hides import errors
-    _run_step("localstack", [str(python), "-c", "import localstack.aws.app"], log,
-              {"XDG_CACHE_HOME": str(xdg_cache)}, timeout=300)
+    pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "-r", str(constraints)]
+    _run_step("localstack", [*pip, f"localstack-core=={LOCALSTACK_VERSION}"], log)
+    shutil.rmtree(LOCALSTACK_XDG_CACHE, ignore_errors=True)  # a stale plux cache hides import errors
+    check = [str(python), "-c", "import localstack.aws.app"]  # fails loudly where plux would not
+    _run_step("localstack", check, log, {"XDG_CACHE_HOME": str(LOCALSTACK_XDG_CACHE)}, timeout=300)
     marker.write_text(stamp)
 
 
-def _elasticmq_libs() -> Path:
-    return CACHE / f"elasticmq-{ELASTICMQ_VERSION}" / "libs"
+ELASTICMQ_HOME = CACHE / f"elasticmq-{ELASTICMQ_VERSION}"
 
 
 def _prepare_elasticmq() -> None:
-    libs = _elasticmq_libs()
-    if (libs / ".complete").exists():
+    if (ELASTICMQ_HOME / "libs" / ".complete").exists():
         return
     _say(f"elasticmq: resolving org.elasticmq:elasticmq-server_2.13:{ELASTICMQ_VERSION} with Maven")
-    shutil.rmtree(libs, ignore_errors=True)
-    _maven_copy("elasticmq", libs.parent, [("org.elasticmq", "elasticmq-server_2.13", ELASTICMQ_VERSION)], libs)
+    shutil.rmtree(ELASTICMQ_HOME / "libs", ignore_errors=True)
+    libs = _maven_copy("elasticmq", ELASTICMQ_HOME, [("org.elasticmq", "elasticmq-server_2.13", ELASTICMQ_VERSION)])
     (libs / ".complete").write_text(ELASTICMQ_VERSION)
 
 
-def _kafka_home(version: str = KAFKA_VERSION) -> Path:
+def _kafka_home(version: str) -> Path:
     return CACHE / f"kafka-{version}"
 
 
@@ -352,6 +362,7 @@ def _kafka_logging_deps(libs: Path, version: str) -> list[tuple[str, str, str]]:
     return [(group, "log4j-api", log4j), (group, "log4j-core", log4j), (group, "log4j-slf4j-impl", log4j)]
 
 
+# Console logging at INFO for both log4j generations (4.x: log4j2, 3.9.x: reload4j).
 _LOG4J2_PROPERTIES = """\
 status = warn
 appender.out.type = Console
@@ -369,18 +380,17 @@ log4j.appender.out.layout.ConversionPattern=[%d] %p %m (%c)%n
 """
 
 
-def _prepare_kafka(version: str = KAFKA_VERSION) -> None:
+def _prepare_kafka(version: str | None = None) -> None:
+    version = version or KAFKA_VERSION
     home = _kafka_home(version)
-    libs = home / "libs"
-    if (libs / ".complete").exists():
+    if (home / "libs" / ".complete").exists():
         return
     _say(f"kafka: resolving org.apache.kafka:kafka_2.13:{version} with Maven")
-    shutil.rmtree(libs, ignore_errors=True)
+    shutil.rmtree(home / "libs", ignore_errors=True)
     kafka = [("org.apache.kafka", "kafka_2.13", version)]
-    _maven_copy("kafka", home, kafka, libs)
-    logging_deps = _kafka_logging_deps(libs, version)
+    logging_deps = _kafka_logging_deps(_maven_copy("kafka", home, kafka), version)
     _say(f"kafka: adding SLF4J binding {', '.join(f'{a}:{v}' for _, a, v in logging_deps)}")
-    _maven_copy("kafka", home, kafka + logging_deps, libs)
+    libs = _maven_copy("kafka", home, kafka + logging_deps)
     (home / "log4j2.properties").write_text(_LOG4J2_PROPERTIES)
     (home / "log4j.properties").write_text(_LOG4J_PROPERTIES)
     (libs / ".complete").write_text(version)
@@ -395,12 +405,26 @@ _PREPARE: dict[str, Callable[[], None]] = {
 }
 
 
-def prepare(name: str) -> float:
-    """Install/download what ``name`` needs (idempotent); returns the seconds it took."""
+@contextlib.contextmanager
+def _prepare_lock(name: str) -> Iterator[None]:
+    """One preparer per service at a time (parallel pytest runs share the cache)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".prepare-{name}.lock", "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _prepare_quietly(name: str) -> None:
     if name not in _PREPARE:
         raise ServiceError(f"unknown service {name!r}; choose from {', '.join(NAMES)}")
+    with _prepare_lock(name):
+        _PREPARE[name]()
+
+
+def prepare(name: str) -> float:
+    """Install/download what ``name`` needs (idempotent); prints progress, returns the seconds taken."""
     began = time.monotonic()
-    _PREPARE[name]()
+    _prepare_quietly(name)
     elapsed = time.monotonic() - began
     _say(f"{name}: prepared ({elapsed:.1f}s)")
     return elapsed
@@ -409,16 +433,18 @@ def prepare(name: str) -> float:
 # --------------------------------------------------------------------------- start
 
 
+def _java(libs: Path, heap: tuple[str, str], *args: str) -> list[str]:
+    return ["java", f"-Xms{heap[0]}", f"-Xmx{heap[1]}", "-Djava.awt.headless=true", "-cp", f"{libs}/*", *args]
+
+
 def _start_redis() -> Service:
-    port = free_port()
-    data = Path(tempfile.mkdtemp(prefix="redis-"))
-    log = LOGS / f"redis-{port}.log"
-    cmd = ["redis-server", "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
-           "--daemonize", "no", "--dir", str(data), "--logfile", ""]
+    port, data = free_port(), Path(tempfile.mkdtemp(prefix="redis-"))
     url = f"redis://{HOST}:{port}/0"
-    service = Service("redis", url, {"REDIS_URL": url}, log, _launch("redis", cmd, log), [data])
-    _wait_ready(service, lambda: _redis_command(port, "PING") == "PONG")
-    return service
+    service = Service("redis", url, {"REDIS_URL": url}, LOGS / f"redis-{port}.log", cleanup=[data])
+    # --daemonize no: a daemonised redis leaves our process group and could not be stopped.
+    options = ("--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "")
+    cmd = ["redis-server", "--port", str(port), "--bind", HOST, "--dir", str(data), *options]
+    return _boot(service, cmd, lambda: _redis_command(port, "PING") == "PONG")
 
 
 def _start_moto() -> Service:
@@ -426,100 +452,324 @@ def _start_moto() -> Service:
     if server is None:
         raise ServiceError("moto: moto_server not found")
     port = free_port()
-    log = LOGS / f"moto-{port}.log"
     url = f"http://{HOST}:{port}"
-    service = Service("moto", url, {"AWS_ENDPOINT_URL": url}, log,
-                      _launch("moto", [str(server), "-H", HOST, "-p", str(port)], log))
-    _wait_ready(service, lambda: _http_answers(f"{url}/moto-api/"))
-    return service
+    service = Service("moto", url, {"AWS_ENDPOINT_URL": url}, LOGS / f"moto-{port}.log")
+    return _boot(service, [str(server), "-H", HOST, "-p", str(port)], lambda: _http_status(f"{url}/moto-api/") > 0)
 
 
 def _start_localstack() -> Service:
-    _venv, python, xdg_cache = _localstack_paths()
-    port = free_port()
-    data = Path(tempfile.mkdtemp(prefix="localstack-"))
-    log = LOGS / f"localstack-{port}.log"
+    port, data = free_port(), Path(tempfile.mkdtemp(prefix="localstack-"))
     url = f"http://{HOST}:{port}"
     env = {
-        "GATEWAY_LISTEN": f"{HOST}:{port}", "LOCALSTACK_HOST": f"{HOST}:{port}",
-        "SERVICES": "sqs,s3,sts", "SQS_ENDPOINT_STRATEGY": "path", "DNS_ADDRESS": "0",
-        "SKIP_SSL_CERT_DOWNLOAD": "1", "DISABLE_EVENTS": "1", "LOCALSTACK_VOLUME_DIR": str(data / "volume"),
-        "XDG_CACHE_HOME": str(xdg_cache), "PYTHONUNBUFFERED": "1",
+        "GATEWAY_LISTEN": f"{HOST}:{port}",
+        "LOCALSTACK_HOST": f"{HOST}:{port}",
+        "SERVICES": "sqs,s3,sts",
+        "SQS_ENDPOINT_STRATEGY": "path",  # queue URLs on 127.0.0.1, not *.localhost.localstack.cloud
+        "DNS_ADDRESS": "0",
+        "SKIP_SSL_CERT_DOWNLOAD": "1",
+        "DISABLE_EVENTS": "1",
+        "LOCALSTACK_VOLUME_DIR": str(data / "volume"),
+        "XDG_CACHE_HOME": str(LOCALSTACK_XDG_CACHE),
+        "PYTHONUNBUFFERED": "1",
     }
-    proc = _launch("localstack", [str(python), "-m", "localstack.runtime.main"], log, env, cwd=data)
-    service = Service("localstack", url, {"LOCALSTACK_ENDPOINT_URL": url}, log, proc, [data])
-    _wait_ready(service, lambda: _http_ok(f"{url}/_localstack/health"))
-    return service
+    service = Service("localstack", url, {"LOCALSTACK_ENDPOINT_URL": url}, LOGS / f"localstack-{port}.log",
+                      cleanup=[data])  # fmt: skip
+    cmd = [str(LOCALSTACK_VENV / "bin" / "python"), "-m", "localstack.runtime.main"]
+    return _boot(service, cmd, lambda: _http_status(f"{url}/_localstack/health") == 200, env, cwd=data)
 
 
-def _http_ok(url: str) -> bool:
-    with _NO_PROXY.open(url, timeout=2) as resp:
-        resp.read()
-        return 200 <= resp.status < 300
-
-
-def _elasticmq_conf(port: int) -> str:
-    return f"""include classpath("application.conf")
+def _start_elasticmq() -> Service:
+    port, data = free_port(), Path(tempfile.mkdtemp(prefix="elasticmq-"))
+    url = f"http://{HOST}:{port}"
+    service = Service("elasticmq", url, {"ELASTICMQ_ENDPOINT_URL": url}, LOGS / f"elasticmq-{port}.log",
+                      cleanup=[data])  # fmt: skip
+    # Queue URLs come from node-address, not from the bound port; the stats port would clash.
+    (data / "elasticmq.conf").write_text(f"""include classpath("application.conf")
 node-address {{ protocol = http, host = "{HOST}", port = {port}, context-path = "" }}
 rest-sqs {{ enabled = true, bind-port = {port}, bind-hostname = "{HOST}", sqs-limits = strict }}
 rest-stats {{ enabled = false }}
 aws {{ region = us-east-1, accountId = "000000000000" }}
-"""
-
-
-def _start_elasticmq() -> Service:
-    libs = _elasticmq_libs()
-    port = free_port()
-    data = Path(tempfile.mkdtemp(prefix="elasticmq-"))
-    (data / "elasticmq.conf").write_text(_elasticmq_conf(port))
-    log = LOGS / f"elasticmq-{port}.log"
-    url = f"http://{HOST}:{port}"
-    cmd = _java_cmd(libs, ("64m", "256m"), f"-Dconfig.file={data / 'elasticmq.conf'}", "org.elasticmq.server.Main")
-    service = Service("elasticmq", url, {"ELASTICMQ_ENDPOINT_URL": url}, log,
-                      _launch("elasticmq", cmd, log, cwd=data), [data])
-    _wait_ready(service, lambda: _http_answers(f"{url}/?Action=ListQueues"))
-    return service
+""")
+    conf = f"-Dconfig.file={data / 'elasticmq.conf'}"
+    cmd = _java(ELASTICMQ_HOME / "libs", ("64m", "256m"), conf, "org.elasticmq.server.Main")
+    return _boot(service, cmd, lambda: _http_status(f"{url}/?Action=ListQueues") > 0, cwd=data)
 
 
 def _kafka_properties(broker: int, controller: int, data: Path, version: str) -> str:
-    lines = [
-        "process.roles=broker,controller", "node.id=1", f"controller.quorum.voters=1@{HOST}:{controller}",
-        f"listeners=PLAINTEXT://{HOST}:{broker},CONTROLLER://{HOST}:{controller}",
-        f"advertised.listeners=PLAINTEXT://{HOST}:{broker}", "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        f"log.dirs={data / 'logs'}", "num.partitions=1", "default.replication.factor=1",
-        "offsets.topic.replication.factor=1", "offsets.topic.num.partitions=1",
-        "transaction.state.log.replication.factor=1", "transaction.state.log.min.isr=1",
-        "group.initial.rebalance.delay.ms=0",
-    ]
+    text = f"""process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@{HOST}:{controller}
+listeners=PLAINTEXT://{HOST}:{broker},CONTROLLER://{HOST}:{controller}
+advertised.listeners=PLAINTEXT://{HOST}:{broker}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs={data / "logs"}
+num.partitions=1
+default.replication.factor=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+"""
     if int(version.split(".")[0]) >= 4:
-        lines += ["share.coordinator.state.topic.replication.factor=1", "share.coordinator.state.topic.min.isr=1"]
-    return "\n".join(lines) + "\n"
+        text += "share.coordinator.state.topic.replication.factor=1\nshare.coordinator.state.topic.min.isr=1\n"
+    return text
 
 
-def _start_kafka(version: str = KAFKA_VERSION) -> Service:
+def _start_kafka(version: str | None = None) -> Service:
+    version = version or KAFKA_VERSION
     home = _kafka_home(version)
-    libs = home / "libs"
     broker, controller = free_port(), free_port()
+    while controller == broker:  # two quick binds to port 0 can, rarely, hand out the same port
+        controller = free_port()
     data = Path(tempfile.mkdtemp(prefix="kafka-"))
-    props = data / "server.properties"
+    bootstrap, props = f"{HOST}:{broker}", data / "server.properties"
+    service = Service("kafka", bootstrap, {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}, LOGS / f"kafka-{broker}.log",
+                      cleanup=[data])  # fmt: skip
     props.write_text(_kafka_properties(broker, controller, data, version))
-    log = LOGS / f"kafka-{broker}.log"
-    logging = [f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
-               f"-Dlog4j.configuration=file:{home / 'log4j.properties'}", f"-Dkafka.logs.dir={data}"]
-    # A cluster id is a base64url UUID without padding (what `kafka-storage random-uuid` prints).
+    logging = (f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
+               f"-Dlog4j.configuration=file:{home / 'log4j.properties'}", f"-Dkafka.logs.dir={data}")  # fmt: skip
+    # StorageTool calls System.exit, so it runs as its own process. A cluster id is a base64url
+    # UUID without padding (what `kafka-storage random-uuid` prints).
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    fmt = _java_cmd(libs, ("128m", "256m"), *logging, "kafka.tools.StorageTool",
-                    "format", "-t", cluster_id, "-c", str(props))
+    storage = ("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
     try:
-        _run_step("kafka", fmt, log, cwd=data, timeout=90)
-    except ServiceError:
-        shutil.rmtree(data, ignore_errors=True)
+        _run_step("kafka", _java(home / "libs", ("128m", "256m"), *logging, *storage), service.log_path, cwd=data,
+                  timeout=READY_TIMEOUT["kafka"])  # fmt: skip
+    except BaseException:
+        service.stop()
         raise
-    cmd = _java_cmd(libs, ("256m", "512m"), *logging, "kafka.Kafka", str(props))
-    bootstrap = f"{HOST}:{broker}"
-    service = Service("kafka", bootstrap, {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}, log,
-                      _launch("kafka", cmd, log, cwd=data), [data])
-    _wait_ready(service, lambda: _port_open(broker))
-    return service
+    cmd = _java(home / "libs", ("256m", "512m"), *logging, "kafka.Kafka", str(props))
+    # With fixed ports, Kafka opens the client port only once the broker is ready.
+    return _boot(service, cmd, lambda: _port_open(broker), cwd=data)
+
+
+_START: dict[str, Callable[[], Service]] = {
+    "redis": _start_redis,
+    "moto": _start_moto,
+    "localstack": _start_localstack,
+    "elasticmq": _start_elasticmq,
+    "kafka": _start_kafka,
+}
+
+
+def start(name: str) -> Service:
+    """Prepare (if needed) and start ``name`` on free ports; returns once it is ready.
+
+    Raises:
+        ServiceError: unknown name, install failed, or not ready in time (with the log's tail).
+    """
+    _prepare_quietly(name)
+    return _START[name]()
+
+
+# --------------------------------------------------------------------------- smoke operations
+# Stdlib-only protocol calls, so the CLI smoke needs no client library.
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise ServiceError("connection closed mid-reply")
+        chunks += chunk
+    return bytes(chunks)
+
+
+def _redis_command(port: int, *args: str) -> str | None:
+    """One RESP command; returns a simple/bulk/integer reply as text."""
+    parts = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        raw = arg.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    with socket.create_connection((HOST, port), timeout=5) as sock, sock.makefile("rb") as reply:
+        sock.sendall(b"".join(parts))
+        line = reply.readline().rstrip(b"\r\n").decode()
+        kind, rest = line[:1], line[1:]
+        if kind == "-":
+            raise ServiceError(f"redis error: {rest}")
+        if kind == "$":
+            return None if rest == "-1" else reply.read(int(rest) + 2)[:-2].decode()
+        return rest
+
+
+def _redis_smoke(service: Service) -> str:
+    port = int(service.url.rsplit(":", 1)[1].split("/")[0])
+    value = uuid.uuid4().hex
+    if _redis_command(port, "SET", "services:smoke", value) != "OK":
+        raise ServiceError("redis: SET did not answer OK")
+    if _redis_command(port, "GET", "services:smoke") != value:
+        raise ServiceError("redis: GET returned another value")
+    return "SET/GET round trip"
+
+
+def _sqs_call(endpoint: str, action: str, path: str = "/", **params: str) -> str:
+    """One SQS query-protocol call. Emulators route by the credential scope, never check the signature."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    body = urllib.parse.urlencode({"Action": action, "Version": "2012-11-05", **params}).encode()
+    request = urllib.request.Request(
+        endpoint + path,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+            "X-Amz-Date": stamp,
+            "Authorization": f"AWS4-HMAC-SHA256 Credential=testing/{stamp[:8]}/us-east-1/sqs/aws4_request, "
+            "SignedHeaders=host;x-amz-date, Signature=00",
+        },
+    )
+    try:
+        with _NO_PROXY.open(request, timeout=15) as resp:
+            return str(resp.read().decode())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            raise ServiceError(f"SQS {action} -> HTTP {exc.code}: {exc.read()[:500]!r}") from exc
+
+
+def _xml_value(xml: str, tag: str) -> str:
+    match = re.search(rf"<{tag}>(.*?)</{tag}>", xml, re.S)
+    if match is None:
+        raise ServiceError(f"no <{tag}> in reply: {xml[:300]}")
+    return html.unescape(match.group(1))
+
+
+def _sqs_smoke(service: Service) -> str:
+    endpoint = service.url
+    queue_url = _xml_value(_sqs_call(endpoint, "CreateQueue", QueueName=f"smoke-{uuid.uuid4().hex[:8]}"), "QueueUrl")
+    path = urllib.parse.urlsplit(queue_url).path or "/"
+    body = uuid.uuid4().hex
+    try:
+        _sqs_call(endpoint, "SendMessage", path, QueueUrl=queue_url, MessageBody=body)
+        reply = _sqs_call(endpoint, "ReceiveMessage", path, QueueUrl=queue_url, WaitTimeSeconds="2")
+    finally:
+        _sqs_call(endpoint, "DeleteQueue", path, QueueUrl=queue_url)
+    if _xml_value(reply, "Body") != body:
+        raise ServiceError(f"{service.name}: received another message body")
+    return f"SQS send/receive on {queue_url}"
+
+
+def kafka_api_versions(bootstrap: str) -> dict[int, tuple[int, int]]:
+    """ApiVersions v0 (every broker answers it): ``{api_key: (min_version, max_version)}``."""
+    host, port = bootstrap.rsplit(":", 1)
+    client = b"asyncmq-services"
+    request = struct.pack(">hhih", 18, 0, 1, len(client)) + client
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(struct.pack(">i", len(request)) + request)
+        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+        reply = _recv_exact(sock, size)
+    _correlation, error, count = struct.unpack_from(">ihi", reply)
+    if error:
+        raise ServiceError(f"kafka: ApiVersions error code {error}")
+    return {
+        key: (low, high) for key, low, high in (struct.unpack_from(">hhh", reply, 10 + 6 * i) for i in range(count))
+    }
+
+
+def _kafka_smoke(service: Service) -> str:
+    versions = kafka_api_versions(service.url)
+    produce, fetch = versions[0], versions[1]
+    return (
+        f"ApiVersions: {len(versions)} APIs, Produce v{produce[0]}-{produce[1]}, "
+        f"Fetch v{fetch[0]}-{fetch[1]} (Kafka {KAFKA_VERSION})"
+    )
+
+
+_SMOKE: dict[str, Callable[[Service], str]] = {
+    "redis": _redis_smoke,
+    "moto": _sqs_smoke,
+    "localstack": _sqs_smoke,
+    "elasticmq": _sqs_smoke,
+    "kafka": _kafka_smoke,
+}
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _expand(names: list[str]) -> list[str]:
+    chosen = list(NAMES) if not names or "all" in names else names
+    unknown = [name for name in chosen if name not in NAMES]
+    if unknown:
+        raise ServiceError(f"unknown service(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
+    return chosen
+
+
+def _cli_prepare(names: list[str]) -> int:
+    failed = []
+    for name in names:
+        try:
+            prepare(name)
+        except ServiceError as exc:
+            print(f"[services] {name}: prepare FAILED: {exc}", file=sys.stderr, flush=True)
+            failed.append(name)
+    return 1 if failed else 0
+
+
+def _cli_smoke(names: list[str]) -> int:
+    failed = 0
+    for name in names:
+        began = time.monotonic()
+        try:
+            with start(name) as service:
+                started = time.monotonic() - began
+                result = _SMOKE[name](service)
+            print(
+                f"smoke {name}: ok  start {started:.1f}s  total {time.monotonic() - began:.1f}s  "
+                f"{service.url}  {result}",
+                flush=True,
+            )
+        except (ServiceError, OSError) as exc:
+            failed += 1
+            print(f"smoke {name}: FAILED after {time.monotonic() - began:.1f}s: {exc}", flush=True)
+    print(f"smoke summary: {len(names) - failed} ok, {failed} failed", flush=True)
+    return 1 if failed else 0
+
+
+def _cli_start(name: str) -> int:
+    stop_requested: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stop_requested.append(signum))
+    with start(name) as service:
+        for key, value in service.env.items():
+            print(f"{key}={value}", flush=True)
+        print(
+            f"[services] {name} ready at {service.url}; log {service.log_path}; SIGTERM/SIGINT stops it",
+            file=sys.stderr,
+            flush=True,
+        )
+        while not stop_requested:
+            proc = service.process
+            if proc is None or proc.poll() is not None:
+                print(
+                    f"[services] {name} exited unexpectedly; log tail:\n{tail(service.log_path)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
+            time.sleep(0.5)
+    print(f"[services] {name} stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("prepare", help="install/download only (idempotent)").add_argument("names", nargs="*")
+    commands.add_parser("start", help="run one service until SIGTERM").add_argument("name", choices=NAMES)
+    commands.add_parser("smoke", help="start, one real operation, stop").add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "start":
+            return _cli_start(args.name)
+        names = _expand(args.names)
+        return _cli_prepare(names) if args.command == "prepare" else _cli_smoke(names)
+    except ServiceError as exc:
+        print(f"[services] error: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

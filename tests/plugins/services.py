@@ -1,0 +1,130 @@
+"""Session fixtures for the real services: ``redis_url``, ``moto_endpoint``, ``localstack_endpoint``,
+``elasticmq_endpoint`` and ``kafka_bootstrap``.
+
+Each fixture yields an address and is lazy: a service starts only when a test asks for it, once
+per session, and stops when the session ends. Where it comes from:
+
+- an already-running service named by an environment variable (``REDIS_URL``,
+  ``AWS_ENDPOINT_URL`` for moto, ``LOCALSTACK_ENDPOINT_URL``, ``ELASTICMQ_ENDPOINT_URL``,
+  ``KAFKA_BOOTSTRAP_SERVERS``) — e.g. one from ``python scripts/services.py start NAME``, which
+  prints exactly those variables, or a Docker compose stack;
+- otherwise ``scripts/services.py`` starts a private process on free 127.0.0.1 ports.
+
+A service that cannot be started skips its tests locally and fails them when ``CI=true``, so a
+broken install can never turn into a green CI run of skipped tests.
+
+Traps:
+
+- ``scripts/`` is not a package, and some distributions install a top-level ``scripts`` package
+  into site-packages; the module is loaded from its file under a private name instead.
+- botocore reads ``AWS_ENDPOINT_URL`` for *every* client. The plugin never sets it (only
+  reads it); tests pass ``endpoint_url`` explicitly so moto, LocalStack and ElasticMQ can serve
+  the same session.
+- Starting is blocking and can take up to 90 s (Kafka) or 120 s (LocalStack) and the first
+  ``prepare`` downloads much more: run ``python scripts/services.py prepare all`` before pytest
+  so that pytest-timeout (300 s, fixture setup included) only ever times a start.
+- Dummy AWS credentials are forced for the whole session (and ``AWS_PROFILE`` dropped) so no
+  test can reach a real account through a developer's own credentials.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
+
+import pytest
+
+_SERVICES_PATH = Path(__file__).resolve().parents[2] / "scripts" / "services.py"
+_MODULE_NAME = "_asyncmq_cloud_test_services"
+
+DUMMY_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _load_services() -> ModuleType:
+    if _MODULE_NAME in sys.modules:
+        return sys.modules[_MODULE_NAME]
+    spec = importlib.util.spec_from_file_location(_MODULE_NAME, _SERVICES_PATH)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {_SERVICES_PATH}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_MODULE_NAME] = module  # dataclasses look their module up while executing it
+    spec.loader.exec_module(module)
+    return module
+
+
+services = _load_services()
+
+
+def _unavailable(name: str, error: BaseException) -> NoReturn:
+    detail = str(error)
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{name} could not be started (CI=true, so this fails): {detail}", pytrace=False)
+    # Locally the first line (reason and log path) is enough for the skip summary.
+    pytest.skip(f"{name} unavailable: {detail.splitlines()[0] if detail else type(error).__name__}")
+
+
+def _service(name: str, env_var: str) -> Iterator[str]:
+    """Yield the address of ``name``: the one in ``env_var`` if set, else a private process."""
+    existing = os.environ.get(env_var, "").strip()
+    if existing:
+        yield existing
+        return
+    try:
+        service = services.start(name)
+    except (services.ServiceError, OSError) as exc:
+        _unavailable(name, exc)
+    try:
+        yield service.url
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_test_credentials() -> Iterator[None]:
+    """Dummy AWS credentials and region for the whole session, restored afterwards."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in DUMMY_AWS_ENV.items():
+            patch.setenv(key, value)
+        patch.delenv("AWS_PROFILE", raising=False)
+        yield
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``redis://127.0.0.1:PORT/0`` of a redis-server (``REDIS_URL`` reuses a running one)."""
+    yield from _service("redis", "REDIS_URL")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """``http://127.0.0.1:PORT`` of a moto server (``AWS_ENDPOINT_URL`` reuses a running one)."""
+    yield from _service("moto", "AWS_ENDPOINT_URL")
+
+
+@pytest.fixture(scope="session")
+def localstack_endpoint() -> Iterator[str]:
+    """LocalStack gateway URL, SQS/S3/STS only (``LOCALSTACK_ENDPOINT_URL`` reuses a running one)."""
+    yield from _service("localstack", "LOCALSTACK_ENDPOINT_URL")
+
+
+@pytest.fixture(scope="session")
+def elasticmq_endpoint() -> Iterator[str]:
+    """ElasticMQ SQS endpoint URL (``ELASTICMQ_ENDPOINT_URL`` reuses a running one)."""
+    yield from _service("elasticmq", "ELASTICMQ_ENDPOINT_URL")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a one-node KRaft broker (``KAFKA_BOOTSTRAP_SERVERS`` reuses a running one)."""
+    yield from _service("kafka", "KAFKA_BOOTSTRAP_SERVERS")
