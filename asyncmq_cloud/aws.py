@@ -17,8 +17,9 @@ Configuration comes from the standard AWS environment unless given explicitly:
   container and instance metadata); pass ``aws_access_key_id`` etc. through
   ``client_kwargs`` to pin them;
 * retries: botocore's own retry modes, ``retry_mode="standard"|"adaptive"`` and
-  ``max_attempts`` (first call included). An ``aio_config`` that sets
-  ``retries`` itself wins; every other ``AioConfig`` knob is passed through.
+  ``max_attempts`` in botocore's meaning (retries after the first call: the
+  default 4 makes at most 5 calls). An ``aio_config`` that sets ``retries``
+  itself wins; every other ``AioConfig`` knob is passed through.
 
 Errors: :func:`translate_error` is the single place that maps botocore/aiohttp
 exceptions to :mod:`asyncmq_cloud.errors`; call sites use
@@ -67,8 +68,8 @@ if TYPE_CHECKING:
 
 RetryMode = Literal["standard", "adaptive", "legacy"]
 
-#: botocore's own default for the ``standard`` mode (first attempt included).
-DEFAULT_MAX_ATTEMPTS = 5
+#: Retries after the first call (botocore's ``max_attempts``): at most 5 calls in all.
+DEFAULT_MAX_ATTEMPTS = 4
 
 #: Codes worth repeating: throttling, server-side failures and write conflicts.
 TRANSIENT_CODES = frozenset(
@@ -241,8 +242,8 @@ class AwsClients:
     ) -> None:
         if retry_mode not in ("standard", "adaptive", "legacy"):
             raise ConfigurationError(f"retry_mode must be 'standard', 'adaptive' or 'legacy', not {retry_mode!r}")
-        if max_attempts < 1:
-            raise ConfigurationError(f"max_attempts must be >= 1, not {max_attempts}")
+        if max_attempts < 0:
+            raise ConfigurationError(f"max_attempts (retries after the first call) must be >= 0, not {max_attempts}")
         self.endpoint_url = endpoint_url
         self.region_name = region_name
         self.retry_mode = retry_mode
@@ -268,7 +269,7 @@ class AwsClients:
         ours = AioConfig(retries={"mode": self.retry_mode, "max_attempts": self.max_attempts})
         if self.aio_config is None:
             return ours
-        if self.aio_config.retries:
+        if getattr(self.aio_config, "retries", None):
             return self.aio_config
         return self.aio_config.merge(ours)
 
@@ -320,12 +321,13 @@ class AwsClients:
                 await self.start()
             if service not in self._clients:
                 assert self._stack is not None and self._session is not None
+                session: Any = self._session  # the stubs overload create_client per literal service name
                 kwargs: dict[str, Any] = {"region_name": self.region_name, "config": self.config()}
                 kwargs.update(self.client_kwargs)
                 if self.endpoint_url is not None:
                     kwargs["endpoint_url"] = self.endpoint_url
                 with translated(f"{service} client"):
-                    created = await self._stack.enter_async_context(self._session.create_client(service, **kwargs))
+                    created = await self._stack.enter_async_context(session.create_client(service, **kwargs))
                 self._clients[service] = created
             return self._clients[service]
 
@@ -338,7 +340,7 @@ class AwsClients:
         return client
 
     def __del__(self) -> None:
-        if self._stack is not None and not self._closed:
+        if getattr(self, "_stack", None) is not None and not getattr(self, "_closed", True):
             warnings.warn(f"unclosed {self!r}: call await close()", ResourceWarning, stacklevel=1)
 
 

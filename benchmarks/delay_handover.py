@@ -83,10 +83,10 @@ async def part_a(url: str, jobs: int, scanners: int, max_delay: float, interval:
     cmd = [sys.executable, "-m", "asyncmq_cloud.cli", "--settings", "tests.support.scanner_settings.Settings"]
     cmd += ["scanner", "run", "--queue", queue, "--interval", str(interval), "--report-every", "5"]
     logdir = Path(tempfile.mkdtemp(prefix="bench-scanners-"))
-    procs = [
-        subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=(logdir / f"s{i}.log").open("wb"), stderr=subprocess.STDOUT)
-        for i in range(scanners)
-    ]
+    procs = []
+    for i in range(scanners):
+        with (logdir / f"s{i}.log").open("wb") as log:
+            procs.append(subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))  # noqa: ASYNC220
     try:
         rng = random.Random(42)
         start_at = time.time() + 5 + jobs / 300  # conservatively after the enqueue phase

@@ -454,7 +454,11 @@ def _start_moto() -> Service:
     port = free_port()
     url = f"http://{HOST}:{port}"
     service = Service("moto", url, {"AWS_ENDPOINT_URL": url}, LOGS / f"moto-{port}.log")
-    return _boot(service, [str(server), "-H", HOST, "-p", str(port)], lambda: _http_status(f"{url}/moto-api/") > 0)
+    # moto_atomic.py: moto's app with DynamoDB writes serialized (see its docstring).
+    python = server.parent / "python"
+    interpreter = str(python if python.exists() else sys.executable)
+    cmd = [interpreter, str(ROOT / "scripts" / "moto_atomic.py"), HOST, str(port)]
+    return _boot(service, cmd, lambda: _http_status(f"{url}/moto-api/") > 0)
 
 
 def _start_localstack() -> Service:

@@ -8,8 +8,9 @@ locally and fails them under ``CI=true``.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-_PLUGINS = ["services", "stores", "store_redis", "store_dynamodb"]
-# TEMPORARY while the plugins are being written: only load the ones that exist.
-pytest_plugins = [f"tests.plugins.{n}" for n in _PLUGINS if (Path(__file__).parent / "plugins" / f"{n}.py").exists()]
+pytest_plugins = [
+    "tests.plugins.services",
+    "tests.plugins.stores",
+    "tests.plugins.store_redis",
+    "tests.plugins.store_dynamodb",
+]

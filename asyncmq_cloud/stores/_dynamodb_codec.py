@@ -14,13 +14,23 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from asyncmq_cloud.core.protocols import CANCELLED, WAITING_CHILDREN, JobRecord
-from asyncmq_cloud.core.validation import encode_payload
-from asyncmq_cloud.resources import ACTIVE_PK, ACTIVE_SK, BY_STATE_PK, BY_STATE_SK, PK, SK, TTL_ATTRIBUTE
+from asyncmq_cloud.core.protocols import CANCELLED, JobRecord
+from asyncmq_cloud.core.protocols import WAITING_CHILDREN as WAITING_CHILDREN
+from asyncmq_cloud.core.validation import encode_payload as encode_payload
+from asyncmq_cloud.resources import ACTIVE_INDEX as ACTIVE_INDEX
+from asyncmq_cloud.resources import ACTIVE_PK as ACTIVE_PK
+from asyncmq_cloud.resources import ACTIVE_SK as ACTIVE_SK
+from asyncmq_cloud.resources import BY_STATE_INDEX as BY_STATE_INDEX
+from asyncmq_cloud.resources import BY_STATE_PK as BY_STATE_PK
+from asyncmq_cloud.resources import BY_STATE_SK as BY_STATE_SK
+from asyncmq_cloud.resources import PK as PK
+from asyncmq_cloud.resources import SK as SK
+from asyncmq_cloud.resources import TTL_ATTRIBUTE as TTL_ATTRIBUTE
 
-#: Largest item DynamoDB stores, names and values included (400 KB).
+#: Largest item DynamoDB stores, names and values included: "400 KB", read as 400,000
+#: bytes (the service accepts a little more, ~409,600; moto stops at 405,000).
 #: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html#limits-items
-DYNAMODB_MAX_ITEM_BYTES = 400 * 1024
+DYNAMODB_MAX_ITEM_BYTES = 400_000
 #: Room kept free under the item limit for what later writes add to a job item
 #: (owner token, heartbeat, active-index keys, TTL): about 200 bytes in practice.
 ITEM_HEADROOM_BYTES = 1024
@@ -30,6 +40,8 @@ TRANSACT_MAX_ACTIONS = 100
 TRANSACT_MAX_BYTES = 4 * 1024 * 1024
 #: ``BatchGetItem``: at most 100 keys per call.
 BATCH_GET_MAX_KEYS = 100
+#: Conditional updates ``promote`` keeps in flight at once.
+PROMOTE_CONCURRENCY = 16
 #: Partitions of the sparse ``active`` index; ``list_stalled`` queries each one.
 ACTIVE_SHARDS = 4
 

@@ -9,8 +9,8 @@ transport both with and without native delays.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest

@@ -1,0 +1,119 @@
+"""Shared plumbing of :class:`~asyncmq_cloud.stores.dynamodb.DynamoDBStateStore` and its mixins.
+
+One place turns SDK calls into answers: :meth:`DynamoDBBase._call` translates
+errors, :meth:`DynamoDBBase._conditional` turns a failed condition into ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from asyncmq_cloud.aws import AwsClients, is_conditional_failure, translate_error
+from asyncmq_cloud.errors import ClosedError, FlowTooLargeError
+from asyncmq_cloud.stores import _dynamodb_codec as codec
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+
+T = TypeVar("T")
+
+
+class DynamoDBBase:
+    """Client access, error handling, transactions and the queue registry."""
+
+    table_name: str
+    _clients: AwsClients
+    _resource: str
+    _known_queues: set[str]
+    _closed: bool
+
+    async def _client(self) -> DynamoDBClient:
+        if self._closed:
+            raise ClosedError("DynamoDBStateStore is closed; create a new one")
+        return await self._clients.dynamodb()
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        """Await an SDK call; SDK errors become :mod:`asyncmq_cloud.errors`."""
+        try:
+            return await call
+        except Exception as exc:
+            raise translate_error(exc, resource=self._resource) from exc
+
+    async def _conditional(self, call: Awaitable[T]) -> T | None:
+        """Await an SDK call whose failed condition is an answer (``None``), not an error."""
+        try:
+            return await call
+        except Exception as exc:
+            if is_conditional_failure(exc):
+                return None
+            raise translate_error(exc, resource=self._resource) from exc
+
+    async def _update(self, key: Mapping[str, Any], expression: str, **kwargs: Any) -> dict[str, Any] | None:
+        """One ``UpdateItem``; returns its response, ``None`` when its condition failed."""
+        client = await self._client()
+        response = await self._conditional(
+            client.update_item(TableName=self.table_name, Key=dict(key), UpdateExpression=expression, **kwargs)
+        )
+        return dict(response) if response is not None else None
+
+    async def _transact(self, updates: Sequence[Mapping[str, Any]], total_bytes: int) -> None:
+        """Write every ``UpdateItem`` argument set in one ``TransactWriteItems`` (all or nothing).
+
+        Raises:
+            FlowTooLargeError: more than 100 items or 4 MB; nothing is written.
+        """
+        if len(updates) > codec.TRANSACT_MAX_ACTIONS or total_bytes > codec.TRANSACT_MAX_BYTES:
+            raise FlowTooLargeError(
+                f"{len(updates)} items / {total_bytes} bytes do not fit in one DynamoDB transaction "
+                f"(≤ {codec.TRANSACT_MAX_ACTIONS} items: jobs plus one dependency item per job with "
+                f"parents or children; ≤ {codec.TRANSACT_MAX_BYTES} bytes); nothing was written"
+            )
+        items: Any = [{"Update": {"TableName": self.table_name, **u}} for u in updates]
+        client = await self._client()
+        await self._call(client.transact_write_items(TransactItems=items))
+
+    async def _register_queues(self, queues: Collection[str]) -> None:
+        """Add queue names to the registry item (once per queue per process)."""
+        new = sorted(set(queues) - self._known_queues)
+        if not new:
+            return
+        await self._update(codec.registry_key(), "ADD queues :q", ExpressionAttributeValues={":q": {"SS": new}})
+        self._known_queues.update(new)
+
+    async def list_queues(self) -> list[str]:
+        """Every queue that has held a job, a flag or a repeatable (one ``GetItem``)."""
+        item = await self._get_item(codec.registry_key())
+        return sorted(codec.get_set(item or {}, "queues"))
+
+    async def _query_pages(self, **query: Any) -> AsyncIterator[dict[str, Any]]:
+        """Every page of a ``Query`` (follows ``LastEvaluatedKey``)."""
+        client = await self._client()
+        start: Any = None
+        while True:
+            extra: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
+            page = await self._call(client.query(TableName=self.table_name, **query, **extra))
+            yield dict(page)
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    async def _query_items(self, **query: Any) -> list[dict[str, Any]]:
+        """Every item a ``Query`` returns, over all pages, in order."""
+        return [dict(i) async for page in self._query_pages(**query) for i in page.get("Items", [])]
+
+    async def _get_item(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        client = await self._client()
+        response = await self._call(client.get_item(TableName=self.table_name, Key=dict(key), ConsistentRead=True))
+        item = response.get("Item")
+        return dict(item) if item else None
+
+    async def _delete_item(self, key: Mapping[str, Any], **kwargs: Any) -> dict[str, Any] | None:
+        """``DeleteItem``; returns the old item (``ReturnValues=ALL_OLD``), ``None`` if a condition failed."""
+        client = await self._client()
+        response = await self._conditional(
+            client.delete_item(TableName=self.table_name, Key=dict(key), ReturnValues="ALL_OLD", **kwargs)
+        )
+        if response is None:
+            return None
+        return dict(response.get("Attributes") or {})

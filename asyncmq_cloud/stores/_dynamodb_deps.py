@@ -1,0 +1,91 @@
+"""Dependency edges of the DynamoDB store (flows): one ``DEPS`` item per job.
+
+The item ``pk=Q#{queue}#J#{job}``, ``sk=DEPS`` holds two string sets:
+``pending`` (parents the job still waits for) and ``children`` (jobs waiting for
+it). Resolving a parent deletes it from each child's ``pending`` set with the
+condition ``contains(pending, :parent)``: of any number of concurrent resolvers
+exactly one succeeds per edge, and the one whose delete empties the set (DynamoDB
+drops an empty set attribute) reports the child as ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+
+from asyncmq_cloud.stores import _dynamodb_codec as codec
+from asyncmq_cloud.stores._dynamodb_base import DynamoDBBase
+
+_NAMES = {"#pending": "pending", "#children": "children"}
+
+
+class DependencyMixin(DynamoDBBase):
+    """``add_dependencies``, ``resolve_dependency``, ``pending_parents``."""
+
+    async def add_dependencies(self, queue: str, child_id: str, parent_ids: Collection[str]) -> None:
+        """Add ``child_id -> parent_ids`` edges: one ``UpdateItem``, or one transaction for several items."""
+        parents = set(parent_ids)
+        if not parents:
+            return
+        updates = codec.deps_updates(queue, {child_id: parents})
+        if len(updates) == 1:
+            only = updates[0]
+            await self._update(
+                only["Key"], only["UpdateExpression"], ExpressionAttributeValues=only["ExpressionAttributeValues"]
+            )
+            return
+        await self._transact(updates, sum(codec.update_size(u) for u in updates))
+
+    async def resolve_dependency(self, queue: str, parent_id: str) -> list[str]:
+        item = await self._get_item(codec.deps_key(queue, parent_id))
+        children = sorted(codec.get_set(item or {}, "children"))
+        if not children:
+            return []
+        ready = await asyncio.gather(*(self._resolve_edge(queue, child, parent_id) for child in children))
+        await self._drop_children(queue, parent_id, set(children))
+        return [child for child, is_ready in zip(children, ready, strict=True) if is_ready]
+
+    async def _resolve_edge(self, queue: str, child_id: str, parent_id: str) -> bool:
+        """Remove ``parent_id`` from the child's pending set; True if this call emptied it."""
+        response = await self._update(
+            codec.deps_key(queue, child_id),
+            "DELETE #pending :p",
+            ConditionExpression="contains(#pending, :ps)",
+            ExpressionAttributeNames={"#pending": "pending"},
+            ExpressionAttributeValues={":p": {"SS": [parent_id]}, ":ps": {"S": parent_id}},
+            ReturnValues="ALL_NEW",
+        )
+        if response is None:  # another caller resolved this edge first
+            return False
+        attributes = response.get("Attributes") or {}
+        if "pending" in attributes:
+            return False
+        if "children" not in attributes:
+            await self._delete_empty(queue, child_id)
+        return True
+
+    async def _drop_children(self, queue: str, parent_id: str, children: set[str]) -> None:
+        """Forget resolved (or deleted) children of ``parent_id``; drop the item once empty."""
+        response = await self._update(
+            codec.deps_key(queue, parent_id),
+            "DELETE #children :c",
+            ConditionExpression="attribute_exists(#pk)",  # never create an empty item
+            ExpressionAttributeNames={"#children": "children", "#pk": codec.PK},
+            ExpressionAttributeValues={":c": {"SS": sorted(children)}},
+            ReturnValues="ALL_NEW",
+        )
+        attributes = (response or {}).get("Attributes") or {}
+        if response is not None and "pending" not in attributes and "children" not in attributes:
+            await self._delete_empty(queue, parent_id)
+
+    async def _delete_empty(self, queue: str, job_id: str) -> None:
+        # Conditional: a concurrent add_dependencies may have refilled the item.
+        await self._delete_item(
+            codec.deps_key(queue, job_id),
+            ConditionExpression="attribute_not_exists(#pending) AND attribute_not_exists(#children)",
+            ExpressionAttributeNames=_NAMES,
+        )
+
+    async def pending_parents(self, queue: str, child_id: str) -> set[str]:
+        item = await self._get_item(codec.deps_key(queue, child_id))
+        return codec.get_set(item or {}, "pending")

@@ -1,0 +1,88 @@
+"""Index reads of the DynamoDB store: ``list_jobs``, ``count_jobs``, ``list_stalled``.
+
+Both indexes are ``KEYS_ONLY`` and eventually consistent: every key found is
+re-read with a consistent ``BatchGetItem`` and the record re-checked, so what is
+returned is exact (a write of the last moments may be missing). Never a Scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from asyncmq_cloud.core.protocols import JobRecord
+from asyncmq_cloud.errors import TransientError
+from asyncmq_cloud.stores import _dynamodb_codec as codec
+from asyncmq_cloud.stores._dynamodb_base import DynamoDBBase
+
+
+class QueryMixin(DynamoDBBase):
+    """Listing and counting through the ``by_state`` and ``active`` indexes."""
+
+    async def list_jobs(self, queue: str, state: str) -> list[JobRecord]:
+        keys = await self._query_keys(
+            IndexName=codec.BY_STATE_INDEX,
+            KeyConditionExpression="#g1pk = :g1pk",
+            ExpressionAttributeNames={"#g1pk": codec.BY_STATE_PK},
+            ExpressionAttributeValues={":g1pk": {"S": codec.state_partition(queue, state)}},
+        )
+        # The index is eventually consistent: keep only records still in ``state``.
+        return [r for r in await self._batch_get(keys) if r.state == state]
+
+    async def count_jobs(self, queue: str) -> dict[str, int]:
+        counts = await asyncio.gather(*(self._count_state(queue, state) for state in codec.KNOWN_STATES))
+        return {state: n for state, n in zip(codec.KNOWN_STATES, counts, strict=True) if n}
+
+    async def _count_state(self, queue: str, state: str) -> int:
+        pages = self._query_pages(
+            IndexName=codec.BY_STATE_INDEX,
+            Select="COUNT",
+            KeyConditionExpression="#g1pk = :g1pk",
+            ExpressionAttributeNames={"#g1pk": codec.BY_STATE_PK},
+            ExpressionAttributeValues={":g1pk": {"S": codec.state_partition(queue, state)}},
+        )
+        return sum([int(page.get("Count", 0)) async for page in pages])
+
+    async def list_stalled(self, older_than: float) -> list[JobRecord]:
+        shards = [f"ACTIVE#{n}" for n in range(codec.ACTIVE_SHARDS)]
+        found = await asyncio.gather(
+            *(
+                self._query_keys(
+                    IndexName=codec.ACTIVE_INDEX,
+                    KeyConditionExpression="#apk = :apk AND #ask < :t",
+                    ExpressionAttributeNames={"#apk": codec.ACTIVE_PK, "#ask": codec.ACTIVE_SK},
+                    ExpressionAttributeValues={":apk": {"S": shard}, ":t": codec.num(older_than)},
+                )
+                for shard in shards
+            )
+        )
+        records = await self._batch_get([k for keys in found for k in keys])
+        return [
+            r
+            for r in records
+            if r.state == "active" and (r.heartbeat if r.heartbeat is not None else r.updated_at) < older_than
+        ]
+
+    async def _query_keys(self, **query: Any) -> list[dict[str, Any]]:
+        """Every table key an index query returns, in index order."""
+        return [{codec.PK: i[codec.PK], codec.SK: i[codec.SK]} for i in await self._query_items(**query)]
+
+    async def _batch_get(self, keys: Sequence[Mapping[str, Any]]) -> list[JobRecord]:
+        """Consistent reads of ``keys`` (≤ 100 per call), returned in the order of ``keys``."""
+        client = await self._client()
+        items: dict[str, dict[str, Any]] = {}
+        for first in range(0, len(keys), codec.BATCH_GET_MAX_KEYS):
+            pending: Any = {self.table_name: {"Keys": list(keys[first : first + codec.BATCH_GET_MAX_KEYS])}}
+            pending[self.table_name]["ConsistentRead"] = True
+            for attempt in range(10):
+                response = await self._call(client.batch_get_item(RequestItems=pending))
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    items[item[codec.PK]["S"]] = dict(item)
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))  # throttled: back off, then retry the rest
+            if pending:
+                raise TransientError(f"BatchGetItem on {self._resource} kept returning UnprocessedKeys (throttled)")
+        return [codec.record_from_item(items[k[codec.PK]["S"]]) for k in keys if k[codec.PK]["S"] in items]

@@ -1,0 +1,70 @@
+"""DynamoDB fixtures: ``dynamodb_endpoint`` and ``dynamodb_state_store``.
+
+``dynamodb_state_store`` is a started store on its own provisioned table (random
+name, so tests may run in parallel against one server); the fixture deletes
+exactly that table afterwards and closes every client.
+
+The moto server started by the test bed serializes DynamoDB requests
+(``scripts/moto_atomic.py``): plain ``moto_server`` lets two concurrent
+conditional writes on one item both succeed, which real DynamoDB never does.
+A moto named by ``AWS_ENDPOINT_URL`` must be started the same way for the race
+tests to be meaningful.
+
+``ASYNCMQ_DYNAMODB_ENDPOINT=http://127.0.0.1:P`` runs the DynamoDB tests against
+an emulator that is already running instead (e.g. MiniStack).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiobotocore.config import AioConfig
+
+from asyncmq_cloud.aws import AwsClients
+from asyncmq_cloud.stores.dynamodb import DynamoDBStateStore
+
+
+def random_table_name() -> str:
+    return f"test-jobs-{uuid.uuid4().hex[:12]}"
+
+
+def moto_clients(endpoint: str) -> AwsClients:
+    """Clients for the emulator; a larger pool so concurrency tests really race."""
+    return AwsClients(endpoint_url=endpoint, region_name="us-east-1", aio_config=AioConfig(max_pool_connections=64))
+
+
+async def drop_table(clients: AwsClients, table_name: str) -> None:
+    """Delete ``table_name`` if it exists (never any other table)."""
+    client = await clients.dynamodb()
+    with contextlib.suppress(client.exceptions.ResourceNotFoundException):
+        await client.delete_table(TableName=table_name)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint(request: pytest.FixtureRequest) -> str:
+    """The DynamoDB emulator: ``ASYNCMQ_DYNAMODB_ENDPOINT`` if set, else the moto server."""
+    existing = os.environ.get("ASYNCMQ_DYNAMODB_ENDPOINT", "").strip()
+    if existing:
+        return existing
+    return str(request.getfixturevalue("moto_endpoint"))
+
+
+@pytest.fixture
+async def dynamodb_state_store(dynamodb_endpoint: str) -> AsyncIterator[DynamoDBStateStore]:
+    """A started store on its own provisioned table; the table is deleted and the store closed afterwards."""
+    clients = moto_clients(dynamodb_endpoint)
+    store = DynamoDBStateStore(random_table_name(), clients=clients)
+    try:
+        await store.start()
+        await store.provision()
+        yield store
+    finally:
+        try:
+            await drop_table(clients, store.table_name)
+        finally:
+            await store.close()
+            await clients.close()
