@@ -145,3 +145,16 @@ async def test_closed_backend_cannot_restart(memory_state_store: Any) -> None:
     await backend.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         await backend.start()
+
+
+async def test_deregister_worker_survives_a_cancelled_scope(state_store: Any) -> None:
+    """AsyncMQ calls deregister_worker from a scope that is already cancelled."""
+    import anyio
+
+    backend = CloudBackend(state_store, MemoryTransport(), MemoryDelayStore())
+    worker_id = uuid.uuid4().hex
+    await backend.register_worker(worker_id, "q", 1, time.time())
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await backend.deregister_worker(worker_id)
+    assert worker_id not in [w.id for w in await backend.list_workers()]
