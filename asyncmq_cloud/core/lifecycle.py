@@ -100,6 +100,8 @@ class CloudBackend(AdminMixin, BaseBackend):
         self._paused_cache: dict[str, tuple[bool, float]] = {}
         self._cancelled_here: set[tuple[str, str]] = set()
         self._last_repair: dict[str, float] = {}
+        #: Jobs this process completed that no job waits for (bounded, oldest dropped).
+        self._childless: dict[tuple[str, str], None] = {}
         self._started = False
         self._closed = False
         self._start_lock = anyio.Lock()
@@ -323,7 +325,15 @@ class CloudBackend(AdminMixin, BaseBackend):
         return record
 
     async def complete_active_job(self, queue_name: str, payload: dict[str, Any], result: Any) -> None:
-        await self._finish(queue_name, payload, State.COMPLETED, extra={"result": result, "completed_at": time.time()})
+        extra = {"result": result, "completed_at": time.time()}
+        record = await self._finish(queue_name, payload, State.COMPLETED, extra=extra)
+        if record is not None and not record.has_children:
+            # AsyncMQ calls resolve_dependency right after this; nothing waits for
+            # the job, so that call can skip the store. A child registered after
+            # this write sees the parent completed and resolves itself.
+            self._childless[(queue_name, record.id)] = None
+            if len(self._childless) > 10_000:
+                self._childless.pop(next(iter(self._childless)))
 
     async def retry_active_job(self, queue_name: str, payload: dict[str, Any], run_at: float) -> None:
         run_at = validate_run_at(run_at)
@@ -488,6 +498,8 @@ class CloudBackend(AdminMixin, BaseBackend):
         await self._recheck_parents(queue_name, pending)
 
     async def resolve_dependency(self, queue_name: str, parent_id: str) -> None:
+        if self._childless.pop((queue_name, parent_id), 0) is None:
+            return  # completed here with no children (see complete_active_job)
         await self._ready()
         ready = await self.store.resolve_dependency(queue_name, parent_id)
         released: list[str] = []

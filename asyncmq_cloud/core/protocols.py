@@ -51,6 +51,9 @@ class JobRecord:
         owner: the claim token of the worker that holds an ``active`` job.
         heartbeat: last heartbeat of an ``active`` job (epoch seconds).
         updated_at: last write (epoch seconds).
+        has_children: whether other jobs still wait for this one. Stores report it
+            on ``transition`` results (True when unknown): a job completed with
+            none lets the lifecycle skip AsyncMQ's follow-up ``resolve_dependency``.
     """
 
     queue: str
@@ -61,6 +64,7 @@ class JobRecord:
     owner: str | None = None
     heartbeat: float | None = None
     updated_at: float = 0.0
+    has_children: bool = True
 
     def job(self) -> dict[str, Any]:
         """The AsyncMQ job dict with ``status`` taken from the authoritative state."""

@@ -32,4 +32,8 @@ if ARGV[7] == '1' then
   redis.call('HSET', key, 'payload', ARGV[8])
 end
 index_state(queue, id, state, to_state)
-return redis.call('HGETALL', key)
+local out = redis.call('HGETALL', key)
+-- Lets the lifecycle skip resolve_dependency for a job nobody waits for.
+out[#out + 1] = 'has_children'
+out[#out + 1] = tostring(redis.call('EXISTS', queue_key(queue, 'children:' .. id)))
+return out

@@ -210,6 +210,11 @@ def job_item(record: JobRecord, *, created: float, now: float, expires: float | 
     return {**job_key(record.queue, record.id), **{NAMES[k]: v for k, v in values.items()}}
 
 
+#: Set on a job item once another job depends on it; a completion that returns the
+#: item without it lets the lifecycle skip AsyncMQ's ``resolve_dependency`` call.
+HAS_CHILDREN = "has_children"
+
+
 def job_upsert(record: JobRecord, *, created: float, now: float, expires: float | None) -> Item:
     """``UpdateItem`` arguments that insert or fully overwrite a job item.
 
@@ -240,7 +245,17 @@ def record_from_item(item: Item) -> JobRecord:
         owner=get_str(item, "owner"),
         heartbeat=get_num(item, "heartbeat"),
         updated_at=get_num(item, "updated_at") or 0.0,
+        has_children=bool(item.get(HAS_CHILDREN, {}).get("BOOL", False)),
     )
+
+
+def flag_has_children(update: Item) -> Item:
+    """Add ``has_children = true`` to a :func:`job_upsert` (a parent inside a flow)."""
+    expression = update["UpdateExpression"]
+    sets, _, removes = expression.partition(" REMOVE ")
+    flagged = f"{sets}, {HAS_CHILDREN} = :has_children" + (f" REMOVE {removes}" if removes else "")
+    values = {**update["ExpressionAttributeValues"], ":has_children": {"BOOL": True}}
+    return {**update, "UpdateExpression": flagged, "ExpressionAttributeValues": values}
 
 
 def estimated_job_size(queue: str, job_id: str, state: str, payload: Mapping[str, Any]) -> int:

@@ -27,6 +27,7 @@ class DependencyMixin(DynamoDBBase):
         parents = set(parent_ids)
         if not parents:
             return
+        await self._flag_parents(queue, parents)
         updates = codec.deps_updates(queue, {child_id: parents})
         if len(updates) == 1:
             only = updates[0]
@@ -35,6 +36,27 @@ class DependencyMixin(DynamoDBBase):
             )
             return
         await self._transact(updates, sum(codec.update_size(u) for u in updates))
+
+    async def _flag_parents(self, queue: str, parent_ids: Collection[str]) -> None:
+        """Mark existing parent job items ``has_children`` BEFORE their edges are written.
+
+        Flag first: a parent completing between the flag and the edge sees the flag
+        and lets AsyncMQ call ``resolve_dependency`` (a no-op then); one completing
+        before the flag is seen as completed by the child's own re-check
+        (``CloudBackend._recheck_parents``). A missing parent is not created.
+        """
+        await asyncio.gather(
+            *(
+                self._update(
+                    codec.job_key(queue, parent),
+                    f"SET {codec.HAS_CHILDREN} = :t",
+                    ConditionExpression="attribute_exists(#pk)",
+                    ExpressionAttributeNames={"#pk": codec.PK},
+                    ExpressionAttributeValues={":t": {"BOOL": True}},
+                )
+                for parent in sorted(parent_ids)
+            )
+        )
 
     async def resolve_dependency(self, queue: str, parent_id: str) -> list[str]:
         item = await self._get_item(codec.deps_key(queue, parent_id))

@@ -209,6 +209,14 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
             writes.append(codec.job_upsert(record, created=created, now=now, expires=expires))
         edges = self._flow_edges(unique, deps or {})
         dep_updates = codec.deps_updates(unique[0].queue, edges) if edges else []
+        parents = {parent for ps in edges.values() for parent in ps}
+        if parents:
+            in_flow = {r.id for r in unique}
+            writes = [
+                codec.flag_has_children(w) if w["Key"] == codec.job_key(r.queue, r.id) and r.id in parents else w
+                for w, r in zip(writes, unique, strict=True)
+            ]
+            await self._flag_parents(unique[0].queue, parents - in_flow)
         await self._register_queues({r.queue for r in unique})
         if len(writes) == 1 and not dep_updates:
             only = writes[0]

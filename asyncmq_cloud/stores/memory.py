@@ -139,7 +139,9 @@ class MemoryStateStore:
         record.heartbeat = None
         record.run_at = run_at
         record.updated_at = time.time()
-        return _copy(record)
+        result = _copy(record)
+        result.has_children = bool(self._children.get((queue, job_id)))
+        return result
 
     async def promote(self, queue: str, job_ids: Sequence[str]) -> list[str]:
         moved = []

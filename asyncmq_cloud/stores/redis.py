@@ -163,6 +163,7 @@ def _to_record(queue: str, job_id: str, raw: Any) -> JobRecord | None:
         owner=fields.get("owner"),
         heartbeat=_opt_float(fields.get("heartbeat")),
         updated_at=float(fields.get("updated_at") or 0.0),
+        has_children=fields.get("has_children", "1") != "0",
     )
 
 

@@ -315,3 +315,15 @@ async def test_past_run_at_runs_now_and_non_finite_is_refused(backend: Any, qnam
         with pytest.raises(ConfigurationError, match="finite"):
             await backend.enqueue_delayed(qname, bad.to_dict(), run_at)
     assert await backend.get_job(qname, bad.id) is None
+
+
+async def test_dependency_on_an_existing_parent(backend: Any, qname: str) -> None:
+    """AsyncMQ's non-atomic flow path: add_dependencies, then enqueue the child."""
+    kp, kc = key(), key()
+    parent = await Queue(qname, backend=backend).add(T + "record", args=[kp])
+    child = Job(T + "record", [kc], {}, depends_on=[parent])
+    await backend.add_dependencies(qname, child.to_dict())
+    await backend.enqueue(qname, child.to_dict())
+    await drive(backend, qname, state_is(backend, qname, child.id, "completed"))
+    order = [x for x in tasks.ORDER if x in (kp, kc)]
+    assert order == [kp, kc]
