@@ -64,6 +64,10 @@ class LifecycleConfig(_Model):
         deregister_timeout: bound (s) on the shielded worker deregistration.
         worker_ttl: seconds a worker entry outlives its last heartbeat (0 =
             AsyncMQ's ``heartbeat_ttl``).
+        lease_timeout: a redelivered reference takes over an ``active`` job whose
+            heartbeat is older than this (its worker died); a younger one is put
+            back on the broker until the lease runs out. 0 = never take over
+            (only AsyncMQ's stalled-job checker recovers such jobs).
     """
 
     receive_wait: float = Field(1.0, ge=0, le=20)
@@ -76,3 +80,4 @@ class LifecycleConfig(_Model):
     cancel_cache_ttl: float = Field(1.0, ge=0, le=60)
     deregister_timeout: float = Field(2.0, gt=0, le=30)
     worker_ttl: float = Field(0.0, ge=0)
+    lease_timeout: float = Field(60.0, ge=0)

@@ -266,21 +266,38 @@ class CloudBackend(AdminMixin, BaseBackend):
         buffered = self._buffer.setdefault(queue_name, deque())
         if not buffered:
             buffered.extend(await self.transport.receive(queue_name, self.config.prefetch, self.config.receive_wait))
+        lease = self.config.lease_timeout
         while buffered:
             delivery = buffered.popleft()
             token = uuid.uuid4().hex
             now = time.time()
-            record = await self.store.claim(queue_name, delivery.job_id, token, now)
+            stale_before = now - lease if lease > 0 else None
+            record = await self.store.claim(queue_name, delivery.job_id, token, now, stale_before=stale_before)
             if record is None:
-                # Duplicate, cancelled, removed, finished or not yet due: the
-                # state store is the truth, the reference is spent.
-                await self.transport.ack([delivery])
+                await self._unclaimable(delivery, now)
                 continue
             self._leases[(queue_name, record.id)] = Lease(delivery, token, now)
             job = record.job()
             job.setdefault("active_since", now)
             return job
         return None
+
+    async def _unclaimable(self, delivery: Delivery, now: float) -> None:
+        """A reference whose job could not be claimed.
+
+        Held by a live worker (its lease is fresh): put it back until the lease
+        would run out, so that the job is taken over if that worker dies.
+        Anything else (duplicate, cancelled, removed, finished, not yet due): the
+        state store is the truth and the reference is spent.
+        """
+        lease = self.config.lease_timeout
+        if lease > 0:
+            record = await self.store.get(delivery.queue, delivery.job_id)
+            if record is not None and record.state == State.ACTIVE:
+                last = record.heartbeat if record.heartbeat is not None else record.updated_at
+                await self.transport.release(delivery, max(1.0, last + lease - now))
+                return
+        await self.transport.ack([delivery])
 
     def _pop_lease(self, queue: str, job_id: str) -> Lease | None:
         self._cancelled_here.discard((queue, job_id))

@@ -123,9 +123,13 @@ class StateStore(Protocol):
 
     async def get(self, queue: str, job_id: str) -> JobRecord | None: ...
 
-    async def claim(self, queue: str, job_id: str, token: str, now: float) -> JobRecord | None:
+    async def claim(
+        self, queue: str, job_id: str, token: str, now: float, *, stale_before: float | None = None
+    ) -> JobRecord | None:
         """``waiting`` (or ``delayed`` with ``run_at <= now``) -> ``active``.
 
+        With ``stale_before``, an ``active`` job whose heartbeat (or, without one,
+        last write) is older than it is claimable too: its holder's lease expired.
         Sets ``owner=token``, ``heartbeat=now``, clears ``run_at`` and returns the
         new record in the same call; ``None`` when the job is not claimable.
         """

@@ -1,13 +1,18 @@
--- claim: waiting (or delayed and due) -> active, owned by a token; returns the new record.
--- ARGV: prefix, queue, id, token, now
-local queue, id, token, now = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+-- claim: waiting (or delayed and due, or active with a lease older than
+-- stale_before) -> active, owned by a token; returns the new record.
+-- ARGV: prefix, queue, id, token, now, stale_before ('' = never take over)
+local queue, id, token, now, stale_before = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local key = job_key(queue, id)
-local f = redis.call('HMGET', key, 'state', 'run_at')
+local f = redis.call('HMGET', key, 'state', 'run_at', 'heartbeat', 'updated_at')
 local state, run_at = f[1], f[2]
-if state ~= 'waiting' then
-  if state ~= 'delayed' or not run_at or tonumber(run_at) > tonumber(now) then
-    return false
-  end
+local claimable = state == 'waiting'
+if state == 'delayed' then
+  claimable = run_at and tonumber(run_at) <= tonumber(now)
+elseif state == 'active' and stale_before and stale_before ~= '' then
+  claimable = tonumber(f[3] or f[4]) < tonumber(stale_before)
+end
+if not claimable then
+  return false
 end
 redis.call('HSET', key, 'state', 'active', 'owner', token, 'heartbeat', now, 'updated_at', now)
 redis.call('HDEL', key, 'run_at')

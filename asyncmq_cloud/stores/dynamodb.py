@@ -239,7 +239,9 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
         item = await self._get_item(codec.job_key(queue, job_id))
         return codec.record_from_item(item) if item else None
 
-    async def claim(self, queue: str, job_id: str, token: str, now: float) -> JobRecord | None:
+    async def claim(
+        self, queue: str, job_id: str, token: str, now: float, *, stale_before: float | None = None
+    ) -> JobRecord | None:
         values = {
             ":active": {"S": "active"},
             ":waiting": {"S": "waiting"},
@@ -249,12 +251,17 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
             ":g1pk": {"S": codec.state_partition(queue, "active")},
             ":apk": {"S": codec.active_shard(queue, job_id)},
         }
+        condition = "#state = :waiting OR (#state = :delayed AND #run_at <= :now)"
+        if stale_before is not None:
+            # Take over an active job whose holder stopped heartbeating (lease expired).
+            condition += " OR (#state = :active AND #hb < :stale)"
+            values[":stale"] = codec.num(stale_before)
         return await self._update_job(
             queue,
             job_id,
             "SET #state = :active, #owner = :token, #hb = :now, #upd = :now, #g1pk = :g1pk, "
             "#apk = :apk, #ask = :now REMOVE #run_at, #exp",
-            "attribute_exists(#pk) AND (#state = :waiting OR (#state = :delayed AND #run_at <= :now))",
+            f"attribute_exists(#pk) AND ({condition})",
             values,
         )
 

@@ -95,12 +95,16 @@ class MemoryStateStore:
         record = self._jobs.get((queue, job_id))
         return _copy(record) if record else None
 
-    async def claim(self, queue: str, job_id: str, token: str, now: float) -> JobRecord | None:
+    async def claim(
+        self, queue: str, job_id: str, token: str, now: float, *, stale_before: float | None = None
+    ) -> JobRecord | None:
         record = self._jobs.get((queue, job_id))
         if record is None:
             return None
         due_delayed = record.state == "delayed" and record.run_at is not None and record.run_at <= now
-        if record.state != "waiting" and not due_delayed:
+        lease = record.heartbeat if record.heartbeat is not None else record.updated_at
+        expired = record.state == "active" and stale_before is not None and lease < stale_before
+        if record.state != "waiting" and not due_delayed and not expired:
             return None
         record.state = "active"
         record.owner = token

@@ -301,9 +301,11 @@ class RedisStateStore:
         return _to_record(queue, job_id, await self.client.hgetall(self._key(queue, f"job:{job_id}")))
 
     @_translated
-    async def claim(self, queue: str, job_id: str, token: str, now: float) -> JobRecord | None:
+    async def claim(
+        self, queue: str, job_id: str, token: str, now: float, *, stale_before: float | None = None
+    ) -> JobRecord | None:
         validate_queue_name(queue)
-        raw = await self._run("claim", [self.prefix, queue, job_id, token, _num(now)])
+        raw = await self._run("claim", [self.prefix, queue, job_id, token, _num(now), _num(stale_before)])
         return _to_record(queue, job_id, raw)
 
     @_translated

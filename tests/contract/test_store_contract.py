@@ -211,3 +211,16 @@ async def test_locks(state_store: Any) -> None:
     assert await state_store.acquire_lock(key, "b", 0.2)
     await asyncio.sleep(0.5)
     assert await state_store.acquire_lock(key, "c", 30)
+
+
+async def test_claim_takes_over_an_expired_lease_only(state_store: Any, queue: str) -> None:
+    await state_store.create([_rec(queue, "a")])
+    now = time.time()
+    assert await state_store.claim(queue, "a", "old", now - 100) is not None
+    assert await state_store.claim(queue, "a", "new", now) is None  # no stale_before: never
+    assert await state_store.claim(queue, "a", "new", now, stale_before=now - 200) is None  # lease fresh
+    taken = await state_store.claim(queue, "a", "new", now, stale_before=now - 50)
+    assert taken is not None and taken.owner == "new" and taken.state == "active"
+    assert await state_store.heartbeat(queue, "a", now, "old") is False
+    done = await state_store.transition(queue, "a", "completed", expect_states={"active"}, expect_owner="old")
+    assert done is None

@@ -97,15 +97,42 @@ async def test_crash_between_delay_claim_and_promotion_is_repaired(memory_state_
     assert (await backend.dequeue(qname)) is not None
 
 
-async def test_duplicate_delivery_is_dropped(memory_state_store: Any, qname: str) -> None:
+async def test_duplicate_delivery_never_runs_twice(memory_state_store: Any, qname: str) -> None:
     transport = MemoryTransport()
-    backend = CloudBackend(memory_state_store, transport, MemoryDelayStore())
+    config = LifecycleConfig(receive_wait=0.05)
+    backend = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=config)
     job_id = await Queue(qname, backend=backend).add(T + "add", args=[1, 1])
     await transport.send(qname, [job_id])  # the broker delivers the reference twice
     first = await backend.dequeue(qname)
     assert first is not None
-    assert await backend.dequeue(qname) is None
-    assert await transport.depth(qname) == 1  # the duplicate was acked, the first is in flight
+    assert await backend.dequeue(qname) is None  # held by a live lease: put back, not run
+    await handle_job(qname, first, backend)
+    for message in transport._queues[qname]:
+        message.visible_at = 0  # make the parked duplicate visible now
+    assert await backend.dequeue(qname) is None  # the job is done: the duplicate is dropped
+    assert await transport.depth(qname) == 0
+
+
+async def test_redelivered_reference_takes_over_a_dead_workers_job(memory_state_store: Any, qname: str) -> None:
+    transport = MemoryTransport(visibility_timeout=0.1)
+    config = LifecycleConfig(receive_wait=0.05, lease_timeout=0.4)
+    dead = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=config)
+    job_id = await Queue(qname, backend=dead).add(T + "add", args=[2, 2])
+    assert (await dead.dequeue(qname)) is not None  # ... and the worker dies: no heartbeat, no ack
+    alive = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=config)
+    await asyncio.sleep(0.15)  # visibility expired, the lease has not
+    assert await alive.dequeue(qname) is None
+    assert await transport.depth(qname) == 1  # parked until the lease runs out
+    deadline = time.monotonic() + 5
+    job = None
+    while job is None and time.monotonic() < deadline:
+        job = await alive.dequeue(qname)
+    assert job is not None and job["id"] == job_id
+    await handle_job(qname, job, alive)
+    assert await alive.get_job_result(qname, job_id) == 4
+    # The presumed-dead worker finishing late cannot overwrite the outcome.
+    await dead.fail_active_job(qname, {**job, "status": "failed"})
+    assert await alive.get_job_state(qname, job_id) == "completed"
 
 
 async def test_oversized_payload_refused_at_enqueue(memory_state_store: Any, qname: str) -> None:
