@@ -31,6 +31,7 @@ not an error: stores test for it with :func:`is_conditional_failure` first.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import warnings
 from collections.abc import Iterator, Mapping
@@ -61,6 +62,14 @@ from asyncmq_cloud.errors import (
     ResourceMissingError,
     TransientError,
 )
+
+# AsyncMQ 0.10.1 configures the root logger at DEBUG in every worker (its
+# ``setup_logging()`` ignores ``settings.logging_level``), which makes botocore
+# format and print every request and response body: most of a worker's CPU.
+# Quiet the SDK unless the application chose a level for it (docs/decisions.md, entry 25).
+for _sdk_logger in ("botocore", "aiobotocore"):
+    if logging.getLogger(_sdk_logger).level == logging.NOTSET:
+        logging.getLogger(_sdk_logger).setLevel(logging.INFO)
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient

@@ -11,18 +11,28 @@ Resources described here:
   (``{queue}#{state}`` / created time, keys only) and the sparse ``active``
   GSI (``ACTIVE#{shard}`` / heartbeat, keys only); TTL attribute ``expires_at``;
   on-demand billing.
+* the DynamoDB **delay table** (:func:`delay_table`, used by
+  :class:`~asyncmq_cloud.scanners.dynamodb.DynamoDBDelayStore`): string keys
+  ``pk`` (``Q#{queue}#S#{shard}``) / ``sk`` (job id), the ``due`` GSI
+  (``due_pk = "{queue}#{bucket}"`` / ``run_at`` as a number, keys only); TTL
+  attribute ``expires_at`` for clean-up of orphans only, never as the timer;
+  on-demand billing.
+
+* an **SQS queue** per AsyncMQ queue and its dead-letter queue
+  (:class:`SqsQueueSpec`, used by :class:`~asyncmq_cloud.transports.sqs.SQSTransport`):
+  ``{prefix}{queue}`` (+ ``.fifo``) and ``{prefix}{queue}-dlq`` (+ ``.fifo``), both
+  ≤ 80 of ``[A-Za-z0-9_-]``; the queue's ``RedrivePolicy`` points at the DLQ with
+  ``maxReceiveCount``; visibility timeout, retention and optional KMS.
 
 Resources later work adds here (one frozen dataclass each, plus a validator):
 
-* SQS queues and their dead-letter queues (name ≤ 80 of ``[A-Za-z0-9_-]``,
-  ``.fifo`` suffix for FIFO; redrive policy, visibility timeout, retention);
-* Kafka topics (name ≤ 249 of ``[A-Za-z0-9._-]``; partitions, retention);
-* the DynamoDB delay table (due-time index, TTL only for clean-up).
+* Kafka topics (name ≤ 249 of ``[A-Za-z0-9._-]``; partitions, retention).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -53,6 +63,13 @@ ACTIVE_INDEX = "active"
 ACTIVE_PK = "act_pk"
 ACTIVE_SK = "act_sk"
 TTL_ATTRIBUTE = "expires_at"
+
+#: Names inside the delay table (``scanners/dynamodb.py`` imports these); its
+#: keys and TTL attribute reuse ``PK``, ``SK`` and ``TTL_ATTRIBUTE``.
+DELAY_TABLE_NAME = "asyncmq-delays"
+DUE_INDEX = "due"
+DUE_PK = "due_pk"
+DUE_SK = "run_at"
 
 
 def validate_table_name(name: str) -> str:
@@ -167,8 +184,22 @@ def jobs_table(name: str = JOBS_TABLE_NAME) -> TableSpec:
     )
 
 
+def delay_table(name: str = DELAY_TABLE_NAME) -> TableSpec:
+    """The delay table of :class:`~asyncmq_cloud.scanners.dynamodb.DynamoDBDelayStore`.
+
+    ``name`` is validated like every table name (:func:`validate_table_name`).
+    """
+    return TableSpec(
+        name=name,
+        hash_key=KeyAttribute(PK),
+        range_key=KeyAttribute(SK),
+        indexes=(IndexSpec(DUE_INDEX, KeyAttribute(DUE_PK), KeyAttribute(DUE_SK, "N")),),
+        ttl_attribute=TTL_ATTRIBUTE,
+    )
+
+
 #: Every resource spec with its default name (the drift test walks this).
-RESOURCES: tuple[TableSpec, ...] = (jobs_table(),)
+RESOURCES: tuple[TableSpec, ...] = (jobs_table(), delay_table())
 
 
 async def provision_table(client: DynamoDBClient, spec: TableSpec, *, timeout: float = 300.0) -> None:
@@ -256,13 +287,123 @@ async def _enable_ttl(client: DynamoDBClient, name: str, attribute: str) -> None
 __all__ = [
     "ACTIVE_INDEX",
     "BY_STATE_INDEX",
+    "DELAY_TABLE_NAME",
+    "DUE_INDEX",
     "JOBS_TABLE_NAME",
     "RESOURCES",
     "TTL_ATTRIBUTE",
     "IndexSpec",
     "KeyAttribute",
     "TableSpec",
+    "delay_table",
     "jobs_table",
     "provision_table",
     "validate_table_name",
+]
+
+
+# -- SQS ---------------------------------------------------------------------------------
+#: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html
+#: "A queue name can have up to 80 characters. Valid values: alphanumeric characters,
+#: hyphens (-), and underscores (_)"; a FIFO queue name ends in ``.fifo`` (counted in the 80).
+SQS_QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+SQS_QUEUE_NAME_MAX = 80
+SQS_FIFO_SUFFIX = ".fifo"
+#: The dead-letter queue of ``NAME`` is ``NAME-dlq`` (``NAME-dlq.fifo`` for FIFO).
+SQS_DLQ_SUFFIX = "-dlq"
+#: A DLQ keeps messages for the longest retention SQS allows (14 days) so they can be inspected.
+SQS_MAX_RETENTION_SECONDS = 1_209_600
+
+
+def validate_sqs_queue_name(name: str, *, fifo: bool = False) -> str:
+    """Return ``name`` (with ``.fifo`` when ``fifo``) or raise :class:`InvalidNameError` naming the rule.
+
+    The name must leave room for the ``-dlq`` suffix of its dead-letter queue.
+    """
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError("SQS queue name must be a non-empty string")
+    base = name.removesuffix(SQS_FIFO_SUFFIX) if fifo else name
+    if fifo and not name.endswith(SQS_FIFO_SUFFIX):
+        raise InvalidNameError(f"SQS FIFO queue name {name!r} must end with {SQS_FIFO_SUFFIX!r}")
+    if not base or not SQS_QUEUE_NAME_RE.match(base):
+        raise InvalidNameError(
+            f"SQS queue name {name!r} may only contain letters, digits, '-' and '_'"
+            f"{' before the .fifo suffix' if fifo else ''} (rule: {SQS_QUEUE_NAME_RE.pattern}); "
+            "AsyncMQ queue names may contain '.', which SQS forbids: rename the queue or the prefix"
+        )
+    longest = len(base) + len(SQS_DLQ_SUFFIX) + (len(SQS_FIFO_SUFFIX) if fifo else 0)
+    if longest > SQS_QUEUE_NAME_MAX:
+        raise InvalidNameError(
+            f"SQS queue name {name[:60]!r} is too long: its dead-letter queue name would be {longest} "
+            f"characters and SQS allows {SQS_QUEUE_NAME_MAX} (prefix + queue name + {SQS_DLQ_SUFFIX!r}"
+            f"{' + .fifo' if fifo else ''}); shorten the queue name or the queue_prefix"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class SqsQueueSpec:
+    """An SQS queue and its dead-letter queue, as ``provision`` creates them.
+
+    Attributes:
+        name: the queue name (``.fifo`` included for FIFO).
+        fifo: a FIFO queue (its DLQ is FIFO too, as SQS requires).
+        visibility_timeout: the queue's default visibility timeout (s).
+        max_receive_count: receives after which SQS moves a message to the DLQ.
+        retention_seconds: message retention of the queue (``None`` = SQS default, 4 days).
+        kms_key_id: KMS key for server-side encryption (``None`` = SQS-managed SSE).
+        kms_data_key_reuse_seconds: how long SQS reuses a data key (fewer KMS calls).
+        attributes: further ``CreateQueue`` attributes, passed through.
+    """
+
+    name: str
+    fifo: bool = False
+    visibility_timeout: int = 30
+    max_receive_count: int = 5
+    retention_seconds: int | None = None
+    kms_key_id: str | None = None
+    kms_data_key_reuse_seconds: int | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        validate_sqs_queue_name(self.name, fifo=self.fifo)
+
+    @property
+    def dlq_name(self) -> str:
+        base = self.name.removesuffix(SQS_FIFO_SUFFIX) if self.fifo else self.name
+        return base + SQS_DLQ_SUFFIX + (SQS_FIFO_SUFFIX if self.fifo else "")
+
+    def _common(self) -> dict[str, str]:
+        attrs: dict[str, str] = {}
+        if self.fifo:
+            attrs["FifoQueue"] = "true"
+        if self.kms_key_id:
+            attrs["KmsMasterKeyId"] = self.kms_key_id
+            if self.kms_data_key_reuse_seconds is not None:
+                attrs["KmsDataKeyReusePeriodSeconds"] = str(self.kms_data_key_reuse_seconds)
+        return attrs
+
+    def dlq_attributes(self) -> dict[str, str]:
+        """``CreateQueue`` attributes of the dead-letter queue (longest retention)."""
+        return {**self._common(), "MessageRetentionPeriod": str(SQS_MAX_RETENTION_SECONDS)}
+
+    def queue_attributes(self, dlq_arn: str) -> dict[str, str]:
+        """``CreateQueue`` attributes of the queue, redriving to ``dlq_arn``."""
+        attrs = {
+            **self._common(),
+            "VisibilityTimeout": str(self.visibility_timeout),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self.max_receive_count}),
+        }
+        if self.retention_seconds is not None:
+            attrs["MessageRetentionPeriod"] = str(self.retention_seconds)
+        attrs.update(dict(self.attributes))
+        return attrs
+
+
+__all__ += [
+    "SQS_DLQ_SUFFIX",
+    "SQS_FIFO_SUFFIX",
+    "SQS_QUEUE_NAME_MAX",
+    "SqsQueueSpec",
+    "validate_sqs_queue_name",
 ]

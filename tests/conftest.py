@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.plugins.stores",
     "tests.plugins.store_redis",
     "tests.plugins.store_dynamodb",
+    "tests.plugins.backend_sqs",
 ]

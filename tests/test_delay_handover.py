@@ -10,17 +10,13 @@ lateness targets live in ``benchmarks/delay_handover.py``.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -29,10 +25,10 @@ from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.scanners.redis import RedisDelayStore
 from asyncmq_cloud.stores.redis import RedisStateStore
+from tests.support.handover import Scanners, percentile, wait_for_sent
 from tests.support.redis_transport import RedisListTransport, sent_log
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = "tests.support.scanner_settings.Settings"
 
 
@@ -63,62 +59,13 @@ async def producer(redis_url: str, prefix: str) -> AsyncIterator[CloudBackend]:
             await client.aclose()
 
 
-class Scanners:
-    """Scanner processes of one test; every one is stopped (or killed) at the end."""
-
-    def __init__(self, redis_url: str, prefix: str, tmp: Path) -> None:
-        self.env = {**os.environ, "REDIS_URL": redis_url, "HANDOVER_PREFIX": prefix, "PYTHONPATH": str(ROOT)}
-        self.tmp = tmp
-        self.procs: list[subprocess.Popen[bytes]] = []
-
-    def start(self, queue: str, *, grace: float = 3600, interval: float = 0.2) -> subprocess.Popen[bytes]:
-        log = (self.tmp / f"scanner-{len(self.procs)}.log").open("wb")
-        cmd = [sys.executable, "-m", "asyncmq_cloud.cli", "--settings", SETTINGS, "scanner", "run"]
-        cmd += ["--queue", queue, "--interval", str(interval), "--report-every", "1"]
-        env = {**self.env, "HANDOVER_REPAIR_GRACE": str(grace)}
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        log.close()
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> list[int | None]:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        codes = []
-        for proc in self.procs:
-            try:
-                codes.append(proc.wait(timeout=15))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                codes.append(proc.wait())
-        return codes
-
-    def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace") for p in sorted(self.tmp.glob("scanner-*.log")))
-
-
 @pytest.fixture
 def scanners(redis_url: str, prefix: str, tmp_path: Path) -> Iterator[Scanners]:
-    group = Scanners(redis_url, prefix, tmp_path)
+    group = Scanners(SETTINGS, {"REDIS_URL": redis_url, "HANDOVER_PREFIX": prefix}, tmp_path)
     try:
         yield group
     finally:
         group.stop_all()
-
-
-async def wait_for_sent(client: Any, prefix: str, queue: str, expected: set[str], timeout: float) -> list[Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        log = await sent_log(client, prefix, queue)
-        if {entry["id"] for entry in log} >= expected or time.monotonic() > deadline:
-            return log
-        await asyncio.sleep(0.1)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def test_four_scanner_processes_hand_over_each_job_once(

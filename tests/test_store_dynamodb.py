@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -29,7 +27,7 @@ from asyncmq_cloud.errors import (
 )
 from asyncmq_cloud.stores import _dynamodb_codec as codec
 from asyncmq_cloud.stores.dynamodb import DEFAULT_MAX_PAYLOAD_BYTES, DynamoDBStateStore
-from tests.plugins.store_dynamodb import drop_table, moto_clients, random_table_name
+from tests.plugins.store_dynamodb import drop_table, moto_clients, random_table_name, recorded_calls
 
 Store = DynamoDBStateStore
 moto = pytest.mark.moto
@@ -42,22 +40,6 @@ def _rec(queue: str, job_id: str, state: str = "waiting", **payload: Any) -> Job
 @pytest.fixture
 def queue() -> str:
     return f"q-{uuid.uuid4().hex[:8]}"
-
-
-@contextmanager
-def recorded_calls(client: Any) -> Iterator[list[tuple[str, dict[str, Any]]]]:
-    """Every DynamoDB API call made through ``client`` inside the block: (operation, params)."""
-    calls: list[tuple[str, dict[str, Any]]] = []
-
-    def record(model: Any, params: Any, **_: Any) -> None:
-        calls.append((model.name, params))
-
-    # Fires once per API call, with the call's own parameters (not the serialized request).
-    client.meta.events.register("before-parameter-build.dynamodb", record)
-    try:
-        yield calls
-    finally:
-        client.meta.events.unregister("before-parameter-build.dynamodb", record)
 
 
 async def _raw_item(store: Store, key: dict[str, Any]) -> dict[str, Any] | None:

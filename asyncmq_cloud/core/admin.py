@@ -154,7 +154,14 @@ class AdminMixin:
         stats = {state: counts.get(state, 0) for state in ("waiting", "active", "delayed", "completed", "failed")}
         stats["waiting"] += counts.get(WAITING_CHILDREN, 0)
         stats["expired"] = counts.get(State.EXPIRED, 0)
-        stats["broker_depth"] = await self.transport.depth(queue_name)
+        # A transport with ``stats`` (SQS) reports its approximate counts in one call.
+        broker_stats = getattr(self.transport, "stats", None)
+        if broker_stats is None:
+            stats["broker_depth"] = await self.transport.depth(queue_name)
+            return stats
+        broker: dict[str, int] = await broker_stats(queue_name)
+        stats.update({f"broker_{name}": count for name, count in broker.items()})
+        stats["broker_depth"] = sum(broker.values())
         return stats
 
     async def list_queues(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""DynamoDB fixtures: ``dynamodb_endpoint`` and ``dynamodb_state_store``.
+"""DynamoDB fixtures (``dynamodb_endpoint``, ``dynamodb_state_store``) and helpers.
 
 ``dynamodb_state_store`` is a started store on its own provisioned table (random
 name, so tests may run in parallel against one server); the fixture deletes
@@ -19,13 +19,30 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from aiobotocore.config import AioConfig
 
 from asyncmq_cloud.aws import AwsClients
 from asyncmq_cloud.stores.dynamodb import DynamoDBStateStore
+
+
+@contextlib.contextmanager
+def recorded_calls(client: Any) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Every DynamoDB API call made through ``client`` inside the block: (operation, params)."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def record(model: Any, params: Any, **_: Any) -> None:
+        calls.append((model.name, params))
+
+    # Fires once per API call, with the call's own parameters (not the serialized request).
+    client.meta.events.register("before-parameter-build.dynamodb", record)
+    try:
+        yield calls
+    finally:
+        client.meta.events.unregister("before-parameter-build.dynamodb", record)
 
 
 def random_table_name() -> str:

@@ -2,9 +2,10 @@
 
 ``state_store`` is parametrized over every StateStore: the reference memory
 store, the Redis store (real redis-server) and the DynamoDB store (real moto
-server). ``backend`` is parametrized over AsyncMQ's own ``InMemoryBackend`` (the
-reference behaviour) and ``CloudBackend`` over each store, with the memory
-transport both with and without native delays.
+server); ``delay_store`` likewise over every DelayStore. ``backend`` is
+parametrized over AsyncMQ's own ``InMemoryBackend`` (the reference behaviour)
+and ``CloudBackend`` over each store (with the delay store of the same
+service), with the memory transport both with and without native delays.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ BACKENDS = [
     "cloud-memory-native-delay",
     pytest.param("cloud-redis", marks=pytest.mark.redis),
     pytest.param("cloud-dynamodb", marks=pytest.mark.moto),
+    # SQSBackend on three SQS implementations (fixtures in tests/plugins/backend_sqs.py)
+    pytest.param("sqs-elasticmq", marks=[pytest.mark.elasticmq, pytest.mark.redis]),
+    pytest.param("sqs-moto", marks=pytest.mark.moto),
+    pytest.param("sqs-localstack", marks=[pytest.mark.localstack, pytest.mark.redis]),
 ]
 
 
@@ -79,8 +84,8 @@ async def cloud_redis_backend(redis_state_store: Any, redis_delay_store: Any) ->
 
 
 @pytest.fixture
-async def cloud_dynamodb_backend(dynamodb_state_store: Any) -> AsyncIterator[CloudBackend]:
-    async for cloud in _cloud(dynamodb_state_store, 0.0):
+async def cloud_dynamodb_backend(dynamodb_state_store: Any, dynamodb_delay_store: Any) -> AsyncIterator[CloudBackend]:
+    async for cloud in _cloud(dynamodb_state_store, 0.0, dynamodb_delay_store):
         yield cloud
 
 
@@ -93,6 +98,7 @@ def backend(request: pytest.FixtureRequest) -> Any:
 DELAY_STORES = [
     "memory",
     pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("dynamodb", marks=pytest.mark.moto),
 ]
 
 
@@ -124,6 +130,26 @@ async def redis_delay_store(redis_url: str) -> AsyncIterator[Any]:
                 await client.delete(*keys)
         finally:
             await client.aclose()
+
+
+@pytest.fixture
+async def dynamodb_delay_store(dynamodb_endpoint: str) -> AsyncIterator[Any]:
+    """A started delay store on its own provisioned table; the table is deleted and the store closed afterwards."""
+    from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore
+    from tests.plugins.store_dynamodb import drop_table, moto_clients
+
+    clients = moto_clients(dynamodb_endpoint)
+    store = DynamoDBDelayStore(f"test-delays-{uuid.uuid4().hex[:12]}", clients=clients)
+    try:
+        await store.start()
+        await store.provision()
+        yield store
+    finally:
+        try:
+            await drop_table(clients, store.table_name)
+        finally:
+            await store.close()
+            await clients.close()
 
 
 @pytest.fixture(params=DELAY_STORES)

@@ -1,0 +1,142 @@
+"""Store and delay-store URLs shared by the backend presets (SQS, Kafka, DynamoDB).
+
+A preset accepts either an instance or a URL::
+
+    dynamodb://TABLE                     DynamoDBStateStore / DynamoDBDelayStore on TABLE
+    redis://HOST:PORT/DB?prefix=P        RedisStateStore / RedisDelayStore (prefix default "asyncmq-cloud")
+    rediss://HOST:PORT/DB?prefix=P       the same over TLS
+    memory://                            the in-process reference stores (tests, demos)
+
+Any other URL raises :class:`~asyncmq_cloud.errors.ConfigurationError` naming the rule.
+Stores are imported lazily so an app that uses DynamoDB does not need redis-py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from asyncmq_cloud.errors import ConfigurationError
+from asyncmq_cloud.resources import DELAY_TABLE_NAME, validate_table_name
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.aws import AwsClients
+    from asyncmq_cloud.core.protocols import DelayStore, StateStore
+
+Kind = Literal["dynamodb", "redis", "memory"]
+
+#: Default Redis key prefix of both Redis stores.
+DEFAULT_REDIS_PREFIX = "asyncmq-cloud"
+_FORMS = "dynamodb://TABLE, redis://HOST:PORT/DB[?prefix=P], rediss://... or memory://"
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    """A parsed store URL.
+
+    Attributes:
+        kind: which store family.
+        target: the table name (DynamoDB) or the Redis URL without ``prefix`` (Redis).
+        prefix: the Redis key prefix.
+    """
+
+    kind: Kind
+    target: str = ""
+    prefix: str = DEFAULT_REDIS_PREFIX
+
+
+def parse_store_url(url: str, *, setting: str = "store") -> StoreURL:
+    """Parse ``url``; :class:`ConfigurationError` names ``setting`` and the broken rule."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"{setting}={url!r} is not a store URL; use {_FORMS}")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "memory":
+        if parts.netloc or parts.path.strip("/") or parts.query:
+            raise ConfigurationError(f"{setting}={url!r}: memory:// takes no table, host or options")
+        return StoreURL("memory")
+    if scheme == "dynamodb":
+        return StoreURL("dynamodb", _table(url, parts.netloc, parts.path, parts.query, setting))
+    if scheme in ("redis", "rediss"):
+        if not parts.hostname:
+            raise ConfigurationError(f"{setting}={url!r}: a Redis URL needs a host (redis://HOST:PORT/DB)")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        prefixes = [value for key, value in query if key == "prefix"]
+        if any(not p for p in prefixes) or len(prefixes) > 1:
+            raise ConfigurationError(f"{setting}={url!r}: give ?prefix= once, non-empty")
+        rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+        target = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
+        return StoreURL("redis", target, prefixes[0] if prefixes else DEFAULT_REDIS_PREFIX)
+    raise ConfigurationError(f"{setting}={url!r}: unsupported scheme {parts.scheme!r}; use {_FORMS}")
+
+
+def _table(url: str, netloc: str, path: str, query: str, setting: str) -> str:
+    if not netloc or path.strip("/") or query or "@" in netloc or ":" in netloc:
+        raise ConfigurationError(f"{setting}={url!r}: write a DynamoDB table as dynamodb://TABLE (nothing else)")
+    return validate_table_name(netloc)
+
+
+def build_state_store(spec: str | StateStore, *, clients: AwsClients) -> StateStore:
+    """The state store for ``spec``: an instance as is, a URL built with the shared ``clients``."""
+    if not isinstance(spec, str):
+        return spec
+    parsed = parse_store_url(spec, setting="store")
+    if parsed.kind == "dynamodb":
+        from asyncmq_cloud.stores.dynamodb import DynamoDBStateStore
+
+        return DynamoDBStateStore(parsed.target, clients=clients)
+    if parsed.kind == "redis":
+        from asyncmq_cloud.stores.redis import RedisStateStore
+
+        return RedisStateStore(parsed.target, prefix=parsed.prefix)
+    from asyncmq_cloud.stores.memory import MemoryStateStore
+
+    return MemoryStateStore()
+
+
+def build_delay_store(spec: str | DelayStore | None, *, store: StateStore, clients: AwsClients) -> DelayStore:
+    """The delay store for ``spec``; ``None`` picks the one that matches ``store``.
+
+    DynamoDB store -> ``dynamodb://asyncmq-delays`` on the same clients; Redis store ->
+    a sorted set on the same Redis and prefix; memory store -> memory.
+    """
+    if spec is not None and not isinstance(spec, str):
+        return spec
+    if spec is None:
+        return _default_delay_store(store, clients)
+    parsed = parse_store_url(spec, setting="delay_store")
+    if parsed.kind == "dynamodb":
+        from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore
+
+        return DynamoDBDelayStore(parsed.target, clients=clients)
+    if parsed.kind == "redis":
+        from asyncmq_cloud.scanners.redis import RedisDelayStore
+
+        # cast: its translating decorator types methods as Awaitable, the protocol as coroutines
+        return cast("DelayStore", RedisDelayStore(parsed.target, prefix=parsed.prefix))
+    from asyncmq_cloud.scanners.memory import MemoryDelayStore
+
+    return MemoryDelayStore()
+
+
+def _default_delay_store(store: StateStore, clients: AwsClients) -> DelayStore:
+    from asyncmq_cloud.stores.memory import MemoryStateStore
+
+    if isinstance(store, MemoryStateStore):
+        from asyncmq_cloud.scanners.memory import MemoryDelayStore
+
+        return MemoryDelayStore()
+    kind = type(store).__name__
+    if kind == "DynamoDBStateStore":
+        from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore
+
+        return DynamoDBDelayStore(DELAY_TABLE_NAME, clients=getattr(store, "clients", clients))
+    if kind == "RedisStateStore":
+        from asyncmq_cloud.scanners.redis import RedisDelayStore
+
+        delays = RedisDelayStore(str(getattr(store, "url")), prefix=str(getattr(store, "prefix")))  # noqa: B009
+        return cast("DelayStore", delays)
+    raise ConfigurationError(
+        f"delay_store is required with a {kind} state store: pass a DelayStore or a URL ({_FORMS})"
+    )

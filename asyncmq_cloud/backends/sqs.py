@@ -1,0 +1,136 @@
+"""``SQSBackend``: AsyncMQ on Amazon SQS, by changing one settings line.
+
+::
+
+    from asyncmq.conf.global_settings import Settings as Base
+    from asyncmq_cloud import SQSBackend
+
+    class Settings(Base):
+        backend = SQSBackend(queue_prefix="myapp-", store="dynamodb://asyncmq-jobs")
+
+Job references travel on SQS (:mod:`asyncmq_cloud.transports.sqs`, whose module
+docstring is the operator's manual: visibility, delays, FIFO, costs, IAM, KMS);
+jobs live in the state store (DynamoDB by default, or Redis); delays longer than
+SQS holds (900 s, none on FIFO) wait in the delay store (``dynamodb://asyncmq-delays``
+with a DynamoDB store, the same Redis with a Redis store).
+
+Nothing is created implicitly in production: ``await backend.provision(["default"])``
+or ``asyncmq-cloud provision --queue default`` creates tables and queues for local
+development, ``create_missing=True`` does it on first use, and the Terraform module
+in ``terraform/`` is the production path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiobotocore.config import AioConfig
+
+from asyncmq_cloud.aws import AwsClients, RetryMode
+from asyncmq_cloud.backends._urls import build_delay_store, build_state_store
+from asyncmq_cloud.config import LifecycleConfig
+from asyncmq_cloud.core.lifecycle import CloudBackend
+from asyncmq_cloud.core.protocols import DelayStore, StateStore
+from asyncmq_cloud.errors import ConfigurationError
+from asyncmq_cloud.resources import JOBS_TABLE_NAME
+from asyncmq_cloud.transports.sqs import SQSTransport
+
+
+class SQSBackend(CloudBackend):
+    """An AsyncMQ backend on SQS + a state store + a delay store, built from keywords.
+
+    Args:
+        queue_prefix: prepended to every SQS queue name (``[A-Za-z0-9_-]``).
+        store: ``dynamodb://TABLE``, ``redis://HOST:PORT/DB[?prefix=P]``, ``rediss://...``,
+            ``memory://`` or a :class:`StateStore` instance.
+        delay_store: a URL of the same forms, a :class:`DelayStore`, or ``None``
+            for the one that matches ``store``.
+        fifo: use SQS FIFO queues (every delay then goes through the delay store).
+        create_missing: create missing tables and queues on first use (development).
+        endpoint_url: AWS endpoint for SQS and DynamoDB (LocalStack, ElasticMQ, moto);
+            ``AWS_ENDPOINT_URL_SQS``/``AWS_ENDPOINT_URL_DYNAMODB`` work too.
+        region_name: AWS region (else ``AWS_DEFAULT_REGION``/``AWS_REGION``/profile).
+        visibility_timeout: seconds a received message stays invisible.
+        max_receive_count: receives before SQS moves a message to the DLQ.
+        config: lifecycle knobs (:class:`LifecycleConfig`).
+        clients: a shared, caller-owned :class:`AwsClients` (then no endpoint/region/retry args).
+        retry_mode: / max_attempts: / aio_config: / client_kwargs: passed to the
+            :class:`AwsClients` the backend creates (and closes).
+        **transport_options: further :class:`~asyncmq_cloud.transports.sqs.SQSTransportConfig`
+            fields (``fifo_group``, ``kms_key_id``, ``kms_data_key_reuse_seconds``,
+            ``queue_attributes``, ``retention_seconds``, ``linger``, ``extend_threshold``).
+    """
+
+    def __init__(
+        self,
+        *,
+        queue_prefix: str = "",
+        store: str | StateStore = f"dynamodb://{JOBS_TABLE_NAME}",
+        delay_store: str | DelayStore | None = None,
+        fifo: bool = False,
+        create_missing: bool = False,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        visibility_timeout: int = 30,
+        max_receive_count: int = 5,
+        config: LifecycleConfig | None = None,
+        clients: AwsClients | None = None,
+        retry_mode: RetryMode = "standard",
+        max_attempts: int | None = None,
+        aio_config: AioConfig | None = None,
+        client_kwargs: Mapping[str, Any] | None = None,
+        **transport_options: Any,
+    ) -> None:
+        if clients is not None and (endpoint_url or region_name or aio_config or client_kwargs):
+            raise ConfigurationError("pass endpoint_url/region_name/aio_config/client_kwargs to the shared clients")
+        self._owns_clients = clients is None
+        if clients is None:
+            extra: dict[str, Any] = {} if max_attempts is None else {"max_attempts": max_attempts}
+            clients = AwsClients(
+                endpoint_url=endpoint_url,
+                region_name=region_name,
+                retry_mode=retry_mode,
+                aio_config=aio_config,
+                client_kwargs=client_kwargs,
+                **extra,
+            )
+        self.clients = clients
+        self.create_missing = create_missing
+        state_store = build_state_store(store, clients=clients)
+        transport = SQSTransport(
+            clients=clients,
+            queue_prefix=queue_prefix,
+            fifo=fifo,
+            create_missing=create_missing,
+            visibility_timeout=visibility_timeout,
+            max_receive_count=max_receive_count,
+            **transport_options,
+        )
+        delays = build_delay_store(delay_store, store=state_store, clients=clients)
+        super().__init__(state_store, transport, delays, config=config)
+        self.transport: SQSTransport = transport
+        self._provisioned = False
+
+    async def start(self) -> None:
+        """Start everything; with ``create_missing`` also create the tables (idempotent)."""
+        await super().start()
+        if self.create_missing and not self._provisioned:
+            self._provisioned = True
+            await self.store.provision()
+            await self.delay_store.provision()
+
+    async def provision(self, queues: Sequence[str] = ()) -> None:
+        """Create the tables and, for each of ``queues``, the SQS queue and its DLQ (idempotent)."""
+        await super().provision(queues)
+
+    async def close(self) -> None:
+        """Flush pending sends/acks, return prefetched messages, close stores and own clients."""
+        try:
+            await super().close()
+        finally:
+            if self._owns_clients:
+                await self.clients.close()
+
+
+__all__ = ["SQSBackend"]

@@ -1,0 +1,564 @@
+"""Amazon SQS transport: job references on SQS queues, one queue per AsyncMQ queue.
+
+Operator's manual
+=================
+
+Queues
+    AsyncMQ queue ``emails`` lives on the SQS queue ``{queue_prefix}emails``
+    (``{queue_prefix}emails.fifo`` with ``fifo=True``) and its dead-letter queue
+    ``{queue_prefix}emails-dlq`` (``-dlq.fifo``). Names are at most 80 characters
+    of ``[A-Za-z0-9_-]``: AsyncMQ allows ``.`` in queue names, SQS does not, and
+    the ``-dlq`` suffix must fit too (:class:`~asyncmq_cloud.errors.InvalidNameError`
+    says which rule broke). Queue URLs are resolved once per process and cached.
+    A missing queue raises :class:`~asyncmq_cloud.errors.ResourceMissingError`
+    naming it: create queues with ``await backend.provision(["emails"])`` /
+    ``asyncmq-cloud provision --queue emails`` (development), or with the Terraform
+    module in ``terraform/`` (production). ``create_missing=True`` creates them on
+    first use (development only: production credentials should not hold
+    ``sqs:CreateQueue``). ``provision`` is idempotent and updates the attributes of
+    an existing queue to the configured ones.
+
+What travels on SQS
+    Only a reference: ``{"v": 1, "q": "emails", "id": "<job id>"}``, about 70
+    bytes. The job itself lives in the state store (DynamoDB or Redis), so the SQS
+    message size limit (1 MiB; 256 KiB on older emulators) never limits payloads.
+    A message that is not such an envelope (sent by hand, by another producer or
+    corrupted) is a *poison* message: it is moved to the DLQ with the reason in
+    the ``asyncmq-error`` message attribute and deleted from the queue; workers
+    never see it and keep running.
+
+Visibility timeout vs job runtime
+    A received message is invisible for ``visibility_timeout`` seconds (default
+    30; passed on every ReceiveMessage so the transport knows the deadline).
+    While a job runs, heartbeats (AsyncMQ's ``enable_stalled_check=True``) call
+    :meth:`SQSTransport.extend` (``ChangeMessageVisibility``), which is lazy: it
+    calls SQS only when less than half of the requested extension remains, so
+    jobs shorter than about half the visibility timeout cost no extend call. A
+    message that reappears while its job runs cannot start a second run: the
+    receiving worker must *claim* the job in the state store first. If the job's
+    lease (last heartbeat) is fresh the message is put back until the lease would
+    expire; if it is stale (the worker died) the job is taken over
+    (``docs/decisions.md`` entry 18). So jobs longer than ``visibility_timeout``
+    need heartbeats, and every reappearance counts towards ``max_receive_count``
+    (default 5), after which SQS moves the message to the DLQ: repeated crashes
+    end there. SQS caps visibility at 12 hours *from receipt*; a job that runs
+    longer keeps running, the transport logs one warning, and the message
+    reappears and is handled as above.
+
+Delays
+    Standard queues hold delays of up to 900 s natively (``DelaySeconds``,
+    rounded up to whole seconds so a job never arrives before its due time);
+    longer delays go to the delay store (Redis sorted set or DynamoDB table) and
+    are sent when due by ``promote_due_delayed`` / ``asyncmq-cloud scanner run``.
+    FIFO queues have no per-message delay: every delay goes to the delay store.
+
+FIFO queues
+    ``fifo=True`` uses ``.fifo`` queues. ``MessageGroupId`` is ``fifo_group``
+    (default: the AsyncMQ queue name, i.e. strict order for the queue: one
+    message in flight at a time) or, with ``fifo_group="job"``, the job id (no
+    ordering, full parallelism). ``MessageDeduplicationId`` is a fresh id per
+    *logical* send, not the job id: a retried job is sent again with the same id
+    within the 5-minute deduplication window and SQS would silently drop it. SDK
+    retries of one request reuse the id and are still deduplicated.
+
+API calls per job (what SQS bills)
+    Sends and deletes are batched. Concurrent ``send`` calls within ``linger``
+    seconds (default 5 ms) share ``SendMessageBatch`` calls of up to 10 entries
+    and each caller awaits its own entry's result (a failed entry raises to its
+    caller: a reference is never silently lost). Acks do not block the worker:
+    deletes are queued and sent in ``DeleteMessageBatch`` calls every
+    ``ack_linger`` seconds (default 50 ms) or per 10; a failed or crash-lost
+    delete only makes the message reappear, and the claim of the next worker then
+    fails and deletes it (one extra receive, never a second run). A receive takes
+    up to ``min(prefetch, 10)`` messages. With ``add_bulk``/concurrent producers and
+    a prefetching worker that is about 0.1 send + 0.1 receive + 0.1 delete calls
+    per job; a sequential producer pays one send per job. An idle worker makes one
+    ReceiveMessage per ``receive_wait`` (long poll, at most 20 s). ``close()``
+    flushes every pending send and delete before it returns.
+
+IAM actions
+    Workers and producers: ``sqs:GetQueueUrl``, ``sqs:SendMessage`` (covers
+    batches), ``sqs:ReceiveMessage``, ``sqs:DeleteMessage``,
+    ``sqs:ChangeMessageVisibility``, ``sqs:GetQueueAttributes`` (stats, depth),
+    and on the DLQ ``sqs:SendMessage`` (poison messages). ``sqs:PurgeQueue`` for
+    ``purge``; ``sqs:CreateQueue`` and ``sqs:SetQueueAttributes`` only for
+    ``provision``/``create_missing``. With a customer-managed KMS key add
+    ``kms:GenerateDataKey`` and ``kms:Decrypt`` on that key.
+
+KMS
+    ``kms_key_id`` enables SSE-KMS on the queue and its DLQ at provision time;
+    ``kms_data_key_reuse_seconds`` (60 .. 86400) trades KMS calls for key reuse.
+    A KMS error (disabled key, missing grant) raises
+    :class:`~asyncmq_cloud.errors.AccessDeniedError` that says to check the key
+    policy. Without ``kms_key_id`` SQS-managed encryption applies.
+
+Errors
+    Every SDK error goes through :func:`asyncmq_cloud.aws.translate_error`;
+    throttling and 5xx are retried by botocore's standard/adaptive retry mode
+    (``AwsClients(retry_mode=...)``), never by hand-written loops (except batch
+    entries that SQS itself reports as failed without sender fault, which are
+    re-sent up to :data:`BATCH_ENTRY_ATTEMPTS` times).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from asyncmq_cloud.aws import AwsClients, error_code, translate_error, translated
+from asyncmq_cloud.config import _Model
+from asyncmq_cloud.core.protocols import Delivery
+from asyncmq_cloud.errors import (
+    ClosedError,
+    CloudBackendError,
+    ConfigurationError,
+    PermanentError,
+)
+from asyncmq_cloud.resources import SqsQueueSpec, validate_sqs_queue_name
+from asyncmq_cloud.transports._batcher import LingerBatcher
+from asyncmq_cloud.transports._sqs_calls import (
+    BATCH_ENTRY_ATTEMPTS,
+    MISSING,
+    STALE_RECEIPT,
+    STATS,
+    batch_call,
+    create_or_update,
+    is_stale,
+    log_failed_delete,
+)
+from asyncmq_cloud.transports._sqs_messages import (
+    GROUP_PER_JOB,
+    RECEIVE_ATTRIBUTES,
+    PoisonMessage,
+    decode_envelope,
+    encode_envelope,
+    fifo_ids,
+    poison_attributes,
+)
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+
+logger = logging.getLogger("asyncmq_cloud.transports.sqs")
+
+# Limits: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
+# and the API reference of each action named below.
+#: Largest message body (1 MiB since 2025; 262,144 bytes on older emulators, the value checked).
+MAX_MESSAGE_BYTES = 262_144
+#: ``DelaySeconds`` range (SendMessage); not settable per message on FIFO queues.
+MAX_DELAY_SECONDS = 900
+#: ``VisibilityTimeout`` maximum, counted from the *first receipt* (ChangeMessageVisibility).
+MAX_VISIBILITY_SECONDS = 43_200
+#: Entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch.
+MAX_BATCH_ENTRIES = 10
+#: ``MaxNumberOfMessages`` of ReceiveMessage.
+MAX_RECEIVE_MESSAGES = 10
+#: ``WaitTimeSeconds`` maximum of ReceiveMessage (long polling).
+MAX_WAIT_SECONDS = 20
+#: FIFO ``MessageDeduplicationId`` window: a repeated id within it is silently dropped.
+FIFO_DEDUP_WINDOW_SECONDS = 300
+#: Margin (s) kept under the 12-hour cap: receipt time is measured at the request's start.
+VISIBILITY_CAP_MARGIN = 5.0
+
+
+class SQSTransportConfig(_Model):
+    """Settings of :class:`SQSTransport` (see the module docstring for each).
+
+    Attributes:
+        queue_prefix: prepended to every AsyncMQ queue name (``[A-Za-z0-9_-]``).
+        fifo: use ``.fifo`` queues.
+        fifo_group: FIFO ``MessageGroupId``; ``None`` = the AsyncMQ queue name,
+            ``"job"`` = the job id.
+        visibility_timeout: seconds a received message stays invisible.
+        max_receive_count: receives before SQS redrives a message to the DLQ.
+        retention_seconds: message retention of the queue (``None`` = SQS's 4 days).
+        kms_key_id: KMS key id/alias/ARN for SSE-KMS (provision only).
+        kms_data_key_reuse_seconds: data key reuse period (provision only).
+        queue_attributes: further ``CreateQueue`` attributes (provision only).
+        linger: seconds a send batch waits for more entries (the sender waits too).
+        ack_linger: seconds a delete batch waits for more entries (nobody waits).
+        create_missing: create a missing queue on first use instead of raising.
+        extend_threshold: ``extend`` calls SQS only when less than this fraction
+            of the requested extension remains on the message.
+    """
+
+    queue_prefix: str = Field("", max_length=70, pattern=r"^[A-Za-z0-9_\-]*$")
+    fifo: bool = False
+    fifo_group: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[!-~]+$")
+    visibility_timeout: int = Field(30, ge=0, le=MAX_VISIBILITY_SECONDS)
+    max_receive_count: int = Field(5, ge=1, le=1000)
+    retention_seconds: int | None = Field(None, ge=60, le=1_209_600)
+    kms_key_id: str | None = Field(None, min_length=1)
+    kms_data_key_reuse_seconds: int | None = Field(None, ge=60, le=86_400)
+    queue_attributes: dict[str, str] = Field(default_factory=dict)
+    linger: float = Field(0.005, ge=0, le=1)
+    ack_linger: float = Field(0.05, ge=0, le=5)
+    create_missing: bool = False
+    extend_threshold: float = Field(0.5, ge=0, le=1)
+
+
+class SQSTransport:
+    """Job references on Amazon SQS (see the module docstring).
+
+    Args:
+        config: settings; keyword ``options`` override or replace it.
+        clients: a shared, caller-owned :class:`AwsClients` (not closed by ``close()``).
+        endpoint_url: / region_name: for a private :class:`AwsClients`.
+        **options: fields of :class:`SQSTransportConfig`.
+    """
+
+    supports_fifo = True
+
+    def __init__(
+        self,
+        config: SQSTransportConfig | None = None,
+        *,
+        clients: AwsClients | None = None,
+        endpoint_url: str | None = None,
+        region_name: str | None = None,
+        **options: Any,
+    ) -> None:
+        base = config.model_dump() if config is not None else {}
+        self.config = SQSTransportConfig.build(**{**base, **options})
+        if clients is not None and (endpoint_url or region_name):
+            raise ConfigurationError("pass endpoint_url/region_name to the shared AwsClients, not to the transport")
+        self.fifo = self.config.fifo
+        #: Longest delay SQS holds itself: 900 s on standard queues, none on FIFO.
+        self.max_native_delay: float = 0.0 if self.fifo else float(MAX_DELAY_SECONDS)
+        self._owns_clients = clients is None
+        self._clients = clients or AwsClients(endpoint_url=endpoint_url, region_name=region_name)
+        self._urls: dict[str, str] = {}
+        self._url_lock = asyncio.Lock()
+        self._sends: LingerBatcher[str, dict[str, Any], None] = LingerBatcher(
+            self._send_batch, max_size=MAX_BATCH_ENTRIES, linger=self.config.linger, name="SQS send batcher"
+        )
+        self._deletes: LingerBatcher[str, dict[str, Any], None] = LingerBatcher(
+            self._delete_batch, max_size=MAX_BATCH_ENTRIES, linger=self.config.ack_linger, name="SQS delete batcher"
+        )
+        self._closed = False
+
+    @property
+    def clients(self) -> AwsClients:
+        return self._clients
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open the SQS client now (idempotent): bad settings fail here, not at the first job."""
+        if self._closed:
+            raise ClosedError("SQSTransport is closed; create a new one")
+        await self._clients.start()
+        await self._clients.sqs()
+
+    async def close(self) -> None:
+        """Send every pending message and delete, then close own clients (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._sends.close()
+            await self._deletes.close()
+        finally:
+            if self._owns_clients:
+                await self._clients.close()
+
+    async def flush(self) -> None:
+        """Make every pending send and delete now and wait for them (``close`` does this too)."""
+        await self._sends.drain()
+        await self._deletes.drain()
+
+    async def __aenter__(self) -> SQSTransport:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _client(self) -> SQSClient:
+        if self._closed:
+            raise ClosedError("SQSTransport is closed; create a new one")
+        return await self._clients.sqs()
+
+    # -- names and URLs ------------------------------------------------------------------
+    def queue_name(self, queue: str) -> str:
+        """The SQS queue name of an AsyncMQ queue (validated; :class:`InvalidNameError`)."""
+        name = self.config.queue_prefix + queue + (".fifo" if self.fifo else "")
+        return validate_sqs_queue_name(name, fifo=self.fifo)
+
+    def spec(self, queue: str) -> SqsQueueSpec:
+        """The queue + DLQ description ``provision`` creates for ``queue``."""
+        c = self.config
+        return SqsQueueSpec(
+            name=self.queue_name(queue),
+            fifo=self.fifo,
+            visibility_timeout=c.visibility_timeout,
+            max_receive_count=c.max_receive_count,
+            retention_seconds=c.retention_seconds,
+            kms_key_id=c.kms_key_id,
+            kms_data_key_reuse_seconds=c.kms_data_key_reuse_seconds,
+            attributes=tuple(sorted(c.queue_attributes.items())),
+        )
+
+    def _resource(self, queue: str) -> str:
+        return f"SQS queue {self.queue_name(queue)!r} of AsyncMQ queue {queue!r}"
+
+    async def _url(self, queue: str) -> str:
+        url = self._urls.get(queue)
+        if url is not None:
+            return url
+        name = self.queue_name(queue)
+        async with self._url_lock:
+            if queue not in self._urls:
+                client = await self._client()
+                try:
+                    self._urls[queue] = (await client.get_queue_url(QueueName=name))["QueueUrl"]
+                except Exception as exc:
+                    error = translate_error(exc, resource=self._resource(queue))
+                    if not (self.config.create_missing and error_code(exc) in MISSING):
+                        raise error from exc
+                    self._urls[queue] = await self._provision(queue)
+            return self._urls[queue]
+
+    async def _dlq_url(self, queue: str) -> str:
+        key = f"\0dlq:{queue}"
+        if key not in self._urls:
+            client = await self._client()
+            name = self.spec(queue).dlq_name
+            with translated(f"SQS dead-letter queue {name!r} of AsyncMQ queue {queue!r}"):
+                self._urls[key] = (await client.get_queue_url(QueueName=name))["QueueUrl"]
+        return self._urls[key]
+
+    # -- provisioning --------------------------------------------------------------------------
+    async def provision(self, queue: str) -> None:
+        """Create the queue and its DLQ (with the redrive policy) if missing; idempotent."""
+        url = await self._provision(queue)
+        self._urls[queue] = url
+
+    async def _provision(self, queue: str) -> str:
+        spec = self.spec(queue)
+        client = await self._client()
+        with translated(self._resource(queue)):
+            dlq_url = await create_or_update(client, spec.dlq_name, spec.dlq_attributes())
+            self._urls[f"\0dlq:{queue}"] = dlq_url
+            arn = (await client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]))["Attributes"]
+            return await create_or_update(client, spec.name, spec.queue_attributes(arn["QueueArn"]))
+
+    # -- send ----------------------------------------------------------------------------------
+    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0) -> None:
+        """Send one reference per job id; raise the first failed entry's error (after all were tried)."""
+        if not job_ids:
+            return
+        extra: dict[str, Any] = {}
+        if delay > 0:
+            if self.fifo:
+                raise ConfigurationError("SQS FIFO queues have no per-message delay; use the delay store")
+            if delay > MAX_DELAY_SECONDS:
+                raise ConfigurationError(f"delay {delay:.0f} s exceeds SQS's {MAX_DELAY_SECONDS} s maximum")
+            extra["DelaySeconds"] = min(MAX_DELAY_SECONDS, math.ceil(delay))  # never before the due time
+        url = await self._url(queue)
+        entries = []
+        for job_id in job_ids:
+            body = encode_envelope(queue, job_id)
+            if len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:  # pragma: no cover - ids are small
+                raise PermanentError(f"job id of {len(body)} bytes does not fit an SQS message")
+            entry = {"MessageBody": body, **extra}
+            if self.fifo:
+                entry.update(fifo_ids(queue, job_id, self.config.fifo_group))
+            entries.append(entry)
+        await self._sends.submit(url, entries)
+
+    async def _send_batch(self, url: str, entries: list[dict[str, Any]]) -> list[BaseException | None]:
+        client = await self._clients.sqs()
+        return await batch_call(client.send_message_batch, url, entries, "SendMessageBatch")
+
+    # -- receive -------------------------------------------------------------------------------
+    async def receive(self, queue: str, max_messages: int, wait: float) -> list[Delivery]:
+        """Up to ``min(max_messages, 10)`` deliveries; long-polls ``int(min(wait, 20))`` seconds."""
+        if max_messages <= 0:
+            return []
+        url = await self._url(queue)
+        client = await self._client()
+        started = time.monotonic()
+        with translated(self._resource(queue)):
+            reply = await client.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(max_messages, MAX_RECEIVE_MESSAGES),
+                WaitTimeSeconds=int(min(max(wait, 0.0), MAX_WAIT_SECONDS)),
+                VisibilityTimeout=self.config.visibility_timeout,
+                AttributeNames=RECEIVE_ATTRIBUTES,  # the deprecated name: emulators need it
+                MessageAttributeNames=["All"],
+            )
+        deliveries: list[Delivery] = []
+        for message in reply.get("Messages", []):
+            attributes = message.get("Attributes", {})
+            count = int(attributes.get("ApproximateReceiveCount", "1"))
+            try:
+                job_id = decode_envelope(message.get("Body", ""), queue)
+            except PoisonMessage as poison:
+                await self._quarantine(queue, url, dict(message), str(poison), count)
+                continue
+            deliveries.append(
+                Delivery(
+                    queue,
+                    job_id,
+                    message["ReceiptHandle"],
+                    count,
+                    extra={
+                        "url": url,
+                        "received": started,
+                        "visible_until": started + self.config.visibility_timeout,
+                    },
+                )
+            )
+        return deliveries
+
+    async def _quarantine(self, queue: str, url: str, message: dict[str, Any], reason: str, count: int) -> None:
+        """Move a poison message to the DLQ; on failure log and leave it to native redrive."""
+        logger.warning("poison message on %s: %s; moving it to the dead-letter queue", self._resource(queue), reason)
+        try:
+            await self._to_dlq(queue, message.get("Body", "") or "<empty>", reason, count)
+            client = await self._client()
+            with translated(self._resource(queue)):
+                await client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        except CloudBackendError:
+            logger.error("could not dead-letter a poison message of %s", self._resource(queue), exc_info=True)
+
+    async def _to_dlq(self, queue: str, body: str, reason: str, count: int) -> None:
+        dlq = await self._dlq_url(queue)
+        client = await self._client()
+        extra: dict[str, Any] = {}
+        if self.fifo:
+            extra = {"MessageGroupId": "asyncmq-dead-letters", "MessageDeduplicationId": uuid.uuid4().hex}
+        with translated(f"SQS dead-letter queue of AsyncMQ queue {queue!r}"):
+            await client.send_message(
+                QueueUrl=dlq,
+                MessageBody=body,
+                MessageAttributes=poison_attributes(reason, self.queue_name(queue), count),
+                **extra,
+            )
+
+    # -- ack / visibility ----------------------------------------------------------------------
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Queue the deletes and return: they are batched over ``ack_linger`` and logged if they fail.
+
+        The caller does not wait: the job's end is already written in the state
+        store, and a delete that fails or is lost in a crash only lets the message
+        reappear, when the next worker's claim fails and deletes it. ``close()``
+        and ``flush()`` send every queued delete.
+        """
+        if self._closed:
+            raise ClosedError("SQSTransport is closed; create a new one")
+        by_url: dict[str, list[dict[str, Any]]] = {}
+        for delivery in deliveries:
+            url = delivery.extra.get("url") or await self._url(delivery.queue)
+            by_url.setdefault(url, []).append({"ReceiptHandle": delivery.receipt})
+        for url, entries in by_url.items():
+            self._deletes.post(url, entries, log_failed_delete)
+
+    async def _delete_batch(self, url: str, entries: list[dict[str, Any]]) -> list[BaseException | None]:
+        client = await self._clients.sqs()
+        results = await batch_call(client.delete_message_batch, url, entries, "DeleteMessageBatch")
+        for index, result in enumerate(results):
+            if result is not None and STALE_RECEIPT.search(str(result)):
+                # Deleted already, or received again by another worker (whose claim drops it).
+                logger.warning("SQS delete on %s: receipt no longer valid (%s); nothing to delete", url, result)
+                results[index] = None
+        return results
+
+    async def extend(self, delivery: Delivery, seconds: float) -> None:
+        """Keep the message invisible for about ``seconds`` more (lazy; capped at 12 h from receipt)."""
+        now = time.monotonic()
+        visible_until = float(delivery.extra.get("visible_until", now))
+        if visible_until - now >= seconds * self.config.extend_threshold:
+            return
+        timeout = self._capped(delivery, seconds, now)
+        if timeout <= 0:
+            return
+        if await self._change_visibility(delivery, timeout):
+            delivery.extra["visible_until"] = now + timeout
+
+    async def release(self, delivery: Delivery, delay: float = 0.0) -> None:
+        """Make the message visible again after ``delay`` seconds (0 = now)."""
+        now = time.monotonic()
+        timeout = self._capped(delivery, delay, now) if delay > 0 else 0
+        if await self._change_visibility(delivery, timeout):
+            delivery.extra["visible_until"] = now + timeout
+
+    def _capped(self, delivery: Delivery, seconds: float, now: float) -> int:
+        received = float(delivery.extra.get("received", now))
+        left = MAX_VISIBILITY_SECONDS - (now - received) - VISIBILITY_CAP_MARGIN
+        wanted = math.ceil(seconds)
+        if wanted > left and not delivery.extra.get("cap_warned"):
+            delivery.extra["cap_warned"] = True
+            logger.warning(
+                "job %s/%s has held its SQS message for %.0f s; SQS allows %d s of visibility from receipt. "
+                "The message will reappear; while this job's heartbeat is fresh the next worker's claim puts it "
+                "back, so the job keeps running here and runs once.",
+                delivery.queue,
+                delivery.job_id,
+                now - received,
+                MAX_VISIBILITY_SECONDS,
+            )
+        return max(0, min(wanted, math.floor(left)))
+
+    async def _change_visibility(self, delivery: Delivery, timeout: int) -> bool:
+        url = delivery.extra.get("url") or await self._url(delivery.queue)
+        client = await self._client()
+        try:
+            await client.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=delivery.receipt, VisibilityTimeout=timeout
+            )
+        except Exception as exc:
+            if is_stale(exc):
+                logger.warning("job %s/%s: SQS message no longer held (%s)", delivery.queue, delivery.job_id, exc)
+                return False
+            raise translate_error(exc, resource=self._resource(delivery.queue)) from exc
+        return True
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        """Move a delivered reference to the DLQ with ``reason``, then delete it from the queue."""
+        body = encode_envelope(delivery.queue, delivery.job_id)
+        await self._to_dlq(delivery.queue, body, reason, delivery.receive_count)
+        await self.ack([delivery])
+
+    # -- inspection -------------------------------------------------------------------------------
+    async def stats(self, queue: str) -> dict[str, int]:
+        """SQS's approximate counts: ``visible``, ``in_flight`` and ``delayed`` messages."""
+        url = await self._url(queue)
+        client = await self._client()
+        with translated(self._resource(queue)):
+            reply = await client.get_queue_attributes(QueueUrl=url, AttributeNames=list(STATS))  # type: ignore[arg-type]
+        attributes: dict[str, str] = {str(k): v for k, v in reply.get("Attributes", {}).items()}
+        return {key: int(attributes.get(name, "0")) for name, key in STATS.items()}
+
+    async def depth(self, queue: str) -> int:
+        """Approximate number of messages on the queue (visible + in flight + delayed)."""
+        return sum((await self.stats(queue)).values())
+
+    async def purge(self, queue: str) -> None:
+        """``PurgeQueue`` (SQS allows one per queue every 60 s)."""
+        url = await self._url(queue)
+        client = await self._client()
+        with translated(self._resource(queue)):
+            await client.purge_queue(QueueUrl=url)
+
+
+__all__ = [
+    "BATCH_ENTRY_ATTEMPTS",
+    "FIFO_DEDUP_WINDOW_SECONDS",
+    "GROUP_PER_JOB",
+    "MAX_BATCH_ENTRIES",
+    "MAX_DELAY_SECONDS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_RECEIVE_MESSAGES",
+    "MAX_VISIBILITY_SECONDS",
+    "MAX_WAIT_SECONDS",
+    "SQSTransport",
+    "SQSTransportConfig",
+]

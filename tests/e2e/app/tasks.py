@@ -1,0 +1,31 @@
+"""The app's tasks. Each run appends to ``$E2E_LOG_DIR/<marker>`` so a test can
+count starts and completions per job across worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from asyncmq.tasks import task
+
+
+def _log(marker: str, event: str) -> None:
+    path = Path(os.environ["E2E_LOG_DIR"]) / marker
+    with path.open("a") as handle:
+        handle.write(f"{event} {os.getpid()}\n")
+
+
+@task(queue="e2e")
+async def work(marker: str, seconds: float = 0.0) -> str:
+    _log(marker, "start")
+    if seconds:
+        await asyncio.sleep(seconds)
+    _log(marker, "done")
+    return f"done:{marker}"
+
+
+@task(queue="e2e")
+async def explode(marker: str) -> None:
+    _log(marker, "start")
+    raise RuntimeError(f"{marker} exploded")

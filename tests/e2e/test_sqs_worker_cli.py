@@ -1,0 +1,213 @@
+"""End-to-end: an unchanged AsyncMQ app under the real ``asyncmq`` CLI on SQSBackend.
+
+SQS is ElasticMQ, the state and delay stores DynamoDB on the moto server — real
+processes, configured only through ``ASYNCMQ_SETTINGS_MODULE`` and the standard
+``AWS_ENDPOINT_URL_SQS`` / ``AWS_ENDPOINT_URL_DYNAMODB`` variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asyncmq.flow import FlowProducer
+from asyncmq.jobs import Job
+from asyncmq.queues import Queue
+
+from asyncmq_cloud import SQSBackend
+from asyncmq_cloud.config import LifecycleConfig
+
+pytestmark = [pytest.mark.elasticmq, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+ASYNCMQ = str(Path(sys.executable).parent / "asyncmq")
+QUEUE = "e2e"
+TASK = "tests.e2e.app.tasks."
+
+
+@pytest.fixture
+def stores(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The default combination (DynamoDB on moto); the crash test asks for Redis (faster)."""
+    run = uuid.uuid4().hex[:8]
+    if getattr(request, "param", "dynamodb") == "redis":
+        redis_url = request.getfixturevalue("redis_url")
+        return {"E2E_STORE": f"{redis_url}?prefix=e2e-{run}", "E2E_DELAY_STORE": f"{redis_url}?prefix=e2e-{run}"}
+    moto = request.getfixturevalue("moto_endpoint")
+    return {
+        "AWS_ENDPOINT_URL_DYNAMODB": moto,
+        "E2E_STORE": f"dynamodb://e2e-jobs-{run}",
+        "E2E_DELAY_STORE": f"dynamodb://e2e-delays-{run}",
+    }
+
+
+@pytest.fixture
+def app_env(elasticmq_endpoint: str, stores: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
+    logs = tmp_path / "runs"
+    logs.mkdir()
+    env = {
+        **stores,
+        "AWS_ENDPOINT_URL_SQS": elasticmq_endpoint,
+        "E2E_QUEUE_PREFIX": f"e{uuid.uuid4().hex[:8]}-",
+        "E2E_LOG_DIR": str(logs),
+        "ASYNCMQ_SETTINGS_MODULE": "tests.e2e.app.settings.Settings",
+        "PYTHONPATH": str(ROOT),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield {**os.environ, **env}
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+async def producer(app_env: dict[str, str]) -> AsyncIterator[SQSBackend]:
+    backend = SQSBackend(
+        queue_prefix=app_env["E2E_QUEUE_PREFIX"],
+        store=app_env["E2E_STORE"],
+        delay_store=app_env["E2E_DELAY_STORE"],
+        config=LifecycleConfig(receive_wait=0.2),
+    )
+    await backend.provision([QUEUE])
+    try:
+        yield backend
+    finally:
+        await backend.close()
+
+
+class Workers:
+    def __init__(self, env: dict[str, str], logdir: Path) -> None:
+        self.env = env
+        self.logdir = logdir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, **extra_env: str) -> subprocess.Popen[bytes]:
+        with (self.logdir / f"worker-{len(self.procs)}.log").open("wb") as log:
+            proc = subprocess.Popen(
+                [ASYNCMQ, "worker", "start", QUEUE, "--concurrency", "4"],
+                env={**self.env, **extra_env},
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.procs.append(proc)
+        return proc
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")[-3000:] for p in sorted(self.logdir.glob("worker-*.log")))
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def workers(app_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
+    group = Workers(app_env, tmp_path)
+    try:
+        yield group
+    finally:
+        group.stop_all()
+
+
+def runs(app_env: dict[str, str], marker: str) -> list[str]:
+    path = Path(app_env["E2E_LOG_DIR"]) / marker
+    return path.read_text().split("\n")[:-1] if path.exists() else []
+
+
+async def wait_states(backend: Any, ids: list[str], state: str, timeout: float, workers: Workers) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        states = [await backend.get_job_state(QUEUE, job_id) for job_id in ids]
+        if all(s == state for s in states):
+            return
+        assert time.monotonic() < deadline, f"states {states[:10]}...\n{workers.logs()}"
+        await asyncio.sleep(0.25)
+
+
+def cli(app_env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([ASYNCMQ, *args], env=app_env, cwd=ROOT, capture_output=True, timeout=120, check=False)
+    output = done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
+    assert done.returncode == 0, output
+    return output
+
+
+@pytest.mark.moto
+async def test_unchanged_app_runs_under_asyncmq_worker_cli(
+    app_env: dict[str, str], producer: SQSBackend, workers: Workers
+) -> None:
+    worker = workers.start()
+    queue = Queue(QUEUE, backend=producer)
+    plain = [await queue.add(TASK + "work", args=[f"p{i}"]) for i in range(5)]
+    delayed = await queue.add(TASK + "work", args=["delayed"], delay=1.5)
+    failing = await queue.add(TASK + "explode", args=["boom"], retries=1, backoff=0.1)
+    parent = Job(TASK + "work", ["parent"], {})
+    child = Job(TASK + "work", ["child"], {}, depends_on=[parent.id])
+    await FlowProducer(producer).add_flow(QUEUE, [parent, child])
+    await wait_states(producer, [*plain, delayed, parent.id, child.id], "completed", 60, workers)
+    await wait_states(producer, [failing], "failed", 30, workers)
+    assert await producer.get_job_result(QUEUE, plain[0]) == "done:p0"
+    assert len([line for line in runs(app_env, "boom") if line.startswith("start")]) == 2
+    assert runs(app_env, "parent")[-1].startswith("done") and runs(app_env, "child")[0].startswith("start")
+    workers_seen = await producer.list_workers()
+    assert [w.queue for w in workers_seen] == [QUEUE]
+
+    listed = cli(app_env, "job", "list", "--queue", QUEUE, "--state", "completed")
+    assert all(job_id in listed for job_id in plain)
+    failed = cli(app_env, "job", "list", "--queue", QUEUE, "--state", "failed")
+    assert failing in failed
+
+    # SIGINT: AsyncMQ 0.10.1's `worker start` closes its SIGTERM receiver right after
+    # opening it, so SIGTERM kills the process (docs/decisions.md, entry 24).
+    worker.send_signal(signal.SIGINT)
+    assert worker.wait(timeout=30) == 0, workers.logs()
+    assert await producer.list_workers() == [], "a stopped worker must deregister"
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("stores", ["redis"], indirect=True)
+async def test_sigkilled_worker_jobs_run_again_and_complete_once(
+    app_env: dict[str, str], producer: SQSBackend, workers: Workers
+) -> None:
+    # AsyncMQ's stalled checker off: recovery must come from SQS redelivery + the lease.
+    lease = {"E2E_VISIBILITY": "4", "E2E_LEASE": "4", "E2E_STALLED_CHECK": "0"}
+    victim = workers.start(**lease)
+    for _ in range(2):
+        workers.start(**lease)
+    markers = [f"m{i}" for i in range(int(os.environ.get("E2E_CRASH_JOBS", "2000")))]
+    jobs = [Job(TASK + "work", [m], {"seconds": 0.2}) for m in markers]
+    await producer.bulk_enqueue(QUEUE, [job.to_dict() for job in jobs])
+    # Kill one worker while it holds jobs in flight.
+    deadline = time.monotonic() + 60
+    while sum(1 for m in markers if runs(app_env, m)) < 100:
+        assert time.monotonic() < deadline, workers.logs()
+        await asyncio.sleep(0.1)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    interrupted = [m for m in markers if runs(app_env, m) == [f"start {victim.pid}"]]
+    assert interrupted, "the victim had no job in flight; the test proved nothing"
+    await wait_states(producer, [job.id for job in jobs], "completed", 180, workers)
+    done_counts = {m: sum(1 for line in runs(app_env, m) if line.startswith("done")) for m in markers}
+    assert [m for m, n in done_counts.items() if n != 1] == [], "every job completes exactly once"
+    for marker in interrupted:
+        assert len(runs(app_env, marker)) == 3, runs(app_env, marker)  # killed start, start, done
+    print(f"\n{len(interrupted)} job(s) were in flight on the killed worker and ran again")
