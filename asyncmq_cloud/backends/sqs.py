@@ -82,6 +82,8 @@ class SQSBackend(CloudBackend):
         client_kwargs: Mapping[str, Any] | None = None,
         **transport_options: Any,
     ) -> None:
+        self._init_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__", "transport_options")}
+        self._init_kwargs.update(transport_options)
         if clients is not None and (endpoint_url or region_name or aio_config or client_kwargs):
             raise ConfigurationError("pass endpoint_url/region_name/aio_config/client_kwargs to the shared clients")
         self._owns_clients = clients is None
@@ -120,6 +122,24 @@ class SQSBackend(CloudBackend):
             await self.store.provision()
             await self.delay_store.provision()
 
+    def _rebind(self) -> None:
+        """Rebuild clients, stores and transport for a new event loop (AsyncMQ's CLI).
+
+        Only possible when this backend built them (store and delay store given as
+        URLs, no shared ``clients``); the abandoned ones belong to a finished loop.
+        """
+        given = [name for name in ("store", "delay_store", "clients") if not _rebuildable(self._init_kwargs[name])]
+        if given:
+            raise ConfigurationError(
+                f"SQSBackend was used from a second event loop, but its {', '.join(given)} were given as "
+                "objects bound to the first one; pass URLs (store='dynamodb://...') or create one backend per loop"
+            )
+        super()._rebind()
+        fresh = SQSBackend(**self._init_kwargs)
+        self.clients, self.store, self.delay_store = fresh.clients, fresh.store, fresh.delay_store
+        self.transport = fresh.transport
+        self._provisioned = False
+
     async def provision(self, queues: Sequence[str] = ()) -> None:
         """Create the tables and, for each of ``queues``, the SQS queue and its DLQ (idempotent)."""
         await super().provision(queues)
@@ -131,6 +151,10 @@ class SQSBackend(CloudBackend):
         finally:
             if self._owns_clients:
                 await self.clients.close()
+
+
+def _rebuildable(value: Any) -> bool:
+    return value is None or isinstance(value, str)
 
 
 __all__ = ["SQSBackend"]

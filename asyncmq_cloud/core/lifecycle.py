@@ -30,6 +30,7 @@ The worker knows jobs only by ``(queue, job_id)``; this class keeps the lease
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -105,6 +106,7 @@ class CloudBackend(AdminMixin, BaseBackend):
         self._started = False
         self._closed = False
         self._start_lock = anyio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle of the backend object ------------------------------------------
     async def start(self) -> None:
@@ -117,11 +119,29 @@ class CloudBackend(AdminMixin, BaseBackend):
             await self.store.start()
             await self.delay_store.start()
             await self.transport.start()
+            self._loop = asyncio.get_running_loop()
             self._started = True
 
     async def _ready(self) -> None:
+        if self._started and self._loop is not None and self._loop.is_closed():
+            # AsyncMQ's CLI runs each backend call in a fresh event loop: clients
+            # bound to the finished loop cannot be used (nor closed) any more.
+            self._rebind()
         if not self._started:
             await self.start()
+
+    def _rebind(self) -> None:
+        """Forget the components' loop-bound state after their event loop ended.
+
+        Presets that build their components (``SQSBackend``) rebuild them; the
+        memory pieces need nothing. Components given as objects that hold
+        loop-bound clients cannot be rebuilt here: create the backend per loop.
+        """
+        logger.debug("%s: event loop changed; starting again", type(self).__name__)
+        self._started = False
+        self._start_lock = anyio.Lock()
+        self._buffer.clear()
+        self._leases.clear()
 
     async def provision(self, queues: Sequence[str] = ()) -> None:
         """Create every table/key/queue the backend needs (idempotent, for local development)."""

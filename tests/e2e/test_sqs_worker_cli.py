@@ -175,6 +175,11 @@ async def test_unchanged_app_runs_under_asyncmq_worker_cli(
     assert all(job_id in listed for job_id in plain)
     failed = cli(app_env, "job", "list", "--queue", QUEUE, "--state", "failed")
     assert failing in failed
+    # Commands that make several backend calls: AsyncMQ runs each in a new event loop.
+    later = await queue.add(TASK + "work", args=["later"], delay=600)
+    info = cli(app_env, "queue", "info", QUEUE)
+    assert "Delayed Jobs" in info and "Event loop is closed" not in info
+    assert later[:8] in cli(app_env, "queue", "list-delayed", QUEUE)
 
     # SIGINT: AsyncMQ 0.10.1's `worker start` closes its SIGTERM receiver right after
     # opening it, so SIGTERM kills the process (docs/decisions.md, entry 24).
