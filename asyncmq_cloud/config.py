@@ -49,8 +49,12 @@ class LifecycleConfig(_Model):
     Attributes:
         receive_wait: longest wait (s) of one transport receive; bounds how long a
             stopping worker waits for an idle poll to return.
-        prefetch: references taken per receive and buffered for the next
-            ``dequeue`` calls of the same worker (1 = no prefetch).
+        prefetch: most references one receive takes; the rest of a receive is
+            buffered for the next ``dequeue`` calls of the same worker. A receive
+            never takes more than the free capacity of the workers registered
+            through this backend (their concurrency minus the jobs they run), so
+            nothing is hidden from other workers. 1 = no prefetch (use it with
+            AsyncMQ's ``rate_limit``: a rate-limited worker would hold its buffer).
         visibility_extension: seconds each heartbeat extends the broker lease by.
         promote_batch: most delayed jobs one ``promote_due_delayed`` call moves.
         repair_interval: seconds between repair passes that re-promote delayed
@@ -71,7 +75,7 @@ class LifecycleConfig(_Model):
     """
 
     receive_wait: float = Field(1.0, ge=0, le=20)
-    prefetch: int = Field(1, ge=1, le=10)
+    prefetch: int = Field(10, ge=1, le=10)
     visibility_extension: float = Field(60.0, gt=0, le=43_200)
     promote_batch: int = Field(100, ge=1, le=10_000)
     repair_interval: float = Field(30.0, gt=0)

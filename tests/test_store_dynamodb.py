@@ -107,6 +107,20 @@ async def test_claim_and_complete_are_one_call_each(dynamodb_state_store: Store,
 
 
 @moto
+async def test_concurrent_first_writes_to_a_queue_register_it_once(dynamodb_state_store: Store, queue: str) -> None:
+    store = dynamodb_state_store
+    client = await store.clients.dynamodb()
+    with recorded_calls(client) as calls:
+        await asyncio.gather(*(store.create([_rec(queue, f"j{i}")]) for i in range(50)))
+    registry = [params for op, params in calls if op == "UpdateItem" and "ADD queues" in params["UpdateExpression"]]
+    assert len(registry) == 1, f"{len(registry)} registry writes for one new queue"
+    assert queue in await store.list_queues()
+    with recorded_calls(client) as calls:
+        await store.create([_rec(queue, "later")])
+    assert [op for op, _ in calls] == ["UpdateItem"]  # the job only: the queue is known now
+
+
+@moto
 async def test_delayed_job_is_claimable_only_when_due(dynamodb_state_store: Store, queue: str) -> None:
     store = dynamodb_state_store
     now = time.time()

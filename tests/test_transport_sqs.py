@@ -390,7 +390,12 @@ def test_invalid_store_urls_name_the_rule(url: str, rule: str) -> None:
 
 # -- API calls per job -------------------------------------------------------------------------
 async def _work(backend: SQSBackend, queue: str, total: int, concurrency: int) -> None:
-    """Dequeue up to ``concurrency`` jobs, run them concurrently, until ``total`` completed."""
+    """Dequeue up to ``concurrency`` jobs, run them concurrently, until ``total`` completed.
+
+    Registers as a worker first, as AsyncMQ's ``run_worker`` does: a receive takes
+    no more than the registered concurrency minus the jobs running.
+    """
+    await backend.register_worker("cost-worker", queue, concurrency, time.time())
     done = 0
     deadline = time.monotonic() + 60
     while done < total:
@@ -403,6 +408,7 @@ async def _work(backend: SQSBackend, queue: str, total: int, concurrency: int) -
             jobs.append(job)
         await asyncio.gather(*(handle_job(queue, job, backend) for job in jobs))
         done += len(jobs)
+    await backend.deregister_worker("cost-worker")
 
 
 @pytest.mark.moto
@@ -451,3 +457,10 @@ async def test_api_calls_per_job(moto_endpoint: str, producer: str) -> None:
     assert calls["sqs.DeleteMessageBatch"] <= n / 2
     if producer == "bulk":
         assert calls["sqs.SendMessageBatch"] == 4  # 25 + 5 (bulk_enqueue writes 25 records per store call)
+    # The job's own path: create, claim, complete (bulk creates in one transaction per 25),
+    # plus the registry entry of the queue's first write.
+    assert calls["dynamodb.UpdateItem"] <= (2 if producer == "bulk" else 3) * n + 1
+    if producer == "bulk":  # the issue's targets for bulk/concurrent producers
+        assert sqs / n <= 0.5 and (sqs + ddb) / n <= 3.5
+    if producer == "sequential":
+        assert (sqs + ddb) / n <= 4.5

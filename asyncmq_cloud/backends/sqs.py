@@ -59,7 +59,8 @@ class SQSBackend(CloudBackend):
             :class:`AwsClients` the backend creates (and closes).
         **transport_options: further :class:`~asyncmq_cloud.transports.sqs.SQSTransportConfig`
             fields (``fifo_group``, ``kms_key_id``, ``kms_data_key_reuse_seconds``,
-            ``queue_attributes``, ``retention_seconds``, ``linger``, ``extend_threshold``).
+            ``queue_attributes``, ``retention_seconds``, ``linger``, ``busy_linger``, ``ack_linger``,
+            ``receive_pacing``, ``extend_threshold``).
     """
 
     def __init__(

@@ -32,6 +32,8 @@ logger = logging.getLogger("asyncmq_cloud.admin")
 
 #: AsyncMQ inspection buckets that are not persisted states.
 _VIRTUAL_TYPES = frozenset({"paused", "prioritized"})
+#: How long a repeatables read of ``get_due_repeatables`` may answer the next ``list_repeatables``.
+REPEATABLES_REUSE_SECONDS = 1.0
 
 
 class StoreLock:
@@ -76,6 +78,8 @@ class AdminMixin:
     delay_store: DelayStore
     config: LifecycleConfig
     _paused_cache: dict[str, tuple[bool, float]]
+    _workers: dict[str, tuple[str, int]]
+    _repeatables_read: dict[str, tuple[list[RepeatableRecord], float]]
 
     async def _ready(self) -> None:  # pragma: no cover - provided by CloudBackend
         raise NotImplementedError
@@ -193,24 +197,41 @@ class AdminMixin:
         return paused
 
     # -- repeatables ------------------------------------------------------------------------
+    # AsyncMQ's scheduler calls get_due_repeatables and then, right away,
+    # list_repeatables on every pass. The second call reuses the first one's read
+    # (once, if younger than REPEATABLES_REUSE_SECONDS and no repeatable of the
+    # queue changed through this backend in between): one store read per pass.
     async def upsert_repeatable(self, queue_name: str, job_def: dict[str, Any]) -> float:
         await self._ready()
         clean = normalize_repeatable_job_def(job_def)
         next_run = float(compute_next_run(clean))
+        self._repeatables_read.pop(queue_name, None)
         await self.store.put_repeatable(queue_name, RepeatableRecord(repeatable_identity(clean), clean, next_run))
         return next_run
 
     async def list_repeatables(self, queue_name: str) -> list[RepeatableInfo]:
         await self._ready()
-        records = await self.store.list_repeatables(queue_name)
+        reused = self._repeatables_read.pop(queue_name, None)
+        if reused is not None and time.monotonic() - reused[1] <= REPEATABLES_REUSE_SECONDS:
+            records = reused[0]
+        else:
+            records = await self.store.list_repeatables(queue_name)
         return [RepeatableInfo(job_def=dict(r.job_def), next_run=r.next_run, paused=r.paused) for r in records]
 
     async def get_due_repeatables(self, queue_name: str) -> list[RepeatableInfo]:
+        await self._ready()
+        records = await self.store.list_repeatables(queue_name)
+        self._repeatables_read[queue_name] = (records, time.monotonic())
         now = time.time()
-        return [r for r in await self.list_repeatables(queue_name) if not r.paused and r.next_run <= now]
+        return [
+            RepeatableInfo(job_def=dict(r.job_def), next_run=r.next_run, paused=r.paused)
+            for r in records
+            if not r.paused and r.next_run <= now
+        ]
 
     async def advance_repeatable(self, queue_name: str, job_def: dict[str, Any]) -> float:
         await self._ready()
+        self._repeatables_read.pop(queue_name, None)
         clean = normalize_repeatable_job_def(job_def)
         next_run = float(compute_next_run(clean))
         await self.store.put_repeatable(queue_name, RepeatableRecord(repeatable_identity(clean), clean, next_run))
@@ -218,11 +239,13 @@ class AdminMixin:
 
     async def remove_repeatable(self, queue_name: str, job_def: dict[str, Any] | str) -> None:
         await self._ready()
+        self._repeatables_read.pop(queue_name, None)
         key = job_def if isinstance(job_def, str) else repeatable_identity(job_def)
         await self.store.delete_repeatable(queue_name, key)
 
     async def pause_repeatable(self, queue_name: str, job_def: dict[str, Any]) -> None:
         await self._ready()
+        self._repeatables_read.pop(queue_name, None)
         record = await self.store.get_repeatable(queue_name, repeatable_identity(job_def))
         if record is not None:
             record.paused = True
@@ -230,6 +253,7 @@ class AdminMixin:
 
     async def resume_repeatable(self, queue_name: str, job_def: dict[str, Any]) -> float:
         await self._ready()
+        self._repeatables_read.pop(queue_name, None)
         record = await self.store.get_repeatable(queue_name, repeatable_identity(job_def))
         if record is None:
             raise KeyError(f"Repeatable job not found: {job_def}")
@@ -246,10 +270,12 @@ class AdminMixin:
 
     async def register_worker(self, worker_id: str, queue: str, concurrency: int, timestamp: float) -> None:
         await self._ready()
+        self._workers[worker_id] = (queue, concurrency)
         await self.store.register_worker(WorkerRecord(worker_id, queue, concurrency, timestamp), self._worker_ttl())
 
     async def deregister_worker(self, worker_id: str) -> None:
         """Shielded and bounded: AsyncMQ calls this from an already-cancelled scope."""
+        self._workers.pop(worker_id, None)
         with anyio.CancelScope(shield=True), anyio.move_on_after(self.config.deregister_timeout):
             await self._ready()
             await self.store.deregister_worker(worker_id)

@@ -26,6 +26,25 @@ The flow, and why it is safe with an at-least-once broker:
 
 The worker knows jobs only by ``(queue, job_id)``; this class keeps the lease
 (delivery + claim token) of every job it claimed in ``_leases``.
+
+Reads AsyncMQ's worker asks for, and what answers them:
+
+* ``is_queue_paused`` (every loop iteration): a per-queue cache no older than
+  ``pause_cache_ttl`` (1 s); pause/resume through this backend update it at once,
+  another process's pause is seen within 1 s. At most one store read per second.
+* ``is_job_cancelled`` (twice, just before the task runs): answered by the claim
+  for ``cancel_cache_ttl`` (1 s) after it — the claim proved the job was not
+  cancelled — and from memory for jobs cancelled through this backend. The read
+  that remains: a check later than 1 s after the claim reads the store.
+* ``resolve_dependency`` after a completion: skipped (no read) when the
+  completion's own write showed that no job waits for this one.
+* ``get_due_repeatables`` then ``list_repeatables`` (each scheduler pass): one read,
+  the second call reuses it (see ``core/admin.py``).
+* ``save_heartbeat``: one store write per heartbeat; the broker lease is extended
+  only when needed (``Transport.extend``).
+* ``dequeue``: a receive takes up to ``prefetch`` references but never more than
+  the free capacity of the workers registered through this backend
+  (:meth:`_receive_size`).
 """
 
 from __future__ import annotations
@@ -51,6 +70,7 @@ from asyncmq_cloud.core.protocols import (
     DelayStore,
     Delivery,
     JobRecord,
+    RepeatableRecord,
     StateStore,
     Transport,
 )
@@ -98,6 +118,9 @@ class CloudBackend(AdminMixin, BaseBackend):
         self.config = config or LifecycleConfig()
         self._leases: dict[tuple[str, str], Lease] = {}
         self._buffer: dict[str, deque[Delivery]] = {}
+        #: Workers registered through this backend: id -> (queue, concurrency).
+        self._workers: dict[str, tuple[str, int]] = {}
+        self._repeatables_read: dict[str, tuple[list[RepeatableRecord], float]] = {}
         self._paused_cache: dict[str, tuple[bool, float]] = {}
         self._cancelled_here: set[tuple[str, str]] = set()
         self._last_repair: dict[str, float] = {}
@@ -285,7 +308,8 @@ class CloudBackend(AdminMixin, BaseBackend):
         await self._ready()
         buffered = self._buffer.setdefault(queue_name, deque())
         if not buffered:
-            buffered.extend(await self.transport.receive(queue_name, self.config.prefetch, self.config.receive_wait))
+            want = self._receive_size(queue_name)
+            buffered.extend(await self.transport.receive(queue_name, want, self.config.receive_wait))
         lease = self.config.lease_timeout
         while buffered:
             delivery = buffered.popleft()
@@ -301,6 +325,21 @@ class CloudBackend(AdminMixin, BaseBackend):
             job.setdefault("active_since", now)
             return job
         return None
+
+    def _receive_size(self, queue: str) -> int:
+        """References to take in one receive: the free capacity of this process's workers, capped by ``prefetch``.
+
+        AsyncMQ's worker calls ``dequeue`` only with a free slot, and registers
+        its concurrency first; what it does not run yet must not be hidden from
+        other workers, so a receive never takes more than the registered
+        concurrency minus the jobs this backend has running. Without a
+        registered worker (a hand-written loop) it takes one.
+        """
+        capacity = sum(concurrency for q, concurrency in self._workers.values() if q == queue)
+        if capacity <= 0:
+            return 1
+        running = sum(1 for q, _ in self._leases if q == queue)
+        return max(1, min(self.config.prefetch, capacity - running))
 
     async def _unclaimable(self, delivery: Delivery, now: float) -> None:
         """A reference whose job could not be claimed.

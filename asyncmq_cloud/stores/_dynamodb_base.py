@@ -6,6 +6,7 @@ errors, :meth:`DynamoDBBase._conditional` turns a failed condition into ``None``
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +27,7 @@ class DynamoDBBase:
     _clients: AwsClients
     _resource: str
     _known_queues: set[str]
+    _registering: dict[str, asyncio.Future[None]]
     _closed: bool
 
     async def _client(self) -> DynamoDBClient:
@@ -74,12 +76,38 @@ class DynamoDBBase:
         await self._call(client.transact_write_items(TransactItems=items))
 
     async def _register_queues(self, queues: Collection[str]) -> None:
-        """Add queue names to the registry item (once per queue per process)."""
-        new = sorted(set(queues) - self._known_queues)
-        if not new:
+        """Add queue names to the registry item (once per queue per process).
+
+        Single-flight: concurrent first writes to a new queue share one ``UpdateItem``
+        (100 concurrent producers must not cost 100 registry writes). Callers that
+        find a write in flight wait for it and look again; if it failed, the next
+        of them writes (and sees its own error, if it persists).
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            new = set(queues) - self._known_queues
+            if not new:
+                return
+            in_flight = {
+                f for q in new if (f := self._registering.get(q)) is not None and f.get_loop() is loop and not f.done()
+            }
+            if in_flight:
+                await asyncio.wait(in_flight)
+                continue
+            mine = sorted(new)
+            done: asyncio.Future[None] = loop.create_future()
+            self._registering.update(dict.fromkeys(mine, done))
+            try:
+                await self._update(
+                    codec.registry_key(), "ADD queues :q", ExpressionAttributeValues={":q": {"SS": mine}}
+                )
+                self._known_queues.update(mine)
+            finally:
+                done.set_result(None)
+                for q in mine:
+                    if self._registering.get(q) is done:
+                        del self._registering[q]
             return
-        await self._update(codec.registry_key(), "ADD queues :q", ExpressionAttributeValues={":q": {"SS": new}})
-        self._known_queues.update(new)
 
     async def list_queues(self) -> list[str]:
         """Every queue that has held a job, a flag or a repeatable (one ``GetItem``)."""

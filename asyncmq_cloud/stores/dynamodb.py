@@ -41,7 +41,7 @@ a job item is billed on its full size, payload included, in 1 KB write / 4 KB re
 * ``create`` one job: 1 ``UpdateItem`` (1 WCU per KB); a flow: 1 ``TransactWriteItems``
   (2 WCU per KB per item, ≤ 100 items: jobs plus one dependency item per job that has
   parents or children — any flow of ≤ 50 jobs fits). First write of a queue by this
-  process: +1 ``UpdateItem`` on the registry.
+  process: +1 ``UpdateItem`` on the registry (one for all concurrent first writes).
 * ``claim``, ``transition``, ``heartbeat``, ``set_state``, ``update_payload``: 1 conditional
   ``UpdateItem`` each (``ReturnValues=ALL_NEW`` on claim/transition: the payload comes
   back at no extra read). A heartbeat rewrites the whole item: a 40 KB payload costs
@@ -137,6 +137,7 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
         self._clients = clients or AwsClients(endpoint_url=endpoint_url, region_name=region_name)
         self._resource = f"DynamoDB table {self.table_name!r}"
         self._known_queues: set[str] = set()
+        self._registering: dict[str, asyncio.Future[None]] = {}
         self._started = False
         self._closed = False
 

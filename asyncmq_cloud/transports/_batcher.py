@@ -9,6 +9,11 @@ made within a short *linger* are merged here:
   queue URL) and waits until the batch that holds *each* of them was sent;
 * a batch is sent when it reaches ``max_size`` entries or ``linger`` seconds
   after its first entry arrived, whichever comes first;
+* if a call for the key is still in flight when a batch opens, that batch waits
+  ``busy_linger`` instead: entries that arrive while the previous call is under
+  way come from concurrent callers (a sequential caller awaits its own call
+  before it submits again), so a stream of staggered callers fills batches while
+  a lone sequential caller never waits longer than ``linger``;
 * ``flush`` returns one result per entry: a value, or an exception that is
   raised to the caller that submitted that entry (never dropped). If the whole
   call fails, every caller of that batch gets the error;
@@ -41,14 +46,20 @@ class LingerBatcher(Generic[K, E, R]):
         flush: sends one batch for a key; returns one result (or exception) per entry, in order.
         max_size: most entries per call (SQS: 10).
         linger: seconds a batch waits for more entries after its first one.
+        busy_linger: the wait of a batch opened while a call of its key is in
+            flight (``None`` = ``linger``).
         name: used in error messages.
     """
 
-    def __init__(self, flush: Flush[K, E, R], *, max_size: int, linger: float, name: str) -> None:
+    def __init__(
+        self, flush: Flush[K, E, R], *, max_size: int, linger: float, name: str, busy_linger: float | None = None
+    ) -> None:
         self._flush = flush
         self.max_size = max_size
         self.linger = linger
+        self.busy_linger = linger if busy_linger is None else busy_linger
         self.name = name
+        self._in_flight: dict[K, int] = {}
         self._pending: dict[K, list[tuple[E, asyncio.Future[R]]]] = {}
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -85,7 +96,8 @@ class LingerBatcher(Generic[K, E, R]):
         if len(batch) >= self.max_size:
             self._send_now(key)
         elif len(batch) == 1:
-            self._timers[key] = loop.call_later(self.linger, self._send_now, key)
+            wait = self.busy_linger if self._in_flight.get(key) else self.linger
+            self._timers[key] = loop.call_later(wait, self._send_now, key)
         return future
 
     def _send_now(self, key: K) -> None:
@@ -94,11 +106,20 @@ class LingerBatcher(Generic[K, E, R]):
             timer.cancel()
         batch = self._pending.pop(key, None)
         if batch:
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
             task = asyncio.get_running_loop().create_task(self._run(key, batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _run(self, key: K, batch: list[tuple[E, asyncio.Future[R]]]) -> None:
+        try:
+            await self._run_batch(key, batch)
+        finally:
+            left = self._in_flight.pop(key, 1) - 1
+            if left > 0:
+                self._in_flight[key] = left
+
+    async def _run_batch(self, key: K, batch: list[tuple[E, asyncio.Future[R]]]) -> None:
         try:
             results = await self._flush(key, [entry for entry, _ in batch])
             if len(results) != len(batch):  # pragma: no cover - a bug in the flush function

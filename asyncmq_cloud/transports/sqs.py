@@ -65,16 +65,27 @@ API calls per job (what SQS bills)
     Sends and deletes are batched. Concurrent ``send`` calls within ``linger``
     seconds (default 5 ms) share ``SendMessageBatch`` calls of up to 10 entries
     and each caller awaits its own entry's result (a failed entry raises to its
-    caller: a reference is never silently lost). Acks do not block the worker:
+    caller: a reference is never silently lost). A batch that opens while a send
+    call of its queue is still in flight waits ``busy_linger`` (default 20 ms):
+    only concurrent producers can send while a send is in flight, so a stream of
+    producers whose records are written one after another (e.g. one job per web
+    request) still shares calls, and a sequential producer never waits longer than
+    ``linger``. Acks do not block the worker:
     deletes are queued and sent in ``DeleteMessageBatch`` calls every
-    ``ack_linger`` seconds (default 50 ms) or per 10; a failed or crash-lost
+    ``ack_linger`` seconds (default 0.5 s) or per 10; a failed or crash-lost
     delete only makes the message reappear, and the claim of the next worker then
     fails and deletes it (one extra receive, never a second run). A receive takes
-    up to ``min(prefetch, 10)`` messages. With ``add_bulk``/concurrent producers and
-    a prefetching worker that is about 0.1 send + 0.1 receive + 0.1 delete calls
-    per job; a sequential producer pays one send per job. An idle worker makes one
-    ReceiveMessage per ``receive_wait`` (long poll, at most 20 s). ``close()``
-    flushes every pending send and delete before it returns.
+    up to 10 messages, but never more than the worker's free capacity
+    (:attr:`~asyncmq_cloud.config.LifecycleConfig.prefetch`). When a receive
+    returns some messages but fewer than asked (jobs trickle in), the next receive
+    of that queue waits until ``receive_pacing`` seconds (default 0.2 s) after the
+    previous one started, so it collects a batch: at most that much pick-up
+    latency in a trickle, none under a backlog (full receives) or when idle (an
+    empty long poll already waited). With ``add_bulk``/concurrent producers and a
+    worker with free capacity that is about 0.1 send + 0.1 receive + 0.1 delete
+    calls per job; a sequential producer pays one send per job. An idle worker
+    makes one ReceiveMessage per ``receive_wait`` (long poll, at most 20 s).
+    ``close()`` flushes every pending send and delete before it returns.
 
 IAM actions
     Workers and producers: ``sqs:GetQueueUrl``, ``sqs:SendMessage`` (covers
@@ -183,7 +194,14 @@ class SQSTransportConfig(_Model):
         kms_data_key_reuse_seconds: data key reuse period (provision only).
         queue_attributes: further ``CreateQueue`` attributes (provision only).
         linger: seconds a send batch waits for more entries (the sender waits too).
+        busy_linger: the wait of a send batch opened while a send call of the
+            same queue is in flight (concurrent producers): a stream of
+            staggered sends fills batches; a lone sequential producer, which
+            awaits each send, only ever waits ``linger``.
         ack_linger: seconds a delete batch waits for more entries (nobody waits).
+        receive_pacing: after a receive that returned some but fewer messages
+            than asked for (a trickle), the next receive of that queue starts no
+            sooner than this many seconds after it, so it collects a batch.
         create_missing: create a missing queue on first use instead of raising.
         extend_threshold: ``extend`` calls SQS only when less than this fraction
             of the requested extension remains on the message.
@@ -199,7 +217,9 @@ class SQSTransportConfig(_Model):
     kms_data_key_reuse_seconds: int | None = Field(None, ge=60, le=86_400)
     queue_attributes: dict[str, str] = Field(default_factory=dict)
     linger: float = Field(0.005, ge=0, le=1)
-    ack_linger: float = Field(0.05, ge=0, le=5)
+    busy_linger: float = Field(0.02, ge=0, le=1)
+    ack_linger: float = Field(0.5, ge=0, le=5)
+    receive_pacing: float = Field(0.2, ge=0, le=5)
     create_missing: bool = False
     extend_threshold: float = Field(0.5, ge=0, le=1)
 
@@ -237,8 +257,13 @@ class SQSTransport:
         self._urls: dict[str, str] = {}
         self._url_lock = asyncio.Lock()
         self._sends: LingerBatcher[str, dict[str, Any], None] = LingerBatcher(
-            self._send_batch, max_size=MAX_BATCH_ENTRIES, linger=self.config.linger, name="SQS send batcher"
+            self._send_batch,
+            max_size=MAX_BATCH_ENTRIES,
+            linger=self.config.linger,
+            busy_linger=max(self.config.linger, self.config.busy_linger),
+            name="SQS send batcher",
         )
+        self._paced_until: dict[str, float] = {}
         self._deletes: LingerBatcher[str, dict[str, Any], None] = LingerBatcher(
             self._delete_batch, max_size=MAX_BATCH_ENTRIES, linger=self.config.ack_linger, name="SQS delete batcher"
         )
@@ -384,6 +409,9 @@ class SQSTransport:
             return []
         url = await self._url(queue)
         client = await self._client()
+        wait_until = self._paced_until.pop(queue, 0.0)
+        if wait_until > time.monotonic():
+            await asyncio.sleep(wait_until - time.monotonic())
         started = time.monotonic()
         with translated(self._resource(queue)):
             reply = await client.receive_message(
@@ -416,6 +444,9 @@ class SQSTransport:
                     },
                 )
             )
+        asked = min(max_messages, MAX_RECEIVE_MESSAGES)
+        if 0 < len(reply.get("Messages", [])) < asked and self.config.receive_pacing > 0:
+            self._paced_until[queue] = started + self.config.receive_pacing
         return deliveries
 
     async def _quarantine(self, queue: str, url: str, message: dict[str, Any], reason: str, count: int) -> None:

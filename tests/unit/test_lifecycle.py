@@ -186,3 +186,53 @@ async def test_deregister_worker_survives_a_cancelled_scope(state_store: Any) ->
         scope.cancel()
         await backend.deregister_worker(worker_id)
     assert worker_id not in [w.id for w in await backend.list_workers()]
+
+
+async def test_receive_takes_only_the_free_capacity_of_registered_workers(memory_state_store: Any, qname: str) -> None:
+    transport = Counting(MemoryTransport())
+    asked: list[int] = []
+    receive = transport._inner.receive
+
+    async def spy(queue: str, max_messages: int, wait: float) -> Any:
+        asked.append(max_messages)
+        return await receive(queue, max_messages, wait)
+
+    transport._inner.receive = spy
+    backend = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=LifecycleConfig(receive_wait=0))  # type: ignore[arg-type]
+    queue = Queue(qname, backend=backend)
+    for i in range(12):
+        await queue.add(T + "add", args=[i, 0])
+    first = await backend.dequeue(qname)
+    assert first is not None
+    assert asked == [1], "no registered worker: one at a time"
+    await backend.register_worker("w1", qname, 4, time.time())
+    running = [first] + [await backend.dequeue(qname) for _ in range(3)]
+    assert asked == [1, 3], "one receive of capacity 4 minus the 1 job running; the rest came from its buffer"
+    for job in running:
+        assert job is not None
+        await handle_job(qname, job, backend)
+    asked.clear()
+    await backend.dequeue(qname)
+    assert asked == [4], "nothing running: the whole capacity"
+    await backend.deregister_worker("w1")
+    assert backend._receive_size(qname) == 1, "the worker is gone: one at a time again"
+    await backend.close()
+
+
+async def test_scheduler_pass_reads_the_repeatables_once(memory_state_store: Any, qname: str) -> None:
+    store = Counting(memory_state_store)
+    backend = CloudBackend(store, MemoryTransport(), MemoryDelayStore())  # type: ignore[arg-type]
+    await backend.upsert_repeatable(qname, {"task_id": T + "add", "every": 60, "args": [1, 2]})
+    store.calls.clear()
+    # AsyncMQ's scheduler pass: get_due_repeatables, then list_repeatables for its sleep.
+    assert await backend.get_due_repeatables(qname) == []
+    assert len(await backend.list_repeatables(qname)) == 1
+    assert store.calls["list_repeatables"] == 1
+    # The reuse is one-shot: the next list (e.g. the dashboard) reads again.
+    await backend.list_repeatables(qname)
+    assert store.calls["list_repeatables"] == 2
+    # A change through the backend between the two calls is never hidden.
+    await backend.get_due_repeatables(qname)
+    await backend.remove_repeatable(qname, {"task_id": T + "add", "every": 60, "args": [1, 2]})
+    assert await backend.list_repeatables(qname) == []
+    await backend.close()
