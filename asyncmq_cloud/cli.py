@@ -7,7 +7,12 @@ the scanner and the workers always agree on stores and queues.
 Commands::
 
     asyncmq-cloud scanner run --queue Q [--queue Q2 ...] [--interval S]
-    asyncmq-cloud provision [--queue Q ...]
+    asyncmq-cloud provision [--queue Q ...] [--dry-run]
+    asyncmq-cloud health [--queue Q ...] [--timeout S]
+
+``health`` exits 0 when the backend's stores (and each ``--queue`` on the broker)
+answer within ``--timeout`` seconds, else 1 with the reason on stderr: a
+Kubernetes probe of backend connectivity that does not depend on jobs existing.
 """
 
 from __future__ import annotations
@@ -54,13 +59,69 @@ async def _scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(spec: Any) -> str:
+    return f"{spec.hash_key.name}, {spec.range_key.name if spec.range_key else '-'}"
+
+
+def plan(backend: Any, queues: Sequence[str]) -> list[str]:
+    """What ``provision`` creates for ``backend`` and ``queues``, one line each (no I/O)."""
+    lines = []
+    for part in (backend.store, backend.delay_store):
+        spec = getattr(part, "spec", None)
+        if spec is None:
+            lines.append(f"{type(part).__name__}: nothing to create")
+            continue
+        indexes = ", ".join(f"{i.name}({_keys(i)})" for i in spec.indexes)
+        lines.append(
+            f"DynamoDB table {spec.name}: key ({_keys(spec)}), indexes {indexes}, "
+            f"TTL {spec.ttl_attribute}, {spec.billing_mode}"
+        )
+    transport_spec = getattr(backend.transport, "spec", None)
+    for queue in queues:
+        if transport_spec is None:
+            lines.append(f"queue {queue}: nothing to create on {type(backend.transport).__name__}")
+            continue
+        spec = transport_spec(queue)
+        lines.append(
+            f"SQS queue {spec.name} (visibility {spec.visibility_timeout}s, redrive after {spec.max_receive_count} "
+            f"receives) and dead-letter queue {spec.dlq_name}{' (FIFO)' if spec.fifo else ''}"
+        )
+    return lines
+
+
 async def _provision(args: argparse.Namespace) -> int:
     backend = _backend(args.settings)
+    if args.dry_run:
+        for line in plan(backend, args.queue):
+            print(f"would create (if missing): {line}", flush=True)
+        return 0
     try:
         await backend.provision(args.queue)
     finally:
         await backend.close()
     print(f"provisioned: stores and queues {args.queue}", flush=True)
+    return 0
+
+
+async def _health(args: argparse.Namespace) -> int:
+    backend = _backend(args.settings)
+    try:
+        async with asyncio.timeout(args.timeout):
+            await backend.list_queues()  # the state store answers
+            for queue in args.queue:
+                await backend.transport.depth(queue)  # the broker has the queue
+    except TimeoutError:
+        print(f"unhealthy: no answer within {args.timeout}s", file=sys.stderr, flush=True)
+        return 1
+    except Exception as exc:
+        print(f"unhealthy: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        try:
+            await backend.close()
+        except Exception:  # pragma: no cover - a probe must answer even if close fails
+            pass
+    print("healthy", flush=True)
     return 0
 
 
@@ -84,7 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_scan)
     prov = commands.add_parser("provision", help="create tables/queues the backend needs (idempotent)")
     prov.add_argument("--queue", action="append", default=[], type=_queue, help="queue to create (repeatable)")
+    prov.add_argument("--dry-run", action="store_true", help="print what would be created; create nothing")
     prov.set_defaults(handler=_provision)
+    health = commands.add_parser("health", help="exit 0 if the backend answers (a probe), else 1")
+    health.add_argument("--queue", action="append", default=[], type=_queue, help="queue that must exist")
+    health.add_argument("--timeout", type=float, default=5.0, help="seconds for all checks (default 5)")
+    health.set_defaults(handler=_health)
     return parser
 
 

@@ -62,6 +62,10 @@ BY_STATE_SK = "gsi1sk"
 ACTIVE_INDEX = "active"
 ACTIVE_PK = "act_pk"
 ACTIVE_SK = "act_sk"
+#: Sparse index of claimable jobs (only ``DynamoDBBackend`` writes its keys).
+READY_INDEX = "ready"
+READY_PK = "rdy_pk"
+READY_SK = "rdy_sk"
 TTL_ATTRIBUTE = "expires_at"
 
 #: Names inside the delay table (``scanners/dynamodb.py`` imports these); its
@@ -179,6 +183,7 @@ def jobs_table(name: str = JOBS_TABLE_NAME) -> TableSpec:
         indexes=(
             IndexSpec(BY_STATE_INDEX, KeyAttribute(BY_STATE_PK), KeyAttribute(BY_STATE_SK, "N")),
             IndexSpec(ACTIVE_INDEX, KeyAttribute(ACTIVE_PK), KeyAttribute(ACTIVE_SK, "N")),
+            IndexSpec(READY_INDEX, KeyAttribute(READY_PK), KeyAttribute(READY_SK, "N")),
         ),
         ttl_attribute=TTL_ATTRIBUTE,
     )
@@ -290,6 +295,9 @@ __all__ = [
     "DELAY_TABLE_NAME",
     "DUE_INDEX",
     "JOBS_TABLE_NAME",
+    "READY_INDEX",
+    "READY_PK",
+    "READY_SK",
     "RESOURCES",
     "TTL_ATTRIBUTE",
     "IndexSpec",

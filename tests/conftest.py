@@ -14,4 +14,5 @@ pytest_plugins = [
     "tests.plugins.store_redis",
     "tests.plugins.store_dynamodb",
     "tests.plugins.backend_sqs",
+    "tests.plugins.backend_dynamodb",
 ]

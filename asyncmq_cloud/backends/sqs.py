@@ -28,16 +28,15 @@ from typing import Any
 from aiobotocore.config import AioConfig
 
 from asyncmq_cloud.aws import AwsClients, RetryMode
+from asyncmq_cloud.backends._preset import PresetBackend, own_clients
 from asyncmq_cloud.backends._urls import build_delay_store, build_state_store
 from asyncmq_cloud.config import LifecycleConfig
-from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.core.protocols import DelayStore, StateStore
-from asyncmq_cloud.errors import ConfigurationError
 from asyncmq_cloud.resources import JOBS_TABLE_NAME
 from asyncmq_cloud.transports.sqs import SQSTransport
 
 
-class SQSBackend(CloudBackend):
+class SQSBackend(PresetBackend):
     """An AsyncMQ backend on SQS + a state store + a delay store, built from keywords.
 
     Args:
@@ -63,6 +62,8 @@ class SQSBackend(CloudBackend):
             ``receive_pacing``, ``extend_threshold``).
     """
 
+    _loop_bound_args = ("store", "delay_store", "clients")
+
     def __init__(
         self,
         *,
@@ -85,19 +86,15 @@ class SQSBackend(CloudBackend):
     ) -> None:
         self._init_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__", "transport_options")}
         self._init_kwargs.update(transport_options)
-        if clients is not None and (endpoint_url or region_name or aio_config or client_kwargs):
-            raise ConfigurationError("pass endpoint_url/region_name/aio_config/client_kwargs to the shared clients")
-        self._owns_clients = clients is None
-        if clients is None:
-            extra: dict[str, Any] = {} if max_attempts is None else {"max_attempts": max_attempts}
-            clients = AwsClients(
-                endpoint_url=endpoint_url,
-                region_name=region_name,
-                retry_mode=retry_mode,
-                aio_config=aio_config,
-                client_kwargs=client_kwargs,
-                **extra,
-            )
+        clients, self._owns_clients = own_clients(
+            clients,
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            retry_mode=retry_mode,
+            max_attempts=max_attempts,
+            aio_config=aio_config,
+            client_kwargs=client_kwargs,
+        )
         self.clients = clients
         self.create_missing = create_missing
         state_store = build_state_store(store, clients=clients)
@@ -115,47 +112,9 @@ class SQSBackend(CloudBackend):
         self.transport: SQSTransport = transport
         self._provisioned = False
 
-    async def start(self) -> None:
-        """Start everything; with ``create_missing`` also create the tables (idempotent)."""
-        await super().start()
-        if self.create_missing and not self._provisioned:
-            self._provisioned = True
-            await self.store.provision()
-            await self.delay_store.provision()
-
-    def _rebind(self) -> None:
-        """Rebuild clients, stores and transport for a new event loop (AsyncMQ's CLI).
-
-        Only possible when this backend built them (store and delay store given as
-        URLs, no shared ``clients``); the abandoned ones belong to a finished loop.
-        """
-        given = [name for name in ("store", "delay_store", "clients") if not _rebuildable(self._init_kwargs[name])]
-        if given:
-            raise ConfigurationError(
-                f"SQSBackend was used from a second event loop, but its {', '.join(given)} were given as "
-                "objects bound to the first one; pass URLs (store='dynamodb://...') or create one backend per loop"
-            )
-        super()._rebind()
-        fresh = SQSBackend(**self._init_kwargs)
-        self.clients, self.store, self.delay_store = fresh.clients, fresh.store, fresh.delay_store
-        self.transport = fresh.transport
-        self._provisioned = False
-
     async def provision(self, queues: Sequence[str] = ()) -> None:
         """Create the tables and, for each of ``queues``, the SQS queue and its DLQ (idempotent)."""
         await super().provision(queues)
-
-    async def close(self) -> None:
-        """Flush pending sends/acks, return prefetched messages, close stores and own clients."""
-        try:
-            await super().close()
-        finally:
-            if self._owns_clients:
-                await self.clients.close()
-
-
-def _rebuildable(value: Any) -> bool:
-    return value is None or isinstance(value, str)
 
 
 __all__ = ["SQSBackend"]

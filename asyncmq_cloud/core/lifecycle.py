@@ -347,10 +347,12 @@ class CloudBackend(AdminMixin, BaseBackend):
         Held by a live worker (its lease is fresh): put it back until the lease
         would run out, so that the job is taken over if that worker dies.
         Anything else (duplicate, cancelled, removed, finished, not yet due): the
-        state store is the truth and the reference is spent.
+        state store is the truth and the reference is spent. A transport that
+        does not redeliver (``redelivers = False``: DynamoDB, where the index is
+        the queue) has nothing to put back, so nothing is read.
         """
         lease = self.config.lease_timeout
-        if lease > 0:
+        if lease > 0 and getattr(self.transport, "redelivers", True):
             record = await self.store.get(delivery.queue, delivery.job_id)
             if record is not None and record.state == State.ACTIVE:
                 last = record.heartbeat if record.heartbeat is not None else record.updated_at

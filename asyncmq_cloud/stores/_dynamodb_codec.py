@@ -24,6 +24,9 @@ from asyncmq_cloud.resources import BY_STATE_INDEX as BY_STATE_INDEX
 from asyncmq_cloud.resources import BY_STATE_PK as BY_STATE_PK
 from asyncmq_cloud.resources import BY_STATE_SK as BY_STATE_SK
 from asyncmq_cloud.resources import PK as PK
+from asyncmq_cloud.resources import READY_INDEX as READY_INDEX
+from asyncmq_cloud.resources import READY_PK as READY_PK
+from asyncmq_cloud.resources import READY_SK as READY_SK
 from asyncmq_cloud.resources import SK as SK
 from asyncmq_cloud.resources import TTL_ATTRIBUTE as TTL_ATTRIBUTE
 
@@ -77,7 +80,19 @@ NAMES = {
     "#apk": ACTIVE_PK,
     "#ask": ACTIVE_SK,
     "#exp": TTL_ATTRIBUTE,
+    "#rpk": READY_PK,
+    "#rsk": READY_SK,
+    "#prio": "prio_base",
 }
+
+#: The ready index sorts by ``priority * PRIORITY_SCALE + ready time``: lower AsyncMQ
+#: priority first, then first ready first. Ready times (~1.8e9 s) stay below the scale
+#: for centuries; DynamoDB adds the two exactly (38-digit decimals).
+PRIORITY_SCALE = Decimal(10) ** 11
+#: AsyncMQ's default priority, for a job whose payload has none.
+DEFAULT_PRIORITY = 5
+#: Most ready-index shards per queue.
+MAX_READY_SHARDS = 64
 
 Item = dict[str, Any]
 
@@ -122,6 +137,31 @@ def registry_key() -> Item:
 
 def state_partition(queue: str, state: str) -> str:
     return f"{queue}#{state}"
+
+
+def ready_shard(queue: str, job_id: str, shards: int) -> str:
+    """The ready-index partition of a job: ``{queue}#R#{0..shards-1}`` by a hash of its id."""
+    return f"{queue}#R#{zlib.crc32(job_id.encode()) % shards}"
+
+
+def ready_shards_of(queue: str, shards: int) -> list[str]:
+    return [f"{queue}#R#{i}" for i in range(shards)]
+
+
+def job_id_from_pk(pk: str, queue: str) -> str:
+    """The job id in a job item's ``pk`` (``Q#{queue}#J#{id}``)."""
+    prefix = f"Q#{queue}#J#"
+    if not pk.startswith(prefix):
+        raise ValueError(f"{pk!r} is not a job key of queue {queue!r}")
+    return pk[len(prefix) :]
+
+
+def priority_base(payload: Mapping[str, Any]) -> Decimal:
+    """``priority * PRIORITY_SCALE`` for the ready index (non-numeric priorities count as the default)."""
+    priority = payload.get("priority", DEFAULT_PRIORITY)
+    if isinstance(priority, bool) or not isinstance(priority, int | float) or not math.isfinite(priority):
+        priority = DEFAULT_PRIORITY
+    return Decimal(int(priority)) * PRIORITY_SCALE
 
 
 def active_shard(queue: str, job_id: str) -> str:
@@ -178,8 +218,12 @@ def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
 
 
 # -- job items -------------------------------------------------------------------
-def job_values(record: JobRecord, *, created: float, now: float, expires: float | None) -> Item:
-    """Every non-key attribute of a job item as written by ``create``."""
+def job_values(record: JobRecord, *, created: float, now: float, expires: float | None, ready_shards: int = 0) -> Item:
+    """Every non-key attribute of a job item as written by ``create``.
+
+    With ``ready_shards`` the item carries its priority base and, while ``waiting``,
+    the ready-index keys.
+    """
     values: Item = {
         "#queue": {"S": record.queue},
         "#id": {"S": record.id},
@@ -201,12 +245,18 @@ def job_values(record: JobRecord, *, created: float, now: float, expires: float 
         values["#ask"] = num(record.heartbeat if record.heartbeat is not None else now)
     if expires is not None:
         values["#exp"] = ttl_num(expires)
+    if ready_shards:
+        base = priority_base(record.payload)
+        values["#prio"] = {"N": format(base, "f")}
+        if record.state == "waiting":
+            values["#rpk"] = {"S": ready_shard(record.queue, record.id, ready_shards)}
+            values["#rsk"] = {"N": format(base + Decimal(repr(float(now))), "f")}
     return values
 
 
-def job_item(record: JobRecord, *, created: float, now: float, expires: float | None) -> Item:
+def job_item(record: JobRecord, *, created: float, now: float, expires: float | None, ready_shards: int = 0) -> Item:
     """The full job item (used to measure it before writing)."""
-    values = job_values(record, created=created, now=now, expires=expires)
+    values = job_values(record, created=created, now=now, expires=expires, ready_shards=ready_shards)
     return {**job_key(record.queue, record.id), **{NAMES[k]: v for k, v in values.items()}}
 
 
@@ -215,16 +265,17 @@ def job_item(record: JobRecord, *, created: float, now: float, expires: float | 
 HAS_CHILDREN = "has_children"
 
 
-def job_upsert(record: JobRecord, *, created: float, now: float, expires: float | None) -> Item:
+def job_upsert(record: JobRecord, *, created: float, now: float, expires: float | None, ready_shards: int = 0) -> Item:
     """``UpdateItem`` arguments that insert or fully overwrite a job item.
 
     An update rather than a put so that ``created_at`` (the list order) survives
     an overwrite, as in the memory store.
     """
-    values = job_values(record, created=created, now=now, expires=expires)
+    values = job_values(record, created=created, now=now, expires=expires, ready_shards=ready_shards)
     sets = [f"{name} = :{name[1:]}" for name in values if name not in ("#created", "#g1sk")]
     sets += ["#created = if_not_exists(#created, :created)", "#g1sk = if_not_exists(#g1sk, :created)"]
-    removes = [n for n in ("#run_at", "#owner", "#hb", "#apk", "#ask", "#exp") if n not in values]
+    optional = ("#run_at", "#owner", "#hb", "#apk", "#ask", "#exp") + (("#rpk", "#rsk") if ready_shards else ())
+    removes = [n for n in optional if n not in values]
     expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
     used = set(values) | set(removes) | {"#created", "#g1sk"}
     return {

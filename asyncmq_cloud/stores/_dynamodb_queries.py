@@ -64,6 +64,41 @@ class QueryMixin(DynamoDBBase):
             if r.state == "active" and (r.heartbeat if r.heartbeat is not None else r.updated_at) < older_than
         ]
 
+    async def ready_keys(self, queue: str, shard: int, limit: int) -> list[str]:
+        """Ids of up to ``limit`` ready jobs of one shard, best-ranked first (one ``Query`` page)."""
+        client = await self._client()
+        response = await self._call(
+            client.query(
+                TableName=self.table_name,
+                IndexName=codec.READY_INDEX,
+                KeyConditionExpression="#rpk = :rpk",
+                ExpressionAttributeNames={"#rpk": codec.READY_PK},
+                ExpressionAttributeValues={":rpk": {"S": f"{queue}#R#{shard}"}},
+                Limit=limit,
+            )
+        )
+        return [codec.job_id_from_pk(item[codec.PK]["S"], queue) for item in response.get("Items", [])]
+
+    async def stale_active_ids(self, queue: str, older_than: float, limit: int) -> list[str]:
+        """Ids of up to ``limit`` active jobs of ``queue`` whose heartbeat is older than ``older_than``.
+
+        The ``active`` index spans every queue: hits of other queues are skipped.
+        """
+        prefix = f"Q#{queue}#J#"
+        found = await asyncio.gather(
+            *(
+                self._query_keys(
+                    IndexName=codec.ACTIVE_INDEX,
+                    KeyConditionExpression="#apk = :apk AND #ask < :t",
+                    ExpressionAttributeNames={"#apk": codec.ACTIVE_PK, "#ask": codec.ACTIVE_SK},
+                    ExpressionAttributeValues={":apk": {"S": f"ACTIVE#{n}"}, ":t": codec.num(older_than)},
+                )
+                for n in range(codec.ACTIVE_SHARDS)
+            )
+        )
+        pks = [k[codec.PK]["S"] for keys in found for k in keys]
+        return [codec.job_id_from_pk(pk, queue) for pk in pks if pk.startswith(prefix)][:limit]
+
     async def _query_keys(self, **query: Any) -> list[dict[str, Any]]:
         """Every table key an index query returns, in index order."""
         return [{codec.PK: i[codec.PK], codec.SK: i[codec.SK]} for i in await self._query_items(**query)]

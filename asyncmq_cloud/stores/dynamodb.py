@@ -21,7 +21,7 @@ create it with ``await store.provision()`` or ``terraform/``). Keys are strings 
 ``REGISTRY``                    ``QUEUES``           ``queues``: every queue name (string set)
 ==============================  ===================  ===============================================
 
-Indexes (both ``KEYS_ONLY``, so heartbeats and payload writes do not copy the payload):
+Indexes (all ``KEYS_ONLY``, so heartbeats and payload writes do not copy the payload):
 
 * ``by_state``: ``gsi1pk = "{queue}#{state}"``, ``gsi1sk = created_at`` — ``list_jobs``
   (Query, then ``BatchGetItem`` of the records) and ``count_jobs`` (``Select=COUNT``
@@ -30,6 +30,11 @@ Indexes (both ``KEYS_ONLY``, so heartbeats and payload writes do not copy the pa
 * ``active`` (sparse: only ``active`` jobs carry its keys): ``act_pk = "ACTIVE#{0..3}"``,
   ``act_sk = heartbeat`` — ``list_stalled`` queries the 4 shards for
   ``heartbeat < older_than``; never a Scan.
+* ``ready`` (sparse; written only with ``ready_shards >= 1``, i.e. by ``DynamoDBBackend``):
+  ``rdy_pk = "{queue}#R#{shard}"``, ``rdy_sk = prio_base + ready time`` where
+  ``prio_base = priority * 10^11`` is kept on the item. Every write that makes a job
+  ``waiting`` sets these keys, the claim and every other state change remove them:
+  the index holds exactly the claimable jobs (``transports/dynamodb.py``).
 
 Index reads are eventually consistent; every record found through an index is
 re-read with a consistent ``BatchGetItem`` and re-checked, so results are exact
@@ -106,6 +111,9 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
         create_missing: ``start()`` runs :meth:`provision` (development only).
         completed_ttl: seconds after which terminal jobs may be deleted by TTL.
         max_payload_bytes: largest encoded job item accepted (≤ 400 KB item limit).
+        ready_shards: 0 (default) = no ready index; ``n`` = every ``waiting`` job carries
+            the ``ready`` index keys over ``n`` shards per queue, so that the table
+            itself is the queue (``DynamoDBBackend``; see ``transports/dynamodb.py``).
     """
 
     def __init__(
@@ -118,8 +126,12 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
         create_missing: bool = False,
         completed_ttl: float | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        ready_shards: int = 0,
     ) -> None:
         self.table_name = validate_table_name(table_name)
+        if not 0 <= ready_shards <= codec.MAX_READY_SHARDS:
+            raise ConfigurationError(f"ready_shards must be in 0..{codec.MAX_READY_SHARDS}, not {ready_shards}")
+        self.ready_shards = ready_shards
         if not 0 < max_payload_bytes <= DEFAULT_MAX_PAYLOAD_BYTES:
             raise ConfigurationError(
                 f"max_payload_bytes must be in 1..{DEFAULT_MAX_PAYLOAD_BYTES} (DynamoDB's 400 KB item "
@@ -197,7 +209,9 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
             validate_queue_name(record.queue)
             created = round(now, 6) + offset * 1e-6
             expires = self._expires(record.state, now)
-            size = codec.item_size(codec.job_item(record, created=created, now=now, expires=expires))
+            size = codec.item_size(
+                codec.job_item(record, created=created, now=now, expires=expires, ready_shards=self.ready_shards)
+            )
             if size > self.max_payload_bytes:
                 raise PayloadTooLargeError(
                     f"job {record.id!r} encodes to a {size}-byte DynamoDB item; {self._resource} accepts "
@@ -207,7 +221,9 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
                     limit=self.max_payload_bytes,
                 )
             total += size
-            writes.append(codec.job_upsert(record, created=created, now=now, expires=expires))
+            writes.append(
+                codec.job_upsert(record, created=created, now=now, expires=expires, ready_shards=self.ready_shards)
+            )
         edges = self._flow_edges(unique, deps or {})
         dep_updates = codec.deps_updates(unique[0].queue, edges) if edges else []
         parents = {parent for ps in edges.values() for parent in ps}
@@ -257,11 +273,12 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
             # Take over an active job whose holder stopped heartbeating (lease expired).
             condition += " OR (#state = :active AND #hb < :stale)"
             values[":stale"] = codec.num(stale_before)
+        removes = "#run_at, #exp" + (", #rpk, #rsk" if self.ready_shards else "")
         return await self._update_job(
             queue,
             job_id,
             "SET #state = :active, #owner = :token, #hb = :now, #upd = :now, #g1pk = :g1pk, "
-            "#apk = :apk, #ask = :now REMOVE #run_at, #exp",
+            f"#apk = :apk, #ask = :now REMOVE {removes}",
             f"attribute_exists(#pk) AND ({condition})",
             values,
         )
@@ -342,6 +359,13 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
             values[":apk"] = {"S": codec.active_shard(queue, job_id)}
         else:
             removes += ["#apk", "#ask"]
+        if self.ready_shards and state == "waiting":
+            # Back in the ready index, ranked by priority and the time it became ready.
+            sets += ["#rpk = :rpk", "#rsk = if_not_exists(#prio, :prio0) + :now"]
+            values[":rpk"] = {"S": codec.ready_shard(queue, job_id, self.ready_shards)}
+            values[":prio0"] = {"N": format(codec.DEFAULT_PRIORITY * codec.PRIORITY_SCALE, "f")}
+        elif self.ready_shards:
+            removes += ["#rpk", "#rsk"]
         expires = self._expires(state, now)
         if expires is None:
             removes.append("#exp")

@@ -50,6 +50,9 @@ BACKENDS = [
     pytest.param("sqs-elasticmq", marks=[pytest.mark.elasticmq, pytest.mark.redis]),
     pytest.param("sqs-moto", marks=pytest.mark.moto),
     pytest.param("sqs-localstack", marks=[pytest.mark.localstack, pytest.mark.redis]),
+    pytest.param("sqs-localstack-provisioned", marks=[pytest.mark.localstack, pytest.mark.redis]),
+    # DynamoDBBackend: the table is the queue (fixture in tests/plugins/backend_dynamodb.py)
+    pytest.param("dynamodb-moto", marks=pytest.mark.moto),
 ]
 
 

@@ -14,6 +14,9 @@ def _log(marker: str, event: str) -> None:
     path = Path(os.environ["E2E_LOG_DIR"]) / marker
     with path.open("a") as handle:
         handle.write(f"{event} {os.getpid()}\n")
+    if event == "start":  # one shared, append-only line per start: the global start order
+        with (Path(os.environ["E2E_LOG_DIR"]) / "_starts").open("a") as handle:
+            handle.write(f"{marker}\n")
 
 
 @task(queue="e2e")
