@@ -14,6 +14,14 @@ echo "== installing asyncmq-cloud[dev]"
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 
+echo "== tools: checkov (its own venv: its pins differ from aiobotocore's)"
+CHECKOV_VERSION=3.3.30
+if ! .cache/tools/checkov/bin/checkov --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
+  "$PY" -m venv .cache/tools/checkov
+  .cache/tools/checkov/bin/python -m pip install --quiet --upgrade pip
+  .cache/tools/checkov/bin/python -m pip install --quiet "checkov==$CHECKOV_VERSION"
+fi
+
 echo "== preparing real services (redis, moto, localstack, elasticmq, kafka)"
 .venv/bin/python scripts/services.py prepare all
 

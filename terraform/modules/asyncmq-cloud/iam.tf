@@ -1,0 +1,155 @@
+# -- Least-privilege IAM: one policy for producers, one for workers ---------------------------
+# No wildcard actions; every resource is one of this module's ARNs (DynamoDB indexes as
+# TABLE/index/*, MSK topics and groups under msk_topic_prefix).
+
+locals {
+  table_arns = [
+    aws_dynamodb_table.jobs.arn,
+    "${aws_dynamodb_table.jobs.arn}/index/*",
+    aws_dynamodb_table.delays.arn,
+    "${aws_dynamodb_table.delays.arn}/index/*",
+  ]
+  queue_arns = [for q in aws_sqs_queue.queue : q.arn]
+  dlq_arns   = [for q in aws_sqs_queue.dlq : q.arn]
+  # Job records and delays: enqueue, inspect, cancel/remove/retry (producers and workers alike).
+  dynamodb_actions = [
+    "dynamodb:BatchGetItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:UpdateItem",
+  ]
+}
+
+data "aws_iam_policy_document" "producer" {
+  statement {
+    sid       = "JobRecords"
+    actions   = local.dynamodb_actions
+    resources = local.table_arns
+  }
+
+  dynamic "statement" {
+    for_each = var.enable_sqs ? [1] : []
+    content {
+      sid       = "SendJobs"
+      actions   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"]
+      resources = local.queue_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.kms_key_arn != null ? [1] : []
+    content {
+      sid       = "EncryptedQueuesAndTables"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [local.kms_key_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.msk_cluster_arn != null ? [1] : []
+    content {
+      sid       = "KafkaConnect"
+      actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+      resources = [local.msk_cluster_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.msk_cluster_arn != null ? [1] : []
+    content {
+      sid       = "KafkaProduce"
+      actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
+      resources = [local.msk_topic_arn]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "worker" {
+  statement {
+    sid       = "JobRecords"
+    actions   = local.dynamodb_actions
+    resources = local.table_arns
+  }
+
+  dynamic "statement" {
+    for_each = var.enable_sqs ? [1] : []
+    content {
+      sid = "ConsumeJobs"
+      actions = [
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+        "sqs:ReceiveMessage",
+        "sqs:SendMessage",
+      ]
+      resources = local.queue_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.enable_sqs ? [1] : []
+    content {
+      sid       = "DeadLetterPoisonMessages"
+      actions   = ["sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SendMessage"]
+      resources = local.dlq_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.kms_key_arn != null ? [1] : []
+    content {
+      sid       = "EncryptedQueuesAndTables"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [local.kms_key_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.msk_cluster_arn != null ? [1] : []
+    content {
+      sid       = "KafkaConnect"
+      actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+      resources = [local.msk_cluster_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.msk_cluster_arn != null ? [1] : []
+    content {
+      sid = "KafkaTopics"
+      actions = [
+        "kafka-cluster:CreateTopic",
+        "kafka-cluster:DescribeTopic",
+        "kafka-cluster:ReadData",
+        "kafka-cluster:WriteData",
+      ]
+      resources = [local.msk_topic_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.msk_cluster_arn != null ? [1] : []
+    content {
+      sid       = "KafkaConsumerGroups"
+      actions   = ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"]
+      resources = [local.msk_group_arn]
+    }
+  }
+}
+
+resource "aws_iam_policy" "producer" {
+  name        = "${local.base}-producer"
+  description = "asyncmq-cloud ${local.base}: enqueue and inspect jobs"
+  policy      = data.aws_iam_policy_document.producer.json
+  tags        = local.tags
+}
+
+resource "aws_iam_policy" "worker" {
+  name        = "${local.base}-worker"
+  description = "asyncmq-cloud ${local.base}: run jobs (asyncmq worker, scanners)"
+  policy      = data.aws_iam_policy_document.worker.json
+  tags        = local.tags
+}

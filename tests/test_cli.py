@@ -1,0 +1,79 @@
+"""``asyncmq-cloud provision --dry-run`` and ``asyncmq-cloud health``, as subprocesses.
+
+The app's settings modules (``tests/e2e/app``) name the backend, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "asyncmq_cloud.cli", *args]
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        **env,
+    }
+    return subprocess.run(command, env=full_env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_provision_dry_run_prints_the_plan_and_contacts_nothing() -> None:
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens, any call would fail
+    done = run_cli(
+        "--settings",
+        "tests.e2e.app.settings.Settings",
+        "provision",
+        "--queue",
+        "emails",
+        "--dry-run",
+        env={
+            "AWS_ENDPOINT_URL": closed,
+            "E2E_QUEUE_PREFIX": "app-",
+            "E2E_STORE": "dynamodb://app-jobs",
+            "E2E_DELAY_STORE": "dynamodb://app-delays",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any("DynamoDB table app-jobs" in line and "ready(rdy_pk, rdy_sk)" in line for line in lines), lines
+    assert any("DynamoDB table app-delays" in line and "TTL expires_at" in line for line in lines), lines
+    assert any("SQS queue app-emails " in line and "dead-letter queue app-emails-dlq" in line for line in lines)
+
+
+@pytest.mark.moto
+def test_health_is_zero_when_the_backend_answers_and_one_when_not(moto_endpoint: str) -> None:
+    run = uuid.uuid4().hex[:8]
+    env = {
+        "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint,
+        "E2E_TABLE": f"health-jobs-{run}",
+        "E2E_DELAY_STORE": f"dynamodb://health-delays-{run}",
+    }
+    settings = ("--settings", "tests.e2e.app.settings_dynamodb.Settings")
+    missing = run_cli(*settings, "health", "--timeout", "10", env=env)
+    assert missing.returncode == 1 and "unhealthy" in missing.stderr and env["E2E_TABLE"] in missing.stderr
+
+    provisioned = run_cli(*settings, "provision", env=env)
+    assert provisioned.returncode == 0, provisioned.stderr
+    healthy = run_cli(*settings, "health", "--queue", "default", env=env)
+    assert healthy.returncode == 0, healthy.stderr
+    assert healthy.stdout.strip() == "healthy"
+
+    began = time.monotonic()
+    down = run_cli(
+        *settings, "health", "--timeout", "2", env={**env, "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9"}
+    )
+    assert down.returncode == 1 and "unhealthy" in down.stderr
+    assert time.monotonic() - began < 60, "a probe must give up within its timeout"
