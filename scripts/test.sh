@@ -22,6 +22,18 @@ if ! .cache/tools/checkov/bin/checkov --version 2>/dev/null | grep -qx "$CHECKOV
   .cache/tools/checkov/bin/python -m pip install --quiet "checkov==$CHECKOV_VERSION"
 fi
 
+echo "== tools: Kubernetes/KEDA schema validator (npm ci, pinned by deploy/kubernetes/validate/package-lock.json)"
+K8S_TOOLS=.cache/tools/k8s-validate
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -d "$K8S_TOOLS/node_modules" ] || ! cmp -s deploy/kubernetes/validate/package-lock.json "$K8S_TOOLS/package-lock.json"; then
+    rm -rf "$K8S_TOOLS" && mkdir -p "$K8S_TOOLS"
+    cp deploy/kubernetes/validate/package.json deploy/kubernetes/validate/package-lock.json "$K8S_TOOLS/"
+    (cd "$K8S_TOOLS" && npm ci --silent --no-audit --no-fund)
+  fi
+else
+  echo "   npm not found: tests/test_kubernetes.py will say so"
+fi
+
 echo "== preparing real services (redis, moto, localstack, elasticmq, kafka)"
 .venv/bin/python scripts/services.py prepare all
 
