@@ -92,9 +92,18 @@ def test_keda_scales_the_workers_with_pod_identity() -> None:
     docs = _documents()
     scaled = [d for d in docs if d["kind"] == "ScaledObject"]
     auths = {d["metadata"]["name"]: d for d in docs if d["kind"] == "TriggerAuthentication"}
-    assert {t["type"] for s in scaled for t in s["spec"]["triggers"]} == {"aws-sqs-queue", "kafka", "aws-dynamodb"}
+    assert {t["type"] for s in scaled for t in s["spec"]["triggers"]} == {
+        "aws-sqs-queue",
+        "kafka",
+        "aws-dynamodb",
+        "redis",
+    }
     for obj in scaled:
         assert obj["spec"]["scaleTargetRef"]["name"] == "asyncmq-worker"
         for trigger in obj["spec"]["triggers"]:
             auth = auths[trigger["authenticationRef"]["name"]]
-            assert auth["spec"]["podIdentity"]["provider"] == "aws", "no static AWS keys"
+            if trigger["type"] == "redis":  # Redis has no pod identity: the password from the Secret
+                assert auth["spec"]["secretTargetRef"][0]["name"] == "asyncmq-worker"
+                assert trigger["metadata"]["listName"].endswith(":waiting-depth"), "the store's LLEN mirror"
+            else:
+                assert auth["spec"]["podIdentity"]["provider"] == "aws", "no static AWS keys"

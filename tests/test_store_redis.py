@@ -336,3 +336,35 @@ async def test_unreachable_server_is_transient() -> None:
     assert isinstance(info.value.__cause__, rexc.ConnectionError)
     assert info.value.retriable
     await store.close()
+
+
+@pytest.mark.redis
+async def test_waiting_depth_list_mirrors_the_waiting_set(
+    redis_state_store: Store, raw: aioredis.Redis, queue: str
+) -> None:
+    """KEDA's redis scaler reads LLEN of ``P:q:Q:waiting-depth``: it must equal the waiting count
+    through every kind of state change (create, claim, transition, promote, set_state, delete)."""
+    store = redis_state_store
+    depth_key = f"{store.prefix}:q:{queue}:waiting-depth"
+    rng = random.Random(7)
+    ids = [f"j{i}" for i in range(40)]
+    await store.create([_rec(queue, j) for j in ids[:30]])
+    await store.create([_rec(queue, j, "delayed", run_at=time.time() - 1) for j in ids[30:]])
+    for step in range(200):
+        job_id = rng.choice(ids)
+        action = rng.randrange(6)
+        if action == 0:
+            await store.claim(queue, job_id, f"t{step}", time.time())
+        elif action == 1:
+            await store.transition(queue, job_id, rng.choice(["completed", "waiting", "failed"]))
+        elif action == 2:
+            await store.promote(queue, [job_id])
+        elif action == 3:
+            await store.set_state(queue, job_id, rng.choice(["waiting", "active", "delayed"]))
+        elif action == 4:
+            await store.delete(queue, job_id)
+        else:
+            await store.create([_rec(queue, job_id, rng.choice(["waiting", "delayed"]), run_at=time.time() + 60)])
+        waiting = (await store.count_jobs(queue)).get("waiting", 0)
+        assert await raw.llen(depth_key) == waiting, f"step {step}: action {action} on {job_id}"
+    assert await raw.llen(depth_key) > 0, "the sequence ended with no waiting job: it proved little"

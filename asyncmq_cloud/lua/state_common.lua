@@ -26,8 +26,24 @@ local function touch_active(queue, id)
   end
 end
 
+-- The number of waiting jobs of a queue, mirrored as the length of a list of
+-- placeholders: KEDA's redis scaler reads LLEN and cannot count a sorted set.
+-- O(1) per state change; LLEN(waiting-depth) == ZCARD(state:waiting) at all times.
+local function mirror_waiting(queue, old, new)
+  if old == new then
+    return
+  end
+  if old == 'waiting' then
+    redis.call('RPOP', queue_key(queue, 'waiting-depth'))
+  end
+  if new == 'waiting' then
+    redis.call('LPUSH', queue_key(queue, 'waiting-depth'), '1')
+  end
+end
+
 -- Move `id` from the index of state `old` (false for a new job) to that of `new`.
 local function index_state(queue, id, old, new)
+  mirror_waiting(queue, old, new)
   if old and old ~= new then
     redis.call('ZREM', queue_key(queue, 'state:' .. old), id)
   end

@@ -8,6 +8,7 @@ if #fields > 0 then
   local state = redis.call('HGET', key, 'state')
   if state then
     redis.call('ZREM', queue_key(queue, 'state:' .. state), id)
+    mirror_waiting(queue, state, false)
   end
   redis.call('ZREM', active_key, active_member(queue, id))
   redis.call('DEL', key)

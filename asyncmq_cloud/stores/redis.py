@@ -16,6 +16,8 @@ splits unambiguously; job ids may contain anything)::
     P:q:Q:job:ID          hash    state, payload (JSON), seq, created_at, updated_at,
                                   and when set: run_at, owner, heartbeat
     P:q:Q:state:STATE     zset    job ids in STATE, scored by creation order (seq)
+    P:q:Q:waiting-depth   list    one placeholder per waiting job: its LLEN is what
+                                  KEDA's redis scaler reads (deploy/kubernetes/keda)
     P:q:Q:states          set     every state name the queue has used (for count_jobs)
     P:q:Q:pending:CHILD   set     parent ids CHILD still waits for
     P:q:Q:children:PARENT set     children that wait for PARENT
