@@ -81,6 +81,9 @@ logger = logging.getLogger("asyncmq_cloud.lifecycle")
 
 #: States a job can be cancelled from.
 CANCELLABLE = frozenset({State.WAITING, State.DELAYED, State.ACTIVE, WAITING_CHILDREN})
+#: Lease renewal period when ``lease_timeout`` is 0 (no take-over): still extends broker leases.
+LEASE_RENEW_SECONDS = 20.0
+
 #: States ``retry_job`` moves back to ``waiting``.
 RETRYABLE = frozenset({State.FAILED, State.EXPIRED})
 
@@ -92,6 +95,11 @@ class Lease:
     delivery: Delivery
     token: str
     claimed_at: float
+    #: Last heartbeat written for the job (by AsyncMQ or by the lease keeper).
+    renewed_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.renewed_at = self.renewed_at or self.claimed_at
 
 
 class CloudBackend(AdminMixin, BaseBackend):
@@ -120,6 +128,7 @@ class CloudBackend(AdminMixin, BaseBackend):
         self._buffer: dict[str, deque[Delivery]] = {}
         #: Workers registered through this backend: id -> (queue, concurrency).
         self._workers: dict[str, tuple[str, int]] = {}
+        self._keeper: asyncio.Task[None] | None = None
         self._repeatables_read: dict[str, tuple[list[RepeatableRecord], float]] = {}
         self._paused_cache: dict[str, tuple[bool, float]] = {}
         self._cancelled_here: set[tuple[str, str]] = set()
@@ -165,6 +174,7 @@ class CloudBackend(AdminMixin, BaseBackend):
         self._start_lock = anyio.Lock()
         self._buffer.clear()
         self._leases.clear()
+        self._keeper = None  # it belonged to the finished loop
 
     async def provision(self, queues: Sequence[str] = ()) -> None:
         """Create every table/key/queue the backend needs (idempotent, for local development)."""
@@ -181,6 +191,10 @@ class CloudBackend(AdminMixin, BaseBackend):
         self._closed = True
         if not self._started:
             return
+        if self._keeper is not None and not self._keeper.done():
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+        self._keeper = None
         with anyio.CancelScope(shield=True):
             for buffered in self._buffer.values():
                 for delivery in buffered:
@@ -321,10 +335,45 @@ class CloudBackend(AdminMixin, BaseBackend):
                 await self._unclaimable(delivery, now)
                 continue
             self._leases[(queue_name, record.id)] = Lease(delivery, token, now)
+            self._keep_leases()
             job = record.job()
             job.setdefault("active_since", now)
             return job
         return None
+
+    def _keep_leases(self) -> None:
+        """Start the lease keeper of this event loop if it is not running."""
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.get_running_loop().create_task(
+                self._lease_keeper(), name="asyncmq-cloud lease keeper"
+            )
+
+    def _renew_every(self) -> float:
+        lease = self.config.lease_timeout
+        return lease / 3 if lease > 0 else LEASE_RENEW_SECONDS
+
+    async def _lease_keeper(self) -> None:
+        """Heartbeat every job this backend runs, whether or not AsyncMQ does.
+
+        AsyncMQ writes heartbeats only with ``enable_stalled_check`` (off by default).
+        Without them a job running longer than ``lease_timeout`` would look abandoned
+        and be taken over (run twice), and on SQS its message would reappear after
+        the visibility timeout. The lease belongs to the backend that claimed the
+        job, so the backend renews it: every ``lease_timeout / 3`` seconds, each lease
+        not renewed for that long gets a heartbeat (store) and, where the broker has
+        one, a lease extension. Stops when this backend holds no lease.
+        """
+        every = self._renew_every()
+        while self._leases and not self._closed:
+            await asyncio.sleep(every / 2)
+            now = time.time()
+            for (queue, job_id), lease in list(self._leases.items()):
+                if now - lease.renewed_at < every or self._leases.get((queue, job_id)) is not lease:
+                    continue
+                try:
+                    await self.save_heartbeat(queue, job_id, now)
+                except Exception:  # keep renewing the others; the next round retries this one
+                    logger.warning("could not renew the lease of %s/%s", queue, job_id, exc_info=True)
 
     def _receive_size(self, queue: str) -> int:
         """References to take in one receive: the free capacity of this process's workers, capped by ``prefetch``.
@@ -598,6 +647,8 @@ class CloudBackend(AdminMixin, BaseBackend):
     async def save_heartbeat(self, queue_name: str, job_id: str, timestamp: float) -> None:
         await self._ready()
         lease = self._leases.get((queue_name, job_id))
+        if lease is not None:
+            lease.renewed_at = time.time()
         ok = await self.store.heartbeat(queue_name, job_id, timestamp, lease.token if lease else None)
         if not ok and lease is not None:
             logger.warning("heartbeat for %s/%s refused: the job is no longer owned by this worker", queue_name, job_id)

@@ -118,7 +118,9 @@ async def test_redelivered_reference_takes_over_a_dead_workers_job(memory_state_
     config = LifecycleConfig(receive_wait=0.05, lease_timeout=0.4)
     dead = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=config)
     job_id = await Queue(qname, backend=dead).add(T + "add", args=[2, 2])
-    assert (await dead.dequeue(qname)) is not None  # ... and the worker dies: no heartbeat, no ack
+    assert (await dead.dequeue(qname)) is not None
+    assert dead._keeper is not None
+    dead._keeper.cancel()  # ... and the worker dies: no heartbeat (not even its lease keeper), no ack
     alive = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=config)
     await asyncio.sleep(0.15)  # visibility expired, the lease has not
     assert await alive.dequeue(qname) is None
@@ -236,3 +238,26 @@ async def test_scheduler_pass_reads_the_repeatables_once(memory_state_store: Any
     await backend.remove_repeatable(qname, {"task_id": T + "add", "every": 60, "args": [1, 2]})
     assert await backend.list_repeatables(qname) == []
     await backend.close()
+
+
+async def test_the_backend_renews_its_leases_without_asyncmq_heartbeats(memory_state_store: Any, qname: str) -> None:
+    """With AsyncMQ's stalled check off (its default) nobody heartbeats: the backend must, or a
+    job running longer than lease_timeout would be taken over by another worker and run twice."""
+    transport = MemoryTransport(visibility_timeout=0.2)  # the broker redelivers quickly, too
+    config = LifecycleConfig(receive_wait=0.05, lease_timeout=0.3)
+    worker = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=config)
+    rival = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=config)
+    job_id = await Queue(qname, backend=worker).add(T + "add", args=[1, 2])
+    job = await worker.dequeue(qname)
+    assert job is not None
+    claimed = (await memory_state_store.get(qname, job_id)).heartbeat
+    for _ in range(8):  # 1.2 s: four lease timeouts without a single AsyncMQ heartbeat
+        await asyncio.sleep(0.15)
+        assert await rival.dequeue(qname) is None, "a live worker's job was taken over"
+    assert (await memory_state_store.get(qname, job_id)).heartbeat > claimed + 0.5
+    await handle_job(qname, job, worker)
+    assert await worker.get_job_result(qname, job_id) == 3
+    await asyncio.sleep(0.3)
+    assert worker._keeper is not None and worker._keeper.done(), "the keeper stops with the last lease"
+    await worker.close()
+    await rival.close()
