@@ -464,3 +464,43 @@ async def test_api_calls_per_job(moto_endpoint: str, producer: str) -> None:
         assert sqs / n <= 0.5 and (sqs + ddb) / n <= 3.5
     if producer == "sequential":
         assert (sqs + ddb) / n <= 4.5
+
+
+@pytest.mark.elasticmq
+@pytest.mark.redis
+async def test_a_long_job_keeps_its_message_without_asyncmq_heartbeats(elasticmq_endpoint: str, redis_url: str) -> None:
+    """AsyncMQ heartbeats only with its stalled check on: the backend's lease keeper must keep
+    the message invisible past the visibility timeout, so no other worker ever receives it."""
+    from asyncmq_cloud.config import LifecycleConfig
+    from tests.plugins.backend_sqs import redis_stores
+
+    async with (
+        redis_stores(redis_url) as store,
+        sqs_backend(elasticmq_endpoint, store=store, create_missing=True, visibility_timeout=2) as worker,
+    ):
+        worker.config = LifecycleConfig(receive_wait=0.2, lease_timeout=30)
+        rival = SQSBackend(
+            queue_prefix=worker.transport.config.queue_prefix,
+            store=store,
+            endpoint_url=elasticmq_endpoint,
+            region_name=REGION,
+            config=LifecycleConfig(receive_wait=0.2, lease_timeout=30),
+        )
+        try:
+            job_id = await Queue("long", backend=worker).add(T + "add", args=[2, 3])
+            job = await worker.dequeue("long")
+            assert job is not None
+            rival_receives = 0
+            deadline = time.monotonic() + 6  # three visibility timeouts, no AsyncMQ heartbeat
+            while time.monotonic() < deadline:
+                got = await rival.transport.receive("long", 1, 0)
+                rival_receives += len(got)
+                await asyncio.sleep(0.2)
+            assert rival_receives == 0, "the message reappeared while its job was running"
+            await handle_job("long", job, worker)
+            await worker.transport.flush()
+            assert await worker.get_job_result("long", job_id) == 5
+            full_name = worker.transport.config.queue_prefix + "long"
+            assert await raw_counts(worker.transport, full_name) == 0, "acked with its original receipt"
+        finally:
+            await rival.close()

@@ -348,6 +348,15 @@ class CloudBackend(AdminMixin, BaseBackend):
                 self._lease_keeper(), name="asyncmq-cloud lease keeper"
             )
 
+    def _keeper_pause(self, every: float) -> float:
+        """Half the renewal period, or half the shortest broker lease left, if shorter."""
+        pause, mono = every / 2, time.monotonic()
+        for lease in self._leases.values():
+            visible_until = lease.delivery.extra.get("visible_until")
+            if isinstance(visible_until, float):
+                pause = min(pause, max(0.05, (visible_until - mono) / 2))
+        return pause
+
     def _renew_every(self) -> float:
         lease = self.config.lease_timeout
         return lease / 3 if lease > 0 else LEASE_RENEW_SECONDS
@@ -359,16 +368,20 @@ class CloudBackend(AdminMixin, BaseBackend):
         Without them a job running longer than ``lease_timeout`` would look abandoned
         and be taken over (run twice), and on SQS its message would reappear after
         the visibility timeout. The lease belongs to the backend that claimed the
-        job, so the backend renews it: every ``lease_timeout / 3`` seconds, each lease
-        not renewed for that long gets a heartbeat (store) and, where the broker has
-        one, a lease extension. Stops when this backend holds no lease.
+        job, so the backend renews it: each lease not renewed for ``lease_timeout / 3``
+        seconds, or whose broker lease (SQS visibility) ends within that time, gets a
+        heartbeat (store) and a broker lease extension. Stops when this backend holds
+        no lease.
         """
         every = self._renew_every()
         while self._leases and not self._closed:
-            await asyncio.sleep(every / 2)
-            now = time.time()
+            await asyncio.sleep(self._keeper_pause(every))
+            now, mono = time.time(), time.monotonic()
             for (queue, job_id), lease in list(self._leases.items()):
-                if now - lease.renewed_at < every or self._leases.get((queue, job_id)) is not lease:
+                # A broker lease that runs out sooner (SQS visibility) is renewed in time, too.
+                visible_until = lease.delivery.extra.get("visible_until")
+                expiring = isinstance(visible_until, float) and visible_until - mono < every
+                if (now - lease.renewed_at < every and not expiring) or self._leases.get((queue, job_id)) is not lease:
                     continue
                 try:
                     await self.save_heartbeat(queue, job_id, now)
