@@ -69,3 +69,41 @@ def cli(app_env: dict[str, str], *args: str) -> str:
     output = done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
     assert done.returncode == 0, output
     return output
+
+
+async def drop_in_scenario(app_env: dict[str, str], producer: Any, workers: Workers) -> None:
+    """The unchanged app under ``asyncmq worker start``: plain, delayed, retried-then-failed and
+    flow jobs complete as AsyncMQ promises, the ``asyncmq`` CLI lists them (each of its
+    commands runs in a new event loop), and SIGINT stops the worker cleanly."""
+    from asyncmq.flow import FlowProducer
+    from asyncmq.jobs import Job
+    from asyncmq.queues import Queue
+
+    worker = workers.start()
+    queue = Queue(QUEUE, backend=producer)
+    plain = [await queue.add(TASK + "work", args=[f"p{i}"]) for i in range(5)]
+    delayed = await queue.add(TASK + "work", args=["delayed"], delay=1.5)
+    failing = await queue.add(TASK + "explode", args=["boom"], retries=1, backoff=0.1)
+    parent = Job(TASK + "work", ["parent"], {})
+    child = Job(TASK + "work", ["child"], {}, depends_on=[parent.id])
+    await FlowProducer(producer).add_flow(QUEUE, [parent, child])
+    await wait_states(producer, [*plain, delayed, parent.id, child.id], "completed", 60, workers)
+    await wait_states(producer, [failing], "failed", 30, workers)
+    assert await producer.get_job_result(QUEUE, plain[0]) == "done:p0"
+    assert len([line for line in runs(app_env, "boom") if line.startswith("start")]) == 2
+    assert runs(app_env, "parent")[-1].startswith("done") and runs(app_env, "child")[0].startswith("start")
+    assert [w.queue for w in await producer.list_workers()] == [QUEUE]
+
+    listed = cli(app_env, "job", "list", "--queue", QUEUE, "--state", "completed")
+    assert all(job_id in listed for job_id in plain)
+    assert failing in cli(app_env, "job", "list", "--queue", QUEUE, "--state", "failed")
+    later = await queue.add(TASK + "work", args=["later"], delay=600)
+    info = cli(app_env, "queue", "info", QUEUE)
+    assert "Delayed Jobs" in info and "Event loop is closed" not in info
+    assert later[:8] in cli(app_env, "queue", "list-delayed", QUEUE)
+
+    # SIGINT: AsyncMQ 0.10.1's `worker start` closes its SIGTERM receiver right after
+    # opening it, so SIGTERM kills the process (docs/decisions.md, entry 24).
+    worker.send_signal(signal.SIGINT)
+    assert worker.wait(timeout=30) == 0, workers.logs()
+    assert await producer.list_workers() == [], "a stopped worker must deregister"

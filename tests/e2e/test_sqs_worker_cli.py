@@ -16,13 +16,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from asyncmq.flow import FlowProducer
 from asyncmq.jobs import Job
-from asyncmq.queues import Queue
 
 from asyncmq_cloud import SQSBackend
 from asyncmq_cloud.config import LifecycleConfig
-from tests.e2e.helpers import QUEUE, ROOT, TASK, Workers, cli, runs, wait_states
+from tests.e2e.helpers import QUEUE, ROOT, TASK, Workers, drop_in_scenario, runs, wait_states
 
 pytestmark = [pytest.mark.elasticmq, pytest.mark.slow]
 
@@ -94,37 +92,7 @@ def workers(app_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
 async def test_unchanged_app_runs_under_asyncmq_worker_cli(
     app_env: dict[str, str], producer: SQSBackend, workers: Workers
 ) -> None:
-    worker = workers.start()
-    queue = Queue(QUEUE, backend=producer)
-    plain = [await queue.add(TASK + "work", args=[f"p{i}"]) for i in range(5)]
-    delayed = await queue.add(TASK + "work", args=["delayed"], delay=1.5)
-    failing = await queue.add(TASK + "explode", args=["boom"], retries=1, backoff=0.1)
-    parent = Job(TASK + "work", ["parent"], {})
-    child = Job(TASK + "work", ["child"], {}, depends_on=[parent.id])
-    await FlowProducer(producer).add_flow(QUEUE, [parent, child])
-    await wait_states(producer, [*plain, delayed, parent.id, child.id], "completed", 60, workers)
-    await wait_states(producer, [failing], "failed", 30, workers)
-    assert await producer.get_job_result(QUEUE, plain[0]) == "done:p0"
-    assert len([line for line in runs(app_env, "boom") if line.startswith("start")]) == 2
-    assert runs(app_env, "parent")[-1].startswith("done") and runs(app_env, "child")[0].startswith("start")
-    workers_seen = await producer.list_workers()
-    assert [w.queue for w in workers_seen] == [QUEUE]
-
-    listed = cli(app_env, "job", "list", "--queue", QUEUE, "--state", "completed")
-    assert all(job_id in listed for job_id in plain)
-    failed = cli(app_env, "job", "list", "--queue", QUEUE, "--state", "failed")
-    assert failing in failed
-    # Commands that make several backend calls: AsyncMQ runs each in a new event loop.
-    later = await queue.add(TASK + "work", args=["later"], delay=600)
-    info = cli(app_env, "queue", "info", QUEUE)
-    assert "Delayed Jobs" in info and "Event loop is closed" not in info
-    assert later[:8] in cli(app_env, "queue", "list-delayed", QUEUE)
-
-    # SIGINT: AsyncMQ 0.10.1's `worker start` closes its SIGTERM receiver right after
-    # opening it, so SIGTERM kills the process (docs/decisions.md, entry 24).
-    worker.send_signal(signal.SIGINT)
-    assert worker.wait(timeout=30) == 0, workers.logs()
-    assert await producer.list_workers() == [], "a stopped worker must deregister"
+    await drop_in_scenario(app_env, producer, workers)
 
 
 @pytest.mark.redis
