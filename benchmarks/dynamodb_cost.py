@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from asyncmq.backends.redis import RedisBackend  # noqa: E402
 from asyncmq.jobs import Job  # noqa: E402
 from asyncmq.runners import run_worker  # noqa: E402
-from sqs_cost import QUEUE, TASK_ID, WARM_UP_SECONDS, CallCounter, mark_background  # noqa: E402
+from sqs_cost import QUEUE, TASK_ID, WARM_UP_SECONDS, CallCounter, mark_background, wait_completed  # noqa: E402
 
 from asyncmq_cloud import DynamoDBBackend  # noqa: E402
 from asyncmq_cloud.config import LifecycleConfig  # noqa: E402
@@ -71,14 +71,6 @@ async def backend_for(run: str, counter: CallCounter | None, failures: Counter[s
         conditional_failure_hook(client, failures)
         mark_background(backend)
     return backend
-
-
-async def wait_completed(observer: Any, total: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while (await observer.get_job_counts(QUEUE, "completed"))["completed"] < total:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"not all {total} jobs completed in {timeout}s")
-        await asyncio.sleep(0.5)
 
 
 def job_dicts(total: int) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.moto, pytest.mark.slow]
 
 
 @pytest.fixture
-async def app_env(moto_endpoint: str, tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+async def app_env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[dict[str, str]]:
     logs = tmp_path / "runs"
     logs.mkdir()
     run = uuid.uuid4().hex[:8]
@@ -37,16 +37,11 @@ async def app_env(moto_endpoint: str, tmp_path: Path) -> AsyncIterator[dict[str,
         "ASYNCMQ_SETTINGS_MODULE": "tests.e2e.app.settings_dynamodb.Settings",
         "PYTHONPATH": str(ROOT),
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    for key, value in env.items():  # restored by monkeypatch after the test
+        monkeypatch.setenv(key, value)
     try:
-        yield {**os.environ, **env}
+        yield dict(os.environ)
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         cleanup = moto_clients(moto_endpoint)
         try:
             await drop_table(cleanup, env["E2E_TABLE"])

@@ -41,7 +41,9 @@ def stores(request: pytest.FixtureRequest) -> dict[str, str]:
 
 
 @pytest.fixture
-def app_env(elasticmq_endpoint: str, stores: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
+def app_env(
+    elasticmq_endpoint: str, stores: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     logs = tmp_path / "runs"
     logs.mkdir()
     env = {
@@ -52,16 +54,9 @@ def app_env(elasticmq_endpoint: str, stores: dict[str, str], tmp_path: Path) -> 
         "ASYNCMQ_SETTINGS_MODULE": "tests.e2e.app.settings.Settings",
         "PYTHONPATH": str(ROOT),
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield {**os.environ, **env}
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    for key, value in env.items():  # restored by monkeypatch after the test
+        monkeypatch.setenv(key, value)
+    return dict(os.environ)
 
 
 @pytest.fixture
