@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.plugins.store_dynamodb",
     "tests.plugins.backend_sqs",
     "tests.plugins.backend_dynamodb",
+    "tests.plugins.backend_kafka",
 ]

@@ -53,6 +53,9 @@ BACKENDS = [
     pytest.param("sqs-localstack-provisioned", marks=[pytest.mark.localstack, pytest.mark.redis]),
     # DynamoDBBackend: the table is the queue (fixture in tests/plugins/backend_dynamodb.py)
     pytest.param("dynamodb-moto", marks=pytest.mark.moto),
+    # KafkaBackend on the real broker (fixtures in tests/plugins/backend_kafka.py)
+    pytest.param("kafka-redis", marks=[pytest.mark.kafka, pytest.mark.redis]),
+    pytest.param("kafka-dynamodb", marks=[pytest.mark.kafka, pytest.mark.moto]),
 ]
 
 
