@@ -499,15 +499,27 @@ aws {{ region = us-east-1, accountId = "000000000000" }}
     return _boot(service, cmd, lambda: _http_status(f"{url}/?Action=ListQueues") > 0, cwd=data)
 
 
-def _kafka_properties(broker: int, controller: int, data: Path, version: str) -> str:
+#: SASL users of every broker this module starts (PLAIN and SCRAM-SHA-256/512), for the security tests.
+KAFKA_SASL_USER = ("asyncmq", "asyncmq-secret")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _kafka_properties(broker: int, controller: int, sasl: int, data: Path, version: str) -> str:
+    user, password = KAFKA_SASL_USER
+    plain = f'org.apache.kafka.common.security.plain.PlainLoginModule required user_{user}="{password}";'
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     text = f"""process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{HOST}:{controller}
-listeners=PLAINTEXT://{HOST}:{broker},CONTROLLER://{HOST}:{controller}
-advertised.listeners=PLAINTEXT://{HOST}:{broker}
+listeners=PLAINTEXT://{HOST}:{broker},SASL_PLAINTEXT://{HOST}:{sasl},CONTROLLER://{HOST}:{controller}
+advertised.listeners=PLAINTEXT://{HOST}:{broker},SASL_PLAINTEXT://{HOST}:{sasl}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT
+sasl.enabled.mechanisms={",".join(KAFKA_SASL_MECHANISMS)}
+listener.name.sasl_plaintext.plain.sasl.jaas.config={plain}
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config={scram}
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={scram}
 log.dirs={data / "logs"}
 num.partitions=1
 default.replication.factor=1
@@ -522,32 +534,70 @@ group.initial.rebalance.delay.ms=0
     return text
 
 
-def _start_kafka(version: str | None = None) -> Service:
+@dataclass
+class KafkaService(Service):
+    """A broker that can also be halted and resumed on the same ports and data (outage tests)."""
+
+    command: list[str] = field(default_factory=list, repr=False)
+    workdir: Path | None = field(default=None, repr=False)
+    port: int = 0
+
+    def halt(self, *, hard: bool = False) -> None:
+        """Stop the broker process (SIGKILL with ``hard``) but keep its data and ports."""
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        if hard:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        else:
+            _terminate(proc, STOP_TIMEOUT)
+
+    def resume(self) -> None:
+        """Start the halted broker again; returns once it accepts clients."""
+        if self.process is None:
+            _boot(self, self.command, lambda: _port_open(self.port), cwd=self.workdir)
+
+
+def start_kafka(version: str | None = None) -> KafkaService:
+    """A one-node KRaft broker on free ports: PLAINTEXT (``url``) and SASL_PLAINTEXT
+    (``env["KAFKA_SASL_BOOTSTRAP_SERVERS"]``, user :data:`KAFKA_SASL_USER`, PLAIN and SCRAM)."""
     version = version or KAFKA_VERSION
+    _prepare_quietly("kafka")
     home = _kafka_home(version)
-    broker, controller = free_port(), free_port()
-    while controller == broker:  # two quick binds to port 0 can, rarely, hand out the same port
-        controller = free_port()
+    broker = free_port()
+    controller, sasl = free_port(), free_port()
+    while len({broker, controller, sasl}) < 3:  # two quick binds to port 0 can, rarely, hand out the same port
+        controller, sasl = free_port(), free_port()
     data = Path(tempfile.mkdtemp(prefix="kafka-"))
     bootstrap, props = f"{HOST}:{broker}", data / "server.properties"
-    service = Service("kafka", bootstrap, {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}, LOGS / f"kafka-{broker}.log",
-                      cleanup=[data])  # fmt: skip
-    props.write_text(_kafka_properties(broker, controller, data, version))
+    user, password = KAFKA_SASL_USER
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "KAFKA_SASL_BOOTSTRAP_SERVERS": f"{HOST}:{sasl}",
+           "KAFKA_SASL_USERNAME": user, "KAFKA_SASL_PASSWORD": password}  # fmt: skip
+    props.write_text(_kafka_properties(broker, controller, sasl, data, version))
     logging = (f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
                f"-Dlog4j.configuration=file:{home / 'log4j.properties'}", f"-Dkafka.logs.dir={data}")  # fmt: skip
+    cmd = _java(home / "libs", ("256m", "512m"), *logging, "kafka.Kafka", str(props))
+    service = KafkaService("kafka", bootstrap, env, LOGS / f"kafka-{broker}.log", cleanup=[data], command=cmd,
+                           workdir=data, port=broker)  # fmt: skip
     # StorageTool calls System.exit, so it runs as its own process. A cluster id is a base64url
-    # UUID without padding (what `kafka-storage random-uuid` prints).
+    # UUID without padding (what `kafka-storage random-uuid` prints). SCRAM users are written at
+    # format time (KRaft keeps them in the metadata log).
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    storage = ("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props))
+    scram = [
+        arg
+        for mech in KAFKA_SASL_MECHANISMS[1:]
+        for arg in ("--add-scram", f"{mech}=[name={user},password={password}]")
+    ]
+    storage = ("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props), *scram)
     try:
         _run_step("kafka", _java(home / "libs", ("128m", "256m"), *logging, *storage), service.log_path, cwd=data,
                   timeout=READY_TIMEOUT["kafka"])  # fmt: skip
     except BaseException:
         service.stop()
         raise
-    cmd = _java(home / "libs", ("256m", "512m"), *logging, "kafka.Kafka", str(props))
     # With fixed ports, Kafka opens the client port only once the broker is ready.
-    return _boot(service, cmd, lambda: _port_open(broker), cwd=data)
+    return _boot(service, cmd, lambda: _port_open(broker), cwd=data)  # type: ignore[return-value]
 
 
 _START: dict[str, Callable[[], Service]] = {
@@ -555,7 +605,7 @@ _START: dict[str, Callable[[], Service]] = {
     "moto": _start_moto,
     "localstack": _start_localstack,
     "elasticmq": _start_elasticmq,
-    "kafka": _start_kafka,
+    "kafka": start_kafka,
 }
 
 

@@ -124,7 +124,33 @@ def elasticmq_endpoint() -> Iterator[str]:
     yield from _service("elasticmq", "ELASTICMQ_ENDPOINT_URL")
 
 
+KAFKA_ENV_KEYS = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "KAFKA_SASL_BOOTSTRAP_SERVERS",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+)
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def kafka_env() -> Iterator[dict[str, str]]:
+    """The session broker's addresses: ``KAFKA_BOOTSTRAP_SERVERS`` (PLAINTEXT) and, when it has one,
+    ``KAFKA_SASL_BOOTSTRAP_SERVERS`` with ``KAFKA_SASL_USERNAME``/``KAFKA_SASL_PASSWORD`` (PLAIN and
+    SCRAM). A running broker is reused when ``KAFKA_BOOTSTRAP_SERVERS`` is set."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
+        yield {key: os.environ[key] for key in KAFKA_ENV_KEYS if os.environ.get(key)}
+        return
+    try:
+        service = services.start_kafka()
+    except (services.ServiceError, OSError) as exc:
+        _unavailable("kafka", exc)
+    try:
+        yield dict(service.env)
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_env: dict[str, str]) -> str:
     """``127.0.0.1:PORT`` of a one-node KRaft broker (``KAFKA_BOOTSTRAP_SERVERS`` reuses a running one)."""
-    yield from _service("kafka", "KAFKA_BOOTSTRAP_SERVERS")
+    return kafka_env["KAFKA_BOOTSTRAP_SERVERS"]
