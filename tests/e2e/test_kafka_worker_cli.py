@@ -158,7 +158,8 @@ async def test_sigkilled_worker_jobs_run_again_and_complete_once(
     app_env: dict[str, str], producer: KafkaBackend, workers: Workers
 ) -> None:
     # AsyncMQ's stalled checker off: recovery must come from Kafka's replay + the lease.
-    crash = {"E2E_LEASE": "4", "E2E_STALLED_CHECK": "0", "E2E_KAFKA_SESSION_MS": "6000", "E2E_KAFKA_HEARTBEAT_MS": "1000"}
+    crash = {"E2E_LEASE": "4", "E2E_STALLED_CHECK": "0"}
+    crash |= {"E2E_KAFKA_SESSION_MS": "6000", "E2E_KAFKA_HEARTBEAT_MS": "1000"}
     victim = workers.start(**crash)
     workers.start(**crash)
     markers, jobs = await enqueue(producer, int(os.environ.get("E2E_CRASH_JOBS", "600")), 0.2)
