@@ -242,8 +242,48 @@ class CloudBackend(AdminMixin, BaseBackend):
         if pending:
             await self._recheck_parents(queue_name, pending)
         else:
-            await self.transport.send(queue_name, [record.id])
+            await self._send_or_undo(queue_name, [record.id])
         return record.id
+
+    async def _send_or_undo(self, queue: str, job_ids: Sequence[str]) -> None:
+        """Send the references of just-created jobs; if the broker refuses, delete the jobs and raise.
+
+        The caller sees the error and nothing is left half-written (a waiting record
+        no reference points to). Should the broker have taken the reference after
+        all (an ambiguous timeout), the claim finds no job and drops it.
+        """
+        try:
+            await self.transport.send(queue, job_ids)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                for job_id in job_ids:
+                    try:
+                        await self.store.delete(queue, job_id)
+                    except Exception:  # the send error is the one to report
+                        logger.warning("could not undo job %s/%s after a failed send", queue, job_id, exc_info=True)
+            raise
+
+    async def _hand_over(self, queue: str, job_ids: Sequence[str]) -> None:
+        """Send the references of jobs a transition just made ``waiting``; never strand them.
+
+        If the broker refuses (down, timing out), the ids go to the delay store as due
+        now: the next ``promote_due_delayed`` pass of any worker or scanner sends them.
+        Only if the delay store fails too does the error propagate.
+        """
+        if not job_ids:
+            return
+        try:
+            await self.transport.send(queue, job_ids)
+        except Exception as exc:
+            logger.warning(
+                "could not send %d reference(s) of %r (%s); the next promotion pass sends them",
+                len(job_ids),
+                queue,
+                exc,
+            )
+            now = time.time()
+            for job_id in job_ids:
+                await self.delay_store.schedule(queue, job_id, now)
 
     async def _recheck_parents(self, queue: str, parents: Sequence[str]) -> None:
         """Close the race where a parent completed between our check and the edge write."""
@@ -258,7 +298,7 @@ class CloudBackend(AdminMixin, BaseBackend):
         for start in range(0, len(jobs), 25):
             chunk = [self._record(queue_name, job, []) for job in jobs[start : start + 25]]
             await self.store.create(chunk)
-            await self.transport.send(queue_name, [r.id for r in chunk])
+            await self._send_or_undo(queue_name, [r.id for r in chunk])
 
     async def atomic_add_flow(
         self,
@@ -286,7 +326,8 @@ class CloudBackend(AdminMixin, BaseBackend):
         await self.store.create(records, deps or None)
         roots = [r.id for r in records if r.state == State.WAITING]
         if roots:
-            await self.transport.send(queue_name, roots)
+            # The flow is stored whole: its roots are handed over (or parked) rather than undone.
+            await self._hand_over(queue_name, roots)
         return [r.id for r in records]
 
     async def enqueue_delayed(self, queue_name: str, payload: dict[str, Any], run_at: float) -> None:
@@ -312,10 +353,13 @@ class CloudBackend(AdminMixin, BaseBackend):
         """
         delay = run_at - time.time()
         if 0 < delay <= self.transport.max_native_delay:
-            await self.transport.send(queue, job_ids, delay)
-        else:
-            for job_id in job_ids:
-                await self.delay_store.schedule(queue, job_id, run_at)
+            try:
+                await self.transport.send(queue, job_ids, delay)
+                return
+            except Exception as exc:  # the delay store holds them instead
+                logger.warning("could not send %d delayed reference(s) of %r (%s)", len(job_ids), queue, exc)
+        for job_id in job_ids:
+            await self.delay_store.schedule(queue, job_id, run_at)
 
     # -- dequeue / ack -----------------------------------------------------------------
     async def dequeue(self, queue_name: str) -> dict[str, Any] | None:
@@ -491,7 +535,7 @@ class CloudBackend(AdminMixin, BaseBackend):
             run_at=None if due_now else run_at,
         )
         if record is not None and due_now:
-            await self.transport.send(queue_name, [job_id])
+            await self._hand_over(queue_name, [job_id])
         elif record is not None:
             await self._schedule(queue_name, [job_id], run_at)
         await self._ack_lease(self._pop_lease(queue_name, job_id))
@@ -551,7 +595,15 @@ class CloudBackend(AdminMixin, BaseBackend):
         ids = list(dict.fromkeys(job_ids))
         if not ids:
             return []
-        await self.transport.send(queue, ids)
+        try:
+            await self.transport.send(queue, ids)
+        except Exception:
+            # Claimed from the delay store but not sent: put them back as due now, so the
+            # next pass retries them instead of waiting for the repair pass.
+            now = time.time()
+            for job_id in ids:
+                await self.delay_store.schedule(queue, job_id, now)
+            raise
         moved = await self.store.promote(queue, ids)
         return [{"id": job_id, "status": State.WAITING} for job_id in moved]
 
@@ -614,7 +666,7 @@ class CloudBackend(AdminMixin, BaseBackend):
             return False
         body = {**self._prepare_retry_payload(record.job(), job_id), "updated_at": time.time()}
         if await self.store.transition(queue_name, job_id, State.WAITING, expect_states=RETRYABLE, payload=body):
-            await self.transport.send(queue_name, [job_id])
+            await self._hand_over(queue_name, [job_id])
             return True
         return False
 
@@ -653,8 +705,7 @@ class CloudBackend(AdminMixin, BaseBackend):
                 queue_name, child, State.WAITING, expect_states={WAITING_CHILDREN}, payload=body
             ):
                 released.append(child)
-        if released:
-            await self.transport.send(queue_name, released)
+        await self._hand_over(queue_name, released)
 
     # -- heartbeats and stalled recovery --------------------------------------------
     async def save_heartbeat(self, queue_name: str, job_id: str, timestamp: float) -> None:
@@ -691,4 +742,4 @@ class CloudBackend(AdminMixin, BaseBackend):
             payload=body,
         )
         if record is not None:
-            await self.transport.send(queue_name, [job_id])
+            await self._hand_over(queue_name, [job_id])

@@ -19,7 +19,7 @@ from asyncmq.workers import handle_job
 
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
-from asyncmq_cloud.errors import ConfigurationError, InvalidNameError, PayloadTooLargeError
+from asyncmq_cloud.errors import ConfigurationError, InvalidNameError, PayloadTooLargeError, TransientError
 from asyncmq_cloud.scanners.memory import MemoryDelayStore
 from asyncmq_cloud.transports.memory import MemoryTransport
 
@@ -261,3 +261,67 @@ async def test_the_backend_renews_its_leases_without_asyncmq_heartbeats(memory_s
     assert worker._keeper is not None and worker._keeper.done(), "the keeper stops with the last lease"
     await worker.close()
     await rival.close()
+
+
+class FlakyTransport(MemoryTransport):
+    """A memory broker whose sends fail while ``down`` (a broker outage)."""
+
+    down = False
+
+    async def send(self, queue: str, job_ids: Any, delay: float = 0.0) -> None:
+        if self.down:
+            raise TransientError("broker unavailable (test)")
+        await super().send(queue, job_ids, delay)
+
+
+async def test_a_failed_send_at_enqueue_raises_and_leaves_nothing(memory_state_store: Any, qname: str) -> None:
+    transport = FlakyTransport()
+    backend = CloudBackend(memory_state_store, transport, MemoryDelayStore())
+    queue = Queue(qname, backend=backend)
+    transport.down = True
+    with pytest.raises(TransientError):
+        await queue.add(T + "add", args=[1, 2])
+    with pytest.raises(TransientError):
+        await backend.bulk_enqueue(qname, [{"id": uuid.uuid4().hex, "task": T + "add", "args": [1, 1]}])
+    assert (await backend.get_job_counts(qname, "waiting"))["waiting"] == 0
+    assert await transport.depth(qname) == 0
+
+
+async def test_references_a_transition_could_not_send_are_parked_until_the_broker_is_back(
+    memory_state_store: Any, qname: str
+) -> None:
+    """Retry, dependency release and retry_job move a job to waiting first: a failed send
+    must not strand it; the next promotion pass sends it."""
+    transport = FlakyTransport()
+    delays = MemoryDelayStore()
+    backend = CloudBackend(memory_state_store, transport, delays)
+    queue = Queue(qname, backend=backend)
+    retried = await queue.add(T + "add", args=[1, 2])
+    job = await backend.dequeue(qname)
+    assert job is not None and job["id"] == retried
+    transport.down = True
+    await backend.retry_active_job(qname, job, time.time())
+    assert await backend.get_job_state(qname, retried) == "waiting"
+    assert [job_id for job_id, _ in await delays.list(qname)] == [retried]
+    with pytest.raises(TransientError):  # the promotion pass fails too, and keeps the id
+        await backend.promote_due_delayed(qname)
+    assert [job_id for job_id, _ in await delays.list(qname)] == [retried]
+    transport.down = False
+    await backend.promote_due_delayed(qname)
+    again = await backend.dequeue(qname)
+    assert again is not None and again["id"] == retried
+    assert await delays.count(qname) == 0
+
+
+async def test_a_delayed_send_the_broker_refuses_goes_to_the_delay_store(memory_state_store: Any, qname: str) -> None:
+    transport = FlakyTransport(max_native_delay=900)
+    delays = MemoryDelayStore()
+    backend = CloudBackend(memory_state_store, transport, delays)
+    transport.down = True
+    job_id = await Queue(qname, backend=backend).add(T + "add", args=[1, 2], delay=0.2)
+    assert [entry[0] for entry in await delays.list(qname)] == [job_id]
+    transport.down = False
+    await asyncio.sleep(0.25)
+    await backend.promote_due_delayed(qname)
+    job = await backend.dequeue(qname)
+    assert job is not None and job["id"] == job_id
