@@ -27,6 +27,7 @@ from typing import Any
 
 from asyncmq_cloud.core.validation import validate_queue_name
 from asyncmq_cloud.errors import CloudBackendError
+from asyncmq_cloud.resources import KafkaTopicSpec
 from asyncmq_cloud.scanners.runner import install_signal_handlers, run_scanner
 
 
@@ -82,6 +83,12 @@ def plan(backend: Any, queues: Sequence[str]) -> list[str]:
             lines.append(f"queue {queue}: nothing to create on {type(backend.transport).__name__}")
             continue
         spec = transport_spec(queue)
+        if isinstance(spec, KafkaTopicSpec):
+            lines.append(
+                f"Kafka topic {spec.name} and dead-letter topic {spec.dlq_name} ({spec.partitions} partitions, "
+                f"replication {spec.replication_factor}), consumer group {spec.group}"
+            )
+            continue
         lines.append(
             f"SQS queue {spec.name} (visibility {spec.visibility_timeout}s, redrive after {spec.max_receive_count} "
             f"receives) and dead-letter queue {spec.dlq_name}{' (FIFO)' if spec.fifo else ''}"

@@ -24,9 +24,10 @@ Resources described here:
   ≤ 80 of ``[A-Za-z0-9_-]``; the queue's ``RedrivePolicy`` points at the DLQ with
   ``maxReceiveCount``; visibility timeout, retention and optional KMS.
 
-Resources later work adds here (one frozen dataclass each, plus a validator):
-
-* Kafka topics (name ≤ 249 of ``[A-Za-z0-9._-]``; partitions, retention).
+* a **Kafka topic** per AsyncMQ queue and its dead-letter topic (:class:`KafkaTopicSpec`,
+  used by :class:`~asyncmq_cloud.transports.kafka.KafkaTransport`): ``{prefix}{queue}`` and
+  ``{prefix}{queue}-dlq``, ≤ 249 of ``[A-Za-z0-9._-]``, with the configured partitions,
+  replication factor and topic configs; consumer group ``{group_prefix}{queue}``.
 """
 
 from __future__ import annotations
@@ -415,3 +416,23 @@ __all__ += [
     "SqsQueueSpec",
     "validate_sqs_queue_name",
 ]
+
+
+@dataclass(frozen=True)
+class KafkaTopicSpec:
+    """A Kafka topic and its dead-letter topic, as ``provision`` creates them.
+
+    Attributes:
+        name: the topic of the queue.
+        dlq_name: its dead-letter topic.
+        group: the consumer group that runs the queue.
+        partitions: / replication_factor: of both topics.
+        config: further topic configs (``retention.ms`` ...).
+    """
+
+    name: str
+    dlq_name: str
+    group: str
+    partitions: int
+    replication_factor: int
+    config: tuple[tuple[str, str], ...] = ()

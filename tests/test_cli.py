@@ -77,3 +77,27 @@ def test_health_is_zero_when_the_backend_answers_and_one_when_not(moto_endpoint:
     )
     assert down.returncode == 1 and "unhealthy" in down.stderr
     assert time.monotonic() - began < 60, "a probe must give up within its timeout"
+
+
+@pytest.mark.kafka
+@pytest.mark.redis
+async def test_kafka_provision_plan_provision_and_health(kafka_bootstrap: str, redis_url: str) -> None:
+    from tests.plugins.backend_kafka import drop_topics
+    from tests.plugins.store_redis import drop_prefix
+
+    run = uuid.uuid4().hex[:8]
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "E2E_TOPIC_PREFIX": f"cli{run}-"}
+    env["E2E_STORE"] = f"{redis_url}?prefix=cli-{run}"
+    settings = ("--settings", "tests.e2e.app.settings_kafka.Settings")
+    try:
+        plan = run_cli(*settings, "provision", "--queue", "emails", "--dry-run", env=env)
+        assert plan.returncode == 0, plan.stderr
+        assert f"Kafka topic cli{run}-emails and dead-letter topic cli{run}-emails-dlq (4 partitions" in plan.stdout
+        missing = run_cli(*settings, "health", "--queue", "emails", "--timeout", "20", env=env)
+        assert missing.returncode == 1 and f"cli{run}-emails" in missing.stderr and "provision" in missing.stderr
+        assert run_cli(*settings, "provision", "--queue", "emails", env=env).returncode == 0
+        healthy = run_cli(*settings, "health", "--queue", "emails", env=env)
+        assert healthy.returncode == 0 and healthy.stdout.strip() == "healthy", healthy.stderr
+    finally:
+        await drop_topics(kafka_bootstrap, f"cli{run}-")
+        await drop_prefix(redis_url, f"cli-{run}")

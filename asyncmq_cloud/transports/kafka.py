@@ -110,6 +110,7 @@ from aiokafka.errors import for_code
 
 from asyncmq_cloud.core.protocols import Delivery
 from asyncmq_cloud.errors import ClosedError, ConfigurationError, ResourceMissingError
+from asyncmq_cloud.resources import KafkaTopicSpec
 from asyncmq_cloud.transports._envelope import MAX_REASON, encode_envelope
 from asyncmq_cloud.transports._kafka_config import KafkaTransportConfig, client_kwargs
 from asyncmq_cloud.transports._kafka_consumer import QueueConsumer
@@ -222,18 +223,29 @@ class KafkaTransport:
     def topic(self, queue: str) -> str:
         return self.config.topic(queue)
 
+    def spec(self, queue: str) -> KafkaTopicSpec:
+        """The topic + dead-letter topic ``provision`` creates for ``queue``."""
+        c = self.config
+        return KafkaTopicSpec(
+            name=c.topic(queue),
+            dlq_name=c.dlq_topic(queue),
+            group=c.group(queue),
+            partitions=c.partitions,
+            replication_factor=c.replication_factor,
+            config=tuple(sorted(c.topic_config.items())),
+        )
+
     def _resource(self, queue: str) -> str:
         return f"Kafka topic {self.topic(queue)!r} of AsyncMQ queue {queue!r}"
 
     async def provision(self, queue: str) -> None:
         """Create the queue's topic and dead-letter topic if missing (idempotent)."""
-        c = self.config
-        topics = [c.topic(queue), c.dlq_topic(queue)]
+        spec = self.spec(queue)
+        topics = [spec.name, spec.dlq_name]
         admin = await self._admin_client()
+        new = [NewTopic(t, spec.partitions, spec.replication_factor, topic_configs=dict(spec.config)) for t in topics]
         with kafka_errors(self._resource(queue)):
-            reply = await admin.create_topics(
-                [NewTopic(t, c.partitions, c.replication_factor, topic_configs=dict(c.topic_config)) for t in topics]
-            )
+            reply = await admin.create_topics(new)
         for name, code, *rest in reply.topic_errors:
             if code and code != TOPIC_ALREADY_EXISTS:
                 message = rest[0] if rest and rest[0] else ""

@@ -64,6 +64,16 @@ data "aws_iam_policy_document" "producer" {
       resources = [local.msk_topic_arn]
     }
   }
+
+  # `asyncmq queue info` reports the group's lag (committed offsets).
+  dynamic "statement" {
+    for_each = local.msk_cluster_arn != null ? [1] : []
+    content {
+      sid       = "KafkaGroupLag"
+      actions   = ["kafka-cluster:DescribeGroup"]
+      resources = [local.msk_group_arn]
+    }
+  }
 }
 
 data "aws_iam_policy_document" "worker" {
@@ -120,8 +130,8 @@ data "aws_iam_policy_document" "worker" {
     for_each = local.msk_cluster_arn != null ? [1] : []
     content {
       sid = "KafkaTopics"
+      # No CreateTopic: topics come from provisioning, not from running workers.
       actions = [
-        "kafka-cluster:CreateTopic",
         "kafka-cluster:DescribeTopic",
         "kafka-cluster:ReadData",
         "kafka-cluster:WriteData",
