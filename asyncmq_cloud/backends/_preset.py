@@ -59,6 +59,28 @@ class PresetBackend(CloudBackend):
     _owns_clients: bool
     _provisioned: bool = False
 
+    def _take_arguments(self, arguments: dict[str, Any], extra: Mapping[str, Any] | None = None) -> AwsClients:
+        """Keep the constructor ``arguments`` (``locals()``) for rebuilding; set up the AWS clients.
+
+        Reads ``clients``, ``create_missing`` and the client-building arguments
+        (``endpoint_url``, ``region_name``, ``retry_mode``, ``max_attempts``,
+        ``aio_config``, ``client_kwargs``); returns the clients to build the stores with.
+        """
+        skip = ("self", "__class__", "transport_options")
+        self._init_kwargs = {k: v for k, v in arguments.items() if k not in skip} | dict(extra or {})
+        args = self._init_kwargs
+        self.clients, self._owns_clients = own_clients(
+            args["clients"],
+            endpoint_url=args["endpoint_url"],
+            region_name=args["region_name"],
+            retry_mode=args["retry_mode"],
+            max_attempts=args["max_attempts"],
+            aio_config=args["aio_config"],
+            client_kwargs=args["client_kwargs"],
+        )
+        self.create_missing = bool(args["create_missing"])
+        return self.clients
+
     async def start(self) -> None:
         """Start everything; with ``create_missing`` also create the tables (idempotent)."""
         await super().start()

@@ -31,7 +31,7 @@ from typing import Any
 from aiobotocore.config import AioConfig
 
 from asyncmq_cloud.aws import AwsClients, RetryMode
-from asyncmq_cloud.backends._preset import PresetBackend, own_clients
+from asyncmq_cloud.backends._preset import PresetBackend
 from asyncmq_cloud.backends._urls import build_delay_store
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.protocols import DelayStore
@@ -87,20 +87,9 @@ class DynamoDBBackend(PresetBackend):
         aio_config: AioConfig | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        self._init_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         if not 1 <= shards <= 64:
             raise ConfigurationError(f"shards must be in 1..64, not {shards}")
-        clients, self._owns_clients = own_clients(
-            clients,
-            endpoint_url=endpoint_url,
-            region_name=region_name,
-            retry_mode=retry_mode,
-            max_attempts=max_attempts,
-            aio_config=aio_config,
-            client_kwargs=client_kwargs,
-        )
-        self.clients = clients
-        self.create_missing = create_missing
+        clients = self._take_arguments(locals())
         config = config or LifecycleConfig()
         store = DynamoDBStateStore(
             table,

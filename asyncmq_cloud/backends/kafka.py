@@ -29,7 +29,7 @@ from typing import Any
 from aiobotocore.config import AioConfig
 
 from asyncmq_cloud.aws import AwsClients, RetryMode
-from asyncmq_cloud.backends._preset import PresetBackend, own_clients
+from asyncmq_cloud.backends._preset import PresetBackend
 from asyncmq_cloud.backends._urls import build_delay_store, build_state_store
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.protocols import DelayStore, StateStore
@@ -92,19 +92,7 @@ class KafkaBackend(PresetBackend):
         client_kwargs: Mapping[str, Any] | None = None,
         **transport_options: Any,
     ) -> None:
-        self._init_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__", "transport_options")}
-        self._init_kwargs.update(transport_options)
-        clients, self._owns_clients = own_clients(
-            clients,
-            endpoint_url=endpoint_url,
-            region_name=region_name,
-            retry_mode=retry_mode,
-            max_attempts=max_attempts,
-            aio_config=aio_config,
-            client_kwargs=client_kwargs,
-        )
-        self.clients = clients
-        self.create_missing = create_missing
+        clients = self._take_arguments(locals(), transport_options)
         transport = KafkaTransport(
             bootstrap_servers=bootstrap_servers or os.environ.get(BOOTSTRAP_ENV) or "localhost:9092",
             topic_prefix=topic_prefix,

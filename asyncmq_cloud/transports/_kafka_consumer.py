@@ -283,7 +283,7 @@ class QueueConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 failures = 0
             except ConsumerStoppedError:
                 return
-            except KafkaError as exc:
+            except Exception as exc:  # broker away, coordinator errors: never let fetching stop for good
                 failures += 1
                 pause = min(ERROR_BACKOFF[1], ERROR_BACKOFF[0] * 2 ** min(failures, 8))
                 logger.warning("%s: fetch failed (%s); retrying in %.1fs", self.queue, exc, pause)

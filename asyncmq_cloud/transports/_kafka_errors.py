@@ -55,7 +55,7 @@ def translate_kafka_error(exc: BaseException, resource: str) -> CloudBackendErro
         return ResourceMissingError(f"{detail} (run `asyncmq-cloud provision --queue ...`)")
     if isinstance(exc, _CONFIG):
         return ConfigurationError(detail)
-    if isinstance(exc, _TRANSIENT | ConnectionError | TimeoutError) or getattr(exc, "retriable", False):
+    if isinstance(exc, (*_TRANSIENT, ConnectionError, TimeoutError)) or getattr(exc, "retriable", False):
         return TransientError(f"{detail} (the broker may be unavailable; retry)")
     return PermanentError(detail)
 

@@ -142,8 +142,10 @@ async def test_a_worker_joining_mid_run_rebalances_without_losing_or_repeating_j
     app_env: dict[str, str], producer: KafkaBackend, workers: Workers
 ) -> None:
     first = [workers.start(), workers.start()]
-    markers, jobs = await enqueue(producer, int(os.environ.get("E2E_REBALANCE_JOBS", "2000")), 0.02)
-    await wait_started(app_env, markers, len(markers) // 4, workers)
+    # 2 x 4 slots at 0.1 s a job: about 25 s of work, so the late worker (a few seconds to
+    # start and join) arrives with most of the run still ahead.
+    markers, jobs = await enqueue(producer, int(os.environ.get("E2E_REBALANCE_JOBS", "2000")), 0.1)
+    await wait_started(app_env, markers, len(markers) // 5, workers)
     late = workers.start()
     await wait_states(producer, [job.id for job in jobs], "completed", 240, workers)
     starts, dones, by_pid = outcome(app_env, markers)
