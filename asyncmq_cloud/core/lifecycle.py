@@ -189,8 +189,8 @@ class CloudBackend(AdminMixin, BaseBackend):
         if self._closed:
             return
         self._closed = True
-        if not self._started:
-            return
+        # No early return when not started: a start that failed half-way (the transport refused,
+        # the stores were up) left components open; each close is idempotent.
         if self._keeper is not None and not self._keeper.done():
             self._keeper.cancel()
             await asyncio.gather(self._keeper, return_exceptions=True)

@@ -75,7 +75,10 @@ class PartitionTracker:
 
     @property
     def in_flight(self) -> int:
-        """Records fetched and not finished (buffered, running or held)."""
+        """The uncommitted window: from the oldest unfinished record to the newest fetched one.
+
+        Finished records behind a slow one count too: the bound is on what a crash replays.
+        """
         return len(self._pending)
 
     def fetched(self, offset: int) -> bool:
@@ -158,7 +161,11 @@ class QueueConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(**self._kwargs)
         consumer.subscribe([self.topic], listener=self)
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()
+            raise
         self._consumer = consumer
         self._tasks = [
             asyncio.create_task(self._fetch_loop(), name=f"asyncmq-cloud kafka fetch {self.queue}"),
@@ -279,7 +286,13 @@ class QueueConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             try:
                 await self._retry_poison()
                 self._flow_control()
-                batch = await self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
+                # getmany returns every prefetched record unless told otherwise: never more than the
+                # fullest fetching partition may still take, so no partition passes max_in_flight.
+                room = min(
+                    (self.max_in_flight - t.in_flight for tp, t in self._trackers.items() if tp not in self._paused),
+                    default=self.max_in_flight,
+                )
+                batch = await self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=max(1, room))
                 failures = 0
             except ConsumerStoppedError:
                 return

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from aiokafka import errors as kerr
 
@@ -48,7 +49,10 @@ def translate_kafka_error(exc: BaseException, resource: str) -> CloudBackendErro
     """The project error for an aiokafka (or connection) error raised while using ``resource``."""
     if isinstance(exc, CloudBackendError):
         return exc
-    detail = f"{resource}: {type(exc).__name__}: {exc}"
+    text = str(exc)
+    detail = (
+        f"{resource}: {text}" if text.startswith(type(exc).__name__) else f"{resource}: {type(exc).__name__}: {text}"
+    )
     if isinstance(exc, _ACCESS):
         return AccessDeniedError(f"{detail} (check the SASL credentials, ACLs or MSK IAM policy)")
     if isinstance(exc, kerr.UnknownTopicOrPartitionError):
@@ -69,3 +73,47 @@ def kafka_errors(resource: str) -> Iterator[None]:
         raise
     except (kerr.KafkaError, ConnectionError, TimeoutError) as exc:
         raise translate_kafka_error(exc, resource) from exc
+
+
+#: aiokafka keywords that decide whether a connection is accepted (``create_conn`` takes them).
+_CONNECT_KEYS = (
+    "client_id",
+    "request_timeout_ms",
+    "ssl_context",
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_plain_username",
+    "sasl_plain_password",
+    "sasl_oauth_token_provider",
+)
+
+
+async def _bootstrap_cause(kwargs: dict[str, Any]) -> BaseException | None:
+    """The authentication error behind aiokafka's "Unable to bootstrap" (aiokafka only logs it)."""
+    from aiokafka.conn import collect_hosts, create_conn
+
+    for host, port, _ in collect_hosts(kwargs["bootstrap_servers"]):
+        try:
+            conn = await create_conn(host, port, **{k: kwargs[k] for k in _CONNECT_KEYS if k in kwargs})
+        except _ACCESS as exc:
+            return exc  # type: ignore[no-any-return]
+        except (TimeoutError, OSError, kerr.KafkaError):
+            continue
+        conn.close()
+    return None
+
+
+async def start_client(client: Any, kwargs: dict[str, Any], resource: str) -> None:
+    """Start an aiokafka client; on failure close it (no unclosed-client warning) and raise the typed error.
+
+    A refused SASL login surfaces as :class:`AccessDeniedError`, not as a retriable connection error.
+    """
+    try:
+        await client.start()
+    except BaseException as exc:
+        await (client.close() if hasattr(client, "close") else client.stop())
+        if isinstance(exc, kerr.KafkaConnectionError) and (cause := await _bootstrap_cause(kwargs)) is not None:
+            raise translate_kafka_error(cause, resource) from cause
+        if isinstance(exc, (kerr.KafkaError, ConnectionError, TimeoutError)):
+            raise translate_kafka_error(exc, resource) from exc
+        raise

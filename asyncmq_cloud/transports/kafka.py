@@ -79,8 +79,10 @@ Security
     SCRAM-SHA-256/512 with ``sasl_username``/``sasl_password``; Amazon MSK IAM with
     ``msk_iam=True`` (SASL_SSL + OAUTHBEARER, tokens signed from the AWS credential
     chain by ``aws-msk-iam-sasl-signer-python``, extra ``msk``). The test suite runs
-    PLAINTEXT and SASL_PLAINTEXT with PLAIN and SCRAM-SHA-256 against a real broker;
-    TLS and MSK IAM are checked as configuration only (no TLS listener or MSK here).
+    PLAINTEXT and SASL_PLAINTEXT with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 against a
+    real broker (a wrong password is :class:`~asyncmq_cloud.errors.AccessDeniedError`,
+    not a retriable outage); TLS is checked as configuration (the SSL context and its CA)
+    and the MSK IAM token is signed offline in a unit test: no TLS listener or MSK here.
 
 Costs (what a broker sees per job)
     One produce record (batched with concurrent sends), one fetched record (fetches
@@ -114,7 +116,7 @@ from asyncmq_cloud.resources import KafkaTopicSpec
 from asyncmq_cloud.transports._envelope import MAX_REASON, encode_envelope
 from asyncmq_cloud.transports._kafka_config import KafkaTransportConfig, client_kwargs
 from asyncmq_cloud.transports._kafka_consumer import QueueConsumer
-from asyncmq_cloud.transports._kafka_errors import kafka_errors, translate_kafka_error
+from asyncmq_cloud.transports._kafka_errors import kafka_errors, start_client, translate_kafka_error
 
 logger = logging.getLogger("asyncmq_cloud.transports.kafka")
 
@@ -173,8 +175,7 @@ class KafkaTransport:
                 compression_type=self.config.compression_type,
                 **self.config.producer_options,
             )
-            with kafka_errors(f"Kafka cluster {self.config.bootstrap_servers}"):
-                await producer.start()
+            await start_client(producer, self._common, f"Kafka cluster {self.config.bootstrap_servers}")
             self._producer = producer
             self._started = True
 
@@ -214,8 +215,7 @@ class KafkaTransport:
     async def _admin_client(self) -> AIOKafkaAdminClient:
         if self._admin is None:
             admin = AIOKafkaAdminClient(**self._common)
-            with kafka_errors(f"Kafka cluster {self.config.bootstrap_servers}"):
-                await admin.start()
+            await start_client(admin, self._common, f"Kafka cluster {self.config.bootstrap_servers}")
             self._admin = admin
         return self._admin
 
@@ -390,8 +390,7 @@ class KafkaTransport:
         """A consumer outside every group, for offset lookups: joining a group would rebalance the workers."""
         if self._offsets is None:
             offsets = AIOKafkaConsumer(**self._common, group_id=None, enable_auto_commit=False)
-            with kafka_errors(f"Kafka cluster {self.config.bootstrap_servers}"):
-                await offsets.start()
+            await start_client(offsets, self._common, f"Kafka cluster {self.config.bootstrap_servers}")
             self._offsets = offsets
         return self._offsets
 
