@@ -53,7 +53,8 @@ class KafkaTransportConfig(_Model):
         topic_config: further topic configs for created topics (``retention.ms`` ...).
         create_missing: create a missing topic (and its DLQ) on first use instead of
             raising :class:`~asyncmq_cloud.errors.ResourceMissingError` (development).
-        linger_ms: producer batching window (concurrent sends share a request).
+        linger_ms: producer batching window; 0 still batches the sends that pile up while a
+            produce request is in flight, and costs an awaited ``Queue.add`` nothing.
         max_batch_size: producer batch size in bytes per partition.
         compression_type: producer compression (``None``, gzip, snappy, lz4, zstd).
         request_timeout_ms: how long a send may wait for the broker's ``acks=all``
@@ -65,7 +66,8 @@ class KafkaTransportConfig(_Model):
             partitions to finish before their offsets are committed.
         session_timeout_ms: / heartbeat_interval_ms: / max_poll_interval_ms: consumer
             group liveness (a SIGKILLed worker's partitions move after the session timeout).
-        fetch_max_wait_ms: longest wait of one broker fetch (pick-up latency when idle).
+        fetch_max_wait_ms: how long the broker holds an empty fetch (an idle consumer polls this
+            often; a record that arrives is answered at once, so it is not pick-up latency).
         security_protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
         sasl_mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
         sasl_username: / sasl_password: SASL PLAIN/SCRAM credentials.
@@ -85,7 +87,7 @@ class KafkaTransportConfig(_Model):
     replication_factor: int = Field(1, ge=1, le=32)
     topic_config: dict[str, str] = Field(default_factory=dict)
     create_missing: bool = False
-    linger_ms: int = Field(5, ge=0, le=10_000)
+    linger_ms: int = Field(0, ge=0, le=10_000)
     max_batch_size: int = Field(16_384, ge=1024, le=DEFAULT_MAX_MESSAGE_BYTES)
     compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
     request_timeout_ms: int = Field(30_000, ge=1000, le=900_000)
@@ -95,7 +97,7 @@ class KafkaTransportConfig(_Model):
     session_timeout_ms: int = Field(10_000, ge=1000, le=1_800_000)
     heartbeat_interval_ms: int = Field(3_000, ge=100, le=600_000)
     max_poll_interval_ms: int = Field(300_000, ge=1000, le=3_600_000)
-    fetch_max_wait_ms: int = Field(100, ge=0, le=30_000)
+    fetch_max_wait_ms: int = Field(500, ge=0, le=30_000)
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None
     sasl_username: str | None = None

@@ -61,7 +61,8 @@ Delays
 
 Producer
     ``acks=all`` and idempotence are always on; concurrent sends share batches
-    (``linger_ms``, default 5 ms; ``max_batch_size``; ``compression_type``). Every
+    (records pile up while a produce request is in flight; ``linger_ms``, default 0,
+    waits longer; ``max_batch_size``; ``compression_type``). Every
     send awaits the broker's acknowledgement: a failed send raises
     :class:`~asyncmq_cloud.errors.TransientError` (broker away, timeout after
     ``request_timeout_ms``) or another typed error to the caller, never a silent loss.
