@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.plugins.backend_sqs",
     "tests.plugins.backend_dynamodb",
     "tests.plugins.backend_kafka",
+    "tests.plugins.e2e",
 ]

@@ -153,9 +153,6 @@ class QueueConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._paused: set[TopicPartition] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        #: Counters for benchmarks and logs: fetch calls that returned records, commits sent.
-        self.fetches = 0
-        self.commits = 0
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
@@ -302,8 +299,6 @@ class QueueConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                 logger.warning("%s: fetch failed (%s); retrying in %.1fs", self.queue, exc, pause)
                 await asyncio.sleep(pause)
                 continue
-            if batch:
-                self.fetches += 1
             for tp, records in batch.items():
                 for record in records:
                     await self._accept(tp, record)
@@ -381,7 +376,6 @@ class QueueConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             # which the claim drops) covers it.
             logger.info("%s: offset commit %s failed: %s", self.queue, offsets, exc)
             return
-        self.commits += 1
         for tp, offset in offsets.items():
             if (tracker := trackers.get(tp)) is not None:
                 tracker.committed(offset)

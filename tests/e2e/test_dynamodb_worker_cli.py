@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from asyncmq.queues import Queue
 from asyncmq_cloud import DynamoDBBackend
 from asyncmq_cloud.config import LifecycleConfig
 from tests.e2e.helpers import QUEUE, ROOT, TASK, Workers, drop_in_scenario, runs, wait_states
-from tests.plugins.store_dynamodb import drop_table, moto_clients
+from tests.plugins.store_dynamodb import drop_tables
 
 pytestmark = [pytest.mark.moto, pytest.mark.slow]
 
@@ -42,12 +42,7 @@ async def app_env(moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.Monkey
     try:
         yield dict(os.environ)
     finally:
-        cleanup = moto_clients(moto_endpoint)
-        try:
-            await drop_table(cleanup, env["E2E_TABLE"])
-            await drop_table(cleanup, env["E2E_DELAY_STORE"].removeprefix("dynamodb://"))
-        finally:
-            await cleanup.close()
+        await drop_tables(moto_endpoint, env["E2E_TABLE"], env["E2E_DELAY_STORE"].removeprefix("dynamodb://"))
 
 
 @pytest.fixture
@@ -60,15 +55,6 @@ async def producer(app_env: dict[str, str]) -> AsyncIterator[DynamoDBBackend]:
         yield backend
     finally:
         await backend.close()
-
-
-@pytest.fixture
-def workers(app_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
-    group = Workers(app_env, tmp_path)
-    try:
-        yield group
-    finally:
-        group.stop_all()
 
 
 def start_order(app_env: dict[str, str]) -> list[str]:

@@ -93,15 +93,6 @@ async def producer(app_env: dict[str, str]) -> AsyncIterator[KafkaBackend]:
         await backend.close()
 
 
-@pytest.fixture
-def workers(app_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
-    group = Workers(app_env, tmp_path)
-    try:
-        yield group
-    finally:
-        group.stop_all()
-
-
 def outcome(app_env: dict[str, str], markers: list[str]) -> tuple[Counter[str], Counter[str], Counter[int]]:
     """Starts and completions per marker, and starts per worker pid."""
     starts: Counter[str] = Counter()

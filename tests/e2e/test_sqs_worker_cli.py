@@ -12,7 +12,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -72,15 +72,6 @@ async def producer(app_env: dict[str, str]) -> AsyncIterator[SQSBackend]:
         yield backend
     finally:
         await backend.close()
-
-
-@pytest.fixture
-def workers(app_env: dict[str, str], tmp_path: Path) -> Iterator[Workers]:
-    group = Workers(app_env, tmp_path)
-    try:
-        yield group
-    finally:
-        group.stop_all()
 
 
 @pytest.mark.moto

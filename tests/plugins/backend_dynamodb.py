@@ -16,7 +16,7 @@ import pytest
 
 from asyncmq_cloud.backends.dynamodb import DynamoDBBackend
 from asyncmq_cloud.config import LifecycleConfig
-from tests.plugins.store_dynamodb import drop_table, moto_clients
+from tests.plugins.store_dynamodb import drop_tables
 
 REGION = "us-east-1"
 
@@ -42,12 +42,7 @@ async def dynamodb_backend(endpoint: str, **kwargs: Any) -> AsyncIterator[Dynamo
         try:
             await backend.close()
         finally:
-            cleanup = moto_clients(endpoint)
-            try:
-                await drop_table(cleanup, jobs)
-                await drop_table(cleanup, delays)
-            finally:
-                await cleanup.close()
+            await drop_tables(endpoint, jobs, delays)
 
 
 @pytest.fixture

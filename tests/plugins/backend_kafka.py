@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from asyncmq_cloud.backends.kafka import KafkaBackend
 from asyncmq_cloud.config import LifecycleConfig
 from tests.plugins.backend_sqs import random_prefix, redis_stores
-from tests.plugins.store_dynamodb import drop_table, moto_clients
+from tests.plugins.store_dynamodb import drop_tables
 
 REGION = "us-east-1"
 
@@ -77,9 +77,4 @@ async def kafka_dynamodb_backend(kafka_bootstrap: str, moto_endpoint: str) -> As
         ) as backend:
             yield backend
     finally:
-        cleanup = moto_clients(moto_endpoint)
-        try:
-            await drop_table(cleanup, jobs)
-            await drop_table(cleanup, delays)
-        finally:
-            await cleanup.close()
+        await drop_tables(moto_endpoint, jobs, delays)

@@ -29,7 +29,7 @@ import pytest
 from asyncmq_cloud.aws import AwsClients
 from asyncmq_cloud.backends.sqs import SQSBackend
 from asyncmq_cloud.config import LifecycleConfig
-from tests.plugins.store_dynamodb import drop_table, moto_clients
+from tests.plugins.store_dynamodb import drop_tables
 from tests.plugins.store_redis import drop_prefix
 
 REGION = "us-east-1"
@@ -162,12 +162,7 @@ async def sqs_moto_backend(moto_endpoint: str) -> AsyncIterator[SQSBackend]:
         ) as backend:
             yield backend
     finally:
-        cleanup = moto_clients(moto_endpoint)
-        try:
-            await drop_table(cleanup, jobs)
-            await drop_table(cleanup, delays)
-        finally:
-            await cleanup.close()
+        await drop_tables(moto_endpoint, jobs, delays)
 
 
 @pytest.fixture(params=SQS_EMULATORS)

@@ -61,6 +61,16 @@ async def drop_table(clients: AwsClients, table_name: str) -> None:
         await client.delete_table(TableName=table_name)
 
 
+async def drop_tables(endpoint: str, *table_names: str) -> None:
+    """Delete each of ``table_names`` that exists on ``endpoint``, through clients of its own."""
+    cleanup = moto_clients(endpoint)
+    try:
+        for table_name in table_names:
+            await drop_table(cleanup, table_name)
+    finally:
+        await cleanup.close()
+
+
 @pytest.fixture(scope="session")
 def dynamodb_endpoint(request: pytest.FixtureRequest) -> str:
     """The DynamoDB emulator: ``ASYNCMQ_DYNAMODB_ENDPOINT`` if set, else the moto server."""
