@@ -9,6 +9,9 @@ Commands::
     asyncmq-cloud scanner run --queue Q [--queue Q2 ...] [--interval S]
     asyncmq-cloud provision [--queue Q ...] [--dry-run]
     asyncmq-cloud health [--queue Q ...] [--timeout S]
+    asyncmq-cloud doctor [--queue Q ...] [--timeout S]
+    asyncmq-cloud dashboard [--host H] [--port P]
+    asyncmq-cloud demo [--backend sqs|dynamodb|kafka] [--endpoint URL]
 
 ``health`` exits 0 when the backend's stores (and each ``--queue`` on the broker)
 answer within ``--timeout`` seconds, else 1 with the reason on stderr: a
@@ -132,6 +135,24 @@ async def _health(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _doctor(args: argparse.Namespace) -> int:
+    from asyncmq_cloud.doctor import run_doctor
+
+    return await run_doctor(args)
+
+
+async def _dashboard(args: argparse.Namespace) -> int:
+    from asyncmq_cloud.dashboard import serve_dashboard
+
+    return await serve_dashboard(args)
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from asyncmq_cloud.demo import run_demo
+
+    return await run_demo(args)
+
+
 def _queue(value: str) -> str:
     try:
         return validate_queue_name(value)
@@ -158,6 +179,24 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--queue", action="append", default=[], type=_queue, help="queue that must exist")
     health.add_argument("--timeout", type=float, default=5.0, help="seconds for all checks (default 5)")
     health.set_defaults(handler=_health)
+    doctor = commands.add_parser("doctor", help="check configuration, credentials, reachability and resources")
+    doctor.add_argument("--queue", action="append", default=[], type=_queue, help="queue to check (repeatable)")
+    doctor.add_argument("--timeout", type=float, default=5.0, help="seconds for each check (default 5)")
+    doctor.set_defaults(handler=_doctor)
+    dash = commands.add_parser("dashboard", help="serve AsyncMQ's dashboard against the configured backend")
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    dash.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    dash.set_defaults(handler=_dashboard)
+    demo = commands.add_parser("demo", help="run a sample workload on an embedded AWS endpoint (moto)")
+    demo.add_argument("--backend", choices=("sqs", "dynamodb", "kafka"), default="sqs", help="backend (default sqs)")
+    demo.add_argument(
+        "--endpoint",
+        help="AWS endpoint URL (LocalStack, real AWS) or, with --backend kafka, bootstrap servers; "
+        "default: an embedded moto server",
+    )
+    demo.add_argument("--timeout", type=float, default=90.0, help="seconds before the demo gives up (default 90)")
+    demo.add_argument("--json", dest="json_path", help="also write the outcome as JSON to this file")
+    demo.set_defaults(handler=_demo)
     return parser
 
 
