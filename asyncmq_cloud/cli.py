@@ -14,7 +14,8 @@ Commands::
     asyncmq-cloud demo [--backend sqs|dynamodb|kafka] [--endpoint URL]
 
 ``health`` exits 0 when the backend's stores (and each ``--queue`` on the broker)
-answer within ``--timeout`` seconds, else 1 with the reason on stderr: a
+answer within ``--timeout`` seconds (transient errors are retried inside it), else 1
+with the reason on stderr: a
 Kubernetes probe of backend connectivity that does not depend on jobs existing.
 """
 
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from asyncmq_cloud.core.validation import validate_queue_name
-from asyncmq_cloud.errors import CloudBackendError
+from asyncmq_cloud.errors import CloudBackendError, TransientError
 from asyncmq_cloud.resources import KafkaTopicSpec
 from asyncmq_cloud.scanners.runner import install_signal_handlers, run_scanner
 
@@ -115,13 +116,21 @@ async def _provision(args: argparse.Namespace) -> int:
 
 async def _health(args: argparse.Namespace) -> int:
     backend = _backend(args.settings)
+    last: TransientError | None = None
     try:
         async with asyncio.timeout(args.timeout):
-            await backend.list_queues()  # the state store answers
-            for queue in args.queue:
-                await backend.transport.depth(queue)  # the broker has the queue
+            while True:  # a TransientError (e.g. a broker still electing its group coordinator) is retried
+                try:
+                    await backend.list_queues()  # the state store answers
+                    for queue in args.queue:
+                        await backend.transport.depth(queue)  # the broker has the queue
+                    break
+                except TransientError as exc:
+                    last = exc
+                    await asyncio.sleep(0.5)
     except TimeoutError:
-        print(f"unhealthy: no answer within {args.timeout}s", file=sys.stderr, flush=True)
+        reason = f" (last error: {type(last).__name__}: {last})" if last else ""
+        print(f"unhealthy: no answer within {args.timeout}s{reason}", file=sys.stderr, flush=True)
         return 1
     except Exception as exc:
         print(f"unhealthy: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
