@@ -1,9 +1,180 @@
-"""``asyncmq-cloud dashboard`` (in progress)."""
+"""AsyncMQ's own dashboard (``asyncmq.contrib.dashboard``) on an asyncmq-cloud backend.
+
+The dashboard reads ``asyncmq.monkay.settings.backend`` on every request, so it shows
+whatever backend the settings name — ``SQSBackend``, ``DynamoDBBackend`` or
+``KafkaBackend`` — with nothing cloud-specific in it: queues with their counts (from the
+state store, plus the broker's own counts where the transport has them), jobs by state
+with retry/cancel/remove, the dead-letter view (jobs in ``failed``), repeatables,
+registered workers and metrics.
+
+Serve it from the command line (binds 127.0.0.1 unless told otherwise)::
+
+    export ASYNCMQ_SETTINGS_MODULE=myapp.settings.Settings
+    asyncmq-cloud dashboard --host 127.0.0.1 --port 8000
+    # -> http://127.0.0.1:8000/admin  (the prefix is settings.dashboard_config.dashboard_url_prefix)
+
+SIGINT or SIGTERM stops it: open connections (the dashboard's event stream included) get
+a bounded grace period, then the backend is closed.
+
+Or mount it in your own ASGI application::
+
+    from asyncmq_cloud.dashboard import build_dashboard_app
+
+    dashboard = build_dashboard_app()              # an ASGI app, routes under "/admin"
+    # Lilya/Esmerald/Ravyn: Include("/", app=dashboard); Starlette/FastAPI: app.mount("/", dashboard)
+
+    # or with AsyncMQ's wrapper, to hand it to a Lilya app yourself:
+    from asyncmq.contrib.dashboard.admin import AsyncMQAdmin
+    AsyncMQAdmin(enable_login=False).include_in(lilya_app)
+
+Authentication is yours to configure, exactly as AsyncMQ documents it: the command
+serves the dashboard **without a login** (anyone who reaches the port can retry and
+remove jobs), so keep it on 127.0.0.1 or behind your own proxy/VPN. To require a login,
+build the app yourself with AsyncMQ's options, e.g.::
+
+    from asyncmq.contrib.dashboard.admin.backends.simple_user import SimpleUsernamePasswordBackend
+    app = build_dashboard_app(enable_login=True, backend=SimpleUsernamePasswordBackend(...))
+
+``build_dashboard_app`` passes every keyword to ``AsyncMQAdmin`` (``enable_login``,
+``backend`` (an ``AuthBackend``: AsyncMQ ships a simple user and a JWT one),
+``url_prefix``, ``include_session``, ``include_cors``/``cors_allow_origins``,
+``content_security_policy``, ``require_admin``, ``required_roles``,
+``trusted_proxies``, ...). The session cookie is signed with
+``settings.dashboard_config.secret_key``: set it in production (AsyncMQ generates a
+random one per process otherwise, so sessions do not survive a restart or span
+replicas).
+
+The backend's clients live on the event loop that serves the dashboard; the command runs
+uvicorn on the loop it opens the backend on. If you mount the app in your own server,
+the backend starts lazily on your server's loop at the first request, and closing it is
+your application's shutdown hook (``await settings.backend.close()``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any, cast
+
+from lilya.types import ASGIApp
+
+from asyncmq_cloud.scanners.runner import install_signal_handlers
+
+#: Seconds open connections get to finish after SIGINT/SIGTERM before they are dropped.
+GRACEFUL_SHUTDOWN_SECONDS = 5.0
+
+
+def build_dashboard_app(**admin_options: Any) -> ASGIApp:
+    """AsyncMQ's dashboard as an ASGI app, its routes under the dashboard URL prefix.
+
+    ``admin_options`` go to ``AsyncMQAdmin`` unchanged (login, auth backend, prefix,
+    CORS, CSP...). ``GET /`` redirects to the dashboard when the prefix is not ``/``.
+    """
+    from asyncmq.contrib.dashboard.admin import AsyncMQAdmin
+    from lilya.apps import Lilya
+    from lilya.responses import RedirectResponse
+    from lilya.routing import Include, RoutePath
+
+    admin = AsyncMQAdmin(**admin_options)
+    prefix = admin.url_prefix or ""
+    if not prefix:
+        return admin.get_asgi_app()
+
+    async def home() -> RedirectResponse:
+        return RedirectResponse(f"{prefix}/", status_code=307)
+
+    return cast(
+        ASGIApp,
+        Lilya(routes=[RoutePath("/", home, methods=["GET"]), Include(path=prefix, app=admin.child_app)]),
+    )
+
+
+def dashboard_url(host: str, port: int, prefix: str) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}{prefix.rstrip('/')}/"
 
 
 async def serve_dashboard(args: argparse.Namespace) -> int:
-    raise SystemExit("asyncmq-cloud dashboard: not implemented yet")
+    """``asyncmq-cloud dashboard``: serve until SIGINT/SIGTERM, then close the backend."""
+    try:
+        import uvicorn
+    except ImportError:  # pragma: no cover - the extra is missing
+        print('asyncmq-cloud dashboard needs uvicorn: pip install "asyncmq-cloud[dashboard]"', file=sys.stderr)
+        return 2
+    from asyncmq import monkay
+
+    from asyncmq_cloud.cli import _backend
+
+    backend = _backend(args.settings)
+    await backend.start()  # fail fast (and on this loop) if the stores or broker are unreachable
+    app = build_dashboard_app()
+    config = monkay.settings.dashboard_config
+    prefix = config.dashboard_url_prefix if config is not None else "/"
+    started = asyncio.Event()
+
+    class Server(uvicorn.Server):
+        """uvicorn's server minus its own signal handling: ours stops it, then closes the backend."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                started.set()
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn exits this way when it cannot bind; reported below
+            pass
+
+    server = Server(
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS),
+        )
+    )
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    serving = asyncio.create_task(serve())
+    waits = [asyncio.create_task(started.wait()), asyncio.create_task(stop.wait())]
+    try:
+        await asyncio.wait({serving, waits[0]}, return_when=asyncio.FIRST_COMPLETED)
+        if server.started:
+            url = dashboard_url(args.host, _bound_port(server, args.port), prefix)
+            print(f"asyncmq-cloud dashboard: {url} (SIGINT or SIGTERM to stop)", flush=True)
+        await asyncio.wait({serving, waits[1]}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(serving), GRACEFUL_SHUTDOWN_SECONDS + 5)
+        except TimeoutError:
+            server.force_exit = True
+            await asyncio.wait_for(serving, 5)
+    finally:
+        for wait in waits:
+            wait.cancel()
+        await backend.close()
+    if not server.started:
+        print(f"asyncmq-cloud dashboard: could not serve on {args.host}:{args.port}", file=sys.stderr, flush=True)
+        return 1
+    print("asyncmq-cloud dashboard stopped", flush=True)
+    return 0
+
+
+def _bound_port(server: Any, asked: int) -> int:
+    """The port actually bound (``--port 0`` asks the OS for a free one)."""
+    for listener in getattr(server, "servers", []):
+        for sock in listener.sockets:
+            return int(sock.getsockname()[1])
+    return asked

@@ -34,6 +34,27 @@ else
   echo "   npm not found: tests/test_kubernetes.py will say so"
 fi
 
+echo "== tools: headless Chromium + playwright-core (npm ci, pinned by tests/browser/package-lock.json)"
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    mkdir -p .cache
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+      >.cache/chromium-install.log 2>&1 || echo "   chromium install failed (log: .cache/chromium-install.log)"
+  else
+    echo "   /usr/bin/chromium missing and not root: apt-get install chromium chromium-driver; tests/test_dashboard.py will say so"
+  fi
+fi
+BROWSER_TOOLS=.cache/tools/browser
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -d "$BROWSER_TOOLS/node_modules/playwright-core" ] || ! cmp -s tests/browser/package-lock.json "$BROWSER_TOOLS/package-lock.json"; then
+    rm -rf "$BROWSER_TOOLS" && mkdir -p "$BROWSER_TOOLS"
+    cp tests/browser/package.json tests/browser/package-lock.json "$BROWSER_TOOLS/"
+    (cd "$BROWSER_TOOLS" && npm ci --silent --no-audit --no-fund)
+  fi
+else
+  echo "   npm not found: tests/test_dashboard.py will say so"
+fi
+
 echo "== preparing real services (redis, moto, localstack, elasticmq, kafka)"
 .venv/bin/python scripts/services.py prepare all
 
