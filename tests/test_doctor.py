@@ -212,6 +212,7 @@ async def test_healthy_after_provision_exits_zero(moto_endpoint: str) -> None:
     assert len(lines(done, "ok  ", "table")) == 2 and len(lines(done, "ok  ", "index")) == 4
     assert len(lines(done, "ok  ", "ttl")) == 2
     assert len(lines(done, "ok  ", "queue")) == 4  # two queues and their DLQs
+    assert len(lines(done, "ok  ", "queue-redrive")) == 2
     assert out[-1].startswith("doctor: all checks passed")
 
 
@@ -239,3 +240,34 @@ async def test_kafka_missing_topic_then_healthy(kafka_bootstrap: str) -> None:
     [line] = lines(down, "FAIL", "kafka-unreachable")
     assert "127.0.0.1:9" in line and "KAFKA_BOOTSTRAP_SERVERS" in fix_after(down, line)
     assert not lines(down, "FAIL", "topic-missing")
+
+
+def test_unreachable_redis_store_is_named_without_its_password() -> None:
+    env = {"AWS_ENDPOINT_URL": CLOSED, "E2E_STORE": "redis://app:s3cret@127.0.0.1:9/0?prefix=doc"}
+    done = run(*SQS_SETTINGS, "doctor", "--timeout", "2", env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    [line] = lines(done, "FAIL", "redis-unreachable")  # store and delay store share one URL: one line
+    assert "redis://app:***@127.0.0.1:9/0" in line and "s3cret" not in done.stdout
+    assert "store=" in fix_after(done, line)
+
+
+@pytest.mark.moto
+@pytest.mark.redis
+async def test_healthy_sqs_with_a_redis_store(moto_endpoint: str, redis_url: str) -> None:
+    from tests.plugins.store_redis import drop_prefix
+
+    prefix, key_prefix = random_prefix(), f"doc-{uuid.uuid4().hex[:8]}"
+    env = {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "E2E_QUEUE_PREFIX": prefix,
+        "E2E_STORE": f"{redis_url}?prefix={key_prefix}",
+    }
+    try:
+        assert run(*SQS_SETTINGS, "provision", "--queue", "emails", env=env).returncode == 0
+        done = run(*SQS_SETTINGS, "doctor", "--queue", "emails", env=env)
+    finally:
+        await drop_queues(moto_endpoint, prefix)
+        await drop_prefix(redis_url, key_prefix)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(lines(done, "ok  ", "redis")) == 1 and len(lines(done, "ok  ", "queue-redrive")) == 1
+    assert not lines(done, "ok  ", "table"), "a Redis store needs no DynamoDB table"
