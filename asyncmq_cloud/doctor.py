@@ -315,7 +315,9 @@ class _Doctor:
         try:
             reply = await self._call("table", what, lambda: client.describe_table(TableName=spec.name))
         except ClientError:
-            self.say("FAIL", "table-missing", f"{what} does not exist", f"create it: {_PROVISION}, or correct the name")
+            setting = "store='dynamodb://NAME' (table= of DynamoDBBackend)" if role == "store" else "delay_store="
+            fix = f"create it: {_PROVISION}, or correct {setting} in the backend settings"
+            self.say("FAIL", "table-missing", f"{what} does not exist", fix)
             return
         if reply is None:
             return
