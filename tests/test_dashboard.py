@@ -260,7 +260,7 @@ async def test_dashboard_pages_and_actions_in_chromium(
         assert not final["pageErrors"], final["pageErrors"]
         for step in ("queues", "jobs-waiting", "jobs-completed", "jobs-failed", "jobs-delayed", "dlq"):
             assert steps[step]["ok"], steps[step]
-        for step in ("repeatables", "workers", "dlq-retry", "job-remove", "jobs-waiting-after"):
+        for step in ("repeatables", "workers", "dlq-retry", "job-remove", "jobs-waiting-after", "repeatable-pause"):
             assert steps[step]["ok"], steps[step]
         assert code == 0 and "asyncmq-cloud dashboard stopped" in rest, (code, rest, _tail(log))
 
@@ -268,7 +268,46 @@ async def test_dashboard_pages_and_actions_in_chromium(
         assert await backend.get_job(queue, seeded["remove"]) is None
         assert await backend.get_job_state(queue, seeded["retry"]) == "waiting"
         assert await backend.get_job_state(queue, seeded["jobs"]["failed"][1]) == "failed"
+        [repeatable] = await backend.list_repeatables(queue)
+        assert repeatable.paused and repeatable.job_def["cron"] == CRON
+        assert steps["queue-pause"]["ok"] and steps["queue-resume"]["ok"] and steps["audit"]["ok"]
+        assert not await backend.is_queue_paused(queue)
         again = await _dequeue(backend, queue, wanted=seeded["retry"])  # sent to the broker again
         assert again["id"] == seeded["retry"]
         await backend.deregister_worker(worker)
     print(f"{case}: seeded, browsed, acted and checked in {time.monotonic() - began:.1f}s")
+
+
+async def test_repeatable_actions_take_the_dashboards_short_definition() -> None:
+    """The dashboard posts only ``task_id``/``cron``/``queue`` of a repeatable (not its args,
+    kwargs, retries): pause, resume and remove still find the one stored definition it shows,
+    and refuse to guess between two that both match."""
+    from asyncmq.contrib.dashboard.controllers.repeatables import build_repeatable_action_definition
+
+    from asyncmq_cloud.scanners.memory import MemoryDelayStore
+    from asyncmq_cloud.stores.memory import MemoryStateStore
+    from asyncmq_cloud.transports.memory import MemoryTransport
+
+    backend = CloudBackend(MemoryStateStore(), MemoryTransport(), MemoryDelayStore())
+    try:
+        queue = Queue("reports", backend=backend)
+        await queue.upsert_repeatable(TASK, cron=CRON, args=[1], kwargs={"to": "ops"}, retries=2)
+        [stored] = await backend.list_repeatables("reports")
+        short = build_repeatable_action_definition("reports", stored.job_def)
+        assert set(short) == {"task_id", "cron", "queue"}
+
+        await backend.pause_repeatable("reports", short)
+        assert [r.paused for r in await backend.list_repeatables("reports")] == [True]
+        await backend.resume_repeatable("reports", short)
+        assert [r.paused for r in await backend.list_repeatables("reports")] == [False]
+        await backend.pause_repeatable("reports", {**short, "cron": "0 0 * * *"})  # names nothing stored
+        assert [r.paused for r in await backend.list_repeatables("reports")] == [False]
+
+        await queue.upsert_repeatable(TASK, cron=CRON, args=[2])  # a second one the short form also names
+        with pytest.raises(KeyError, match="2 repeatables"):
+            await backend.pause_repeatable("reports", short)
+        await backend.remove_repeatable("reports", {**short, "args": [2]})
+        await backend.remove_repeatable("reports", short)
+        assert await backend.list_repeatables("reports") == []
+    finally:
+        await backend.close()

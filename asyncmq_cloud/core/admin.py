@@ -237,16 +237,41 @@ class AdminMixin:
         await self.store.put_repeatable(queue_name, RepeatableRecord(repeatable_identity(clean), clean, next_run))
         return next_run
 
+    async def _find_repeatable(self, queue_name: str, job_def: dict[str, Any]) -> RepeatableRecord | None:
+        """The stored repeatable ``job_def`` names: by its identity, else by the fields it gives.
+
+        AsyncMQ's dashboard posts only the fields it shows (``task_id``, ``cron``/``every``,
+        ``queue``), not ``args``/``kwargs``/``retries``, so their identity never matches the stored
+        one: a definition that agrees on every posted field (and names a task) is taken instead,
+        if exactly one does; KeyError if several do.
+        """
+        record = await self.store.get_repeatable(queue_name, repeatable_identity(job_def))
+        wanted = normalize_repeatable_job_def(job_def)
+        if record is not None or "task_id" not in wanted:
+            return record
+        matches = [
+            r
+            for r in await self.store.list_repeatables(queue_name)
+            if all(r.job_def.get(name) == value for name, value in wanted.items())
+        ]
+        if len(matches) > 1:
+            raise KeyError(f"{len(matches)} repeatables of {queue_name} match {wanted}: give the full definition")
+        return matches[0] if matches else None
+
     async def remove_repeatable(self, queue_name: str, job_def: dict[str, Any] | str) -> None:
         await self._ready()
         self._repeatables_read.pop(queue_name, None)
-        key = job_def if isinstance(job_def, str) else repeatable_identity(job_def)
+        if isinstance(job_def, str):
+            key = job_def
+        else:
+            record = await self._find_repeatable(queue_name, job_def)
+            key = record.key if record is not None else repeatable_identity(job_def)
         await self.store.delete_repeatable(queue_name, key)
 
     async def pause_repeatable(self, queue_name: str, job_def: dict[str, Any]) -> None:
         await self._ready()
         self._repeatables_read.pop(queue_name, None)
-        record = await self.store.get_repeatable(queue_name, repeatable_identity(job_def))
+        record = await self._find_repeatable(queue_name, job_def)
         if record is not None:
             record.paused = True
             await self.store.put_repeatable(queue_name, record)
@@ -254,7 +279,7 @@ class AdminMixin:
     async def resume_repeatable(self, queue_name: str, job_def: dict[str, Any]) -> float:
         await self._ready()
         self._repeatables_read.pop(queue_name, None)
-        record = await self.store.get_repeatable(queue_name, repeatable_identity(job_def))
+        record = await self._find_repeatable(queue_name, job_def)
         if record is None:
             raise KeyError(f"Repeatable job not found: {job_def}")
         record.paused = False

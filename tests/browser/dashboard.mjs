@@ -137,7 +137,47 @@ try {
       report("job-remove", false, { error: String(error) });
     }
   }
-  // After both actions: the retried job waits again, the removed one is gone.
+  // Repeatables: pause the seeded cron definition from its row.
+  try {
+    await page.goto(spec.base + `/queues/${q}/repeatables`, { waitUntil: "domcontentloaded", timeout });
+    const row = () => page.locator("tr", { hasText: spec.cron });
+    await Promise.all([
+      page.waitForNavigation({ waitUntil: "domcontentloaded", timeout }),
+      row().getByRole("button", { name: "Pause" }).click({ timeout }),
+    ]);
+    const text = await row().innerText({ timeout });
+    const path = await shot(page, "repeatables-after-pause");
+    report("repeatable-pause", text.includes("Paused") && text.includes("Resume"), { row: text }, path);
+  } catch (error) {
+    report("repeatable-pause", false, { error: String(error) });
+  }
+
+  // Queue detail: pause, then resume (the badge follows the backend's answer each time).
+  for (const [button, badge] of [
+    ["Pause Queue", "Paused"],
+    ["Resume Queue", "Running"],
+  ]) {
+    const step = `queue-${button.split(" ")[0].toLowerCase()}`;
+    try {
+      await page.goto(spec.base + `/queues/${q}`, { waitUntil: "domcontentloaded", timeout });
+      await Promise.all([
+        page.waitForNavigation({ waitUntil: "domcontentloaded", timeout }),
+        page.getByRole("button", { name: button }).click({ timeout }),
+      ]);
+      const status = (await page.locator("[data-queue-status]").innerText({ timeout })).trim();
+      const path = await shot(page, `queue-detail-after-${step.split("-")[1]}`);
+      report(step, status.toLowerCase() === badge.toLowerCase(), { status }, path);
+    } catch (error) {
+      report(step, false, { error: String(error) });
+    }
+  }
+
+  // The audit trail records each operator action the browser took.
+  await visit(page, "audit", "/audit", {
+    expect: ["dlq.retry", "job.remove", "repeatable.pause", "queue.pause", "queue.resume", spec.retry, spec.remove],
+  });
+
+  // After both job actions: the retried job waits again, the removed one is gone.
   const waitingAfter = spec.jobs.waiting.filter((id) => id !== spec.remove).concat([spec.retry]);
   await visit(page, "jobs-waiting-after", `${jobsUrl}?state=waiting`, {
     expect: waitingAfter,
