@@ -1,53 +1,60 @@
 """AsyncMQ's own dashboard (``asyncmq.contrib.dashboard``) on an asyncmq-cloud backend.
 
 The dashboard reads ``asyncmq.monkay.settings.backend`` on every request, so it shows
-whatever backend the settings name — ``SQSBackend``, ``DynamoDBBackend`` or
-``KafkaBackend`` — with nothing cloud-specific in it: queues with their counts (from the
-state store, plus the broker's own counts where the transport has them), jobs by state
-with retry/cancel/remove, the dead-letter view (jobs in ``failed``), repeatables,
-registered workers and metrics.
+whatever backend the settings name (``SQSBackend``, ``DynamoDBBackend``, ``KafkaBackend``)
+with nothing cloud-specific in it: the overview, queues with their counts (from the state
+store), pause/resume, jobs by state with retry/cancel/remove, the dead-letter view (jobs in
+``failed``) with retry/remove, repeatables (list, create, pause/resume, remove), registered
+workers, metrics (also ``/metrics/prometheus``), the audit trail and ``/health``/``/ready``.
 
 Serve it from the command line (binds 127.0.0.1 unless told otherwise)::
 
-    export ASYNCMQ_SETTINGS_MODULE=myapp.settings.Settings
+    export ASYNCMQ_SETTINGS_MODULE=myapp.settings.Settings   # or: asyncmq-cloud --settings ...
     asyncmq-cloud dashboard --host 127.0.0.1 --port 8000
-    # -> http://127.0.0.1:8000/admin  (the prefix is settings.dashboard_config.dashboard_url_prefix)
+    # asyncmq-cloud dashboard: http://127.0.0.1:8000/admin/ (SIGINT or SIGTERM to stop)
 
-SIGINT or SIGTERM stops it: open connections (the dashboard's event stream included) get
-a bounded grace period, then the backend is closed.
+The path is ``settings.dashboard_config.dashboard_url_prefix`` (AsyncMQ's default
+``/admin``; ``/`` redirects there); ``--port 0`` takes a free port and prints it. SIGINT or
+SIGTERM stops it: open connections (the pages' event stream included) get
+``GRACEFUL_SHUTDOWN_SECONDS``, then the backend is closed. A port it cannot bind exits 1.
 
 Or mount it in your own ASGI application::
 
     from asyncmq_cloud.dashboard import build_dashboard_app
 
-    dashboard = build_dashboard_app()              # an ASGI app, routes under "/admin"
-    # Lilya/Esmerald/Ravyn: Include("/", app=dashboard); Starlette/FastAPI: app.mount("/", dashboard)
+    dashboard = build_dashboard_app()    # an ASGI app; its routes under /admin, "/" redirects there
+    # Starlette/FastAPI: app.mount("/", dashboard); Lilya: Include("/", app=dashboard);
+    # or serve it alone: uvicorn.run(dashboard)
 
-    # or with AsyncMQ's wrapper, to hand it to a Lilya app yourself:
+    # AsyncMQ's own wrapper works just as well:
     from asyncmq.contrib.dashboard.admin import AsyncMQAdmin
     AsyncMQAdmin(enable_login=False).include_in(lilya_app)
 
-Authentication is yours to configure, exactly as AsyncMQ documents it: the command
-serves the dashboard **without a login** (anyone who reaches the port can retry and
-remove jobs), so keep it on 127.0.0.1 or behind your own proxy/VPN. To require a login,
-build the app yourself with AsyncMQ's options, e.g.::
+Authentication is yours to configure, as AsyncMQ documents it: the command serves the
+dashboard **without a login** (whoever reaches the port can retry, cancel and remove jobs
+and pause queues), so keep it on 127.0.0.1, behind your own authenticating proxy, or build
+the app yourself with AsyncMQ's login options. ``build_dashboard_app(**options)`` passes
+them to ``AsyncMQAdmin`` unchanged::
 
-    from asyncmq.contrib.dashboard.admin.backends.simple_user import SimpleUsernamePasswordBackend
-    app = build_dashboard_app(enable_login=True, backend=SimpleUsernamePasswordBackend(...))
+    from asyncmq.contrib.dashboard.admin import SimpleUsernamePasswordBackend, User
 
-``build_dashboard_app`` passes every keyword to ``AsyncMQAdmin`` (``enable_login``,
-``backend`` (an ``AuthBackend``: AsyncMQ ships a simple user and a JWT one),
-``url_prefix``, ``include_session``, ``include_cors``/``cors_allow_origins``,
-``content_security_policy``, ``require_admin``, ``required_roles``,
-``trusted_proxies``, ...). The session cookie is signed with
-``settings.dashboard_config.secret_key``: set it in production (AsyncMQ generates a
-random one per process otherwise, so sessions do not survive a restart or span
-replicas).
+    def verify(username: str, password: str) -> User | None:   # your user check
+        return User(id=username, name=username, is_admin=True) if check(username, password) else None
 
-The backend's clients live on the event loop that serves the dashboard; the command runs
-uvicorn on the loop it opens the backend on. If you mount the app in your own server,
-the backend starts lazily on your server's loop at the first request, and closing it is
-your application's shutdown hook (``await settings.backend.close()``).
+    app = build_dashboard_app(enable_login=True, backend=SimpleUsernamePasswordBackend(verify))
+
+Other options: ``backend`` may be any ``AuthBackend`` (AsyncMQ also ships
+``asyncmq.contrib.dashboard.admin.backends.jwt.JWTAuthBackend``), ``url_prefix``,
+``require_admin``/``required_roles``, ``enforce_same_origin``, ``trusted_proxies``,
+``include_cors``/``cors_allow_origins``, ``include_security``/``content_security_policy``,
+``include_session``. Sessions are signed with ``settings.dashboard_config.secret_key``: set
+it in production (otherwise AsyncMQ makes a random one per process, so logins do not survive
+a restart or span replicas).
+
+The backend's clients belong to the event loop that serves the dashboard: the command starts
+the backend on uvicorn's loop. Mounted in your own server, the backend starts lazily on that
+server's loop at the first request, and closing it (``await settings.backend.close()``) is
+your application's shutdown hook.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ and runs ``tests/browser/dashboard.mjs`` (playwright-core driving ``/usr/bin/chr
 visits the home, queues, queue, jobs (per state), job detail, DLQ, repeatables, workers and
 metrics pages, checks they show the seeded ids/queue/cron/worker, retries one failed job from
 the DLQ page and removes a waiting job from its detail page. Afterwards the backend itself must
-show the change (the retried job waiting and delivered again, the removed job gone), and
-SIGINT must stop the dashboard cleanly. Full-page screenshots go to
+show the change (the retried job waiting and delivered again, the removed job gone, the
+repeatable paused, the new one stored), and SIGINT (SIGTERM in one case) must stop the
+dashboard cleanly. Full-page screenshots go to
 ``.cache/artifacts/dashboard/``.
 
 Chromium (Debian ``chromium``), node/npm and ``npm ci`` of ``tests/browser`` into
@@ -23,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 import uuid
@@ -47,6 +49,7 @@ ARTIFACTS = ROOT / ".cache" / "artifacts" / "dashboard"
 CHROMIUM = Path("/usr/bin/chromium")
 CRON = "*/5 * * * *"
 TASK = "dashboard.send_report"
+NEW_TASK = "dashboard.cleanup"
 
 CASES = [
     pytest.param("sqs-elasticmq", marks=[pytest.mark.elasticmq, pytest.mark.redis], id="sqs-elasticmq-redis"),
@@ -241,13 +244,14 @@ async def test_dashboard_pages_and_actions_in_chromium(
                 "queue": queue,
                 "cron": CRON,
                 "repeatableTask": TASK,
+                "newRepeatableTask": NEW_TASK,
                 "worker": worker,
                 "screenshots": str(ARTIFACTS),
                 "chromium": str(CHROMIUM),
                 "timeoutMs": 20000,
             }
             lines = await run_browser(browser_tools, spec, tmp_path / "spec.json")
-            process.send_signal(signal.SIGINT)
+            process.send_signal(signal.SIGTERM if case == "dynamodb-moto" else signal.SIGINT)
             async with asyncio.timeout(30):
                 rest = (await process.stdout.read()).decode() if process.stdout else ""
                 code = await process.wait()
@@ -268,8 +272,10 @@ async def test_dashboard_pages_and_actions_in_chromium(
         assert await backend.get_job(queue, seeded["remove"]) is None
         assert await backend.get_job_state(queue, seeded["retry"]) == "waiting"
         assert await backend.get_job_state(queue, seeded["jobs"]["failed"][1]) == "failed"
-        [repeatable] = await backend.list_repeatables(queue)
-        assert repeatable.paused and repeatable.job_def["cron"] == CRON
+        repeatables = {r.job_def["task_id"]: r for r in await backend.list_repeatables(queue)}
+        assert repeatables[TASK].paused and repeatables[TASK].job_def["cron"] == CRON
+        assert repeatables[NEW_TASK].job_def["every"] == 120 and not repeatables[NEW_TASK].paused
+        assert steps["repeatable-create"]["ok"], steps["repeatable-create"]
         assert steps["queue-pause"]["ok"] and steps["queue-resume"]["ok"] and steps["audit"]["ok"]
         assert not await backend.is_queue_paused(queue)
         again = await _dequeue(backend, queue, wanted=seeded["retry"])  # sent to the broker again
@@ -311,3 +317,101 @@ async def test_repeatable_actions_take_the_dashboards_short_definition() -> None
         assert await backend.list_repeatables("reports") == []
     finally:
         await backend.close()
+
+
+async def _asgi_get(app: Any, path: str) -> tuple[int, dict[str, str], bytes]:
+    """One GET through an ASGI app, no server (the way a host application would call it)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"dash.test")],
+        "client": ("127.0.0.1", 1),
+        "server": ("dash.test", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return int(start["status"]), {k.decode(): v.decode() for k, v in start["headers"]}, body
+
+
+@pytest.mark.parametrize("prefix", [None, "/ops"])
+async def test_build_dashboard_app_is_a_mountable_asgi_app(prefix: str | None) -> None:
+    from asyncmq_cloud.dashboard import build_dashboard_app
+
+    app = build_dashboard_app(**({"url_prefix": prefix} if prefix else {}))
+    mount = prefix or "/admin"  # AsyncMQ's default dashboard_url_prefix
+    status, headers, _ = await _asgi_get(app, "/")
+    assert (status, headers["location"]) == (307, f"{mount}/")
+    status, _, body = await _asgi_get(app, f"{mount}/health")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+
+
+async def test_build_dashboard_app_takes_asyncmqs_login_options() -> None:
+    from asyncmq.contrib.dashboard.admin import SimpleUsernamePasswordBackend, User
+
+    from asyncmq_cloud.dashboard import build_dashboard_app
+
+    def verify(username: str, password: str) -> User | None:
+        return User(id=username, name=username, is_admin=True) if (username, password) == ("ops", "pw") else None
+
+    auth = SimpleUsernamePasswordBackend(verify)  # type: ignore[abstract]  # AsyncMQ 0.10.1 types it so
+    app = build_dashboard_app(enable_login=True, backend=auth)
+    status, headers, _ = await _asgi_get(app, "/admin/queues")
+    assert (status, headers["location"]) == (303, "/admin/login?next=/admin/queues")
+    status, _, body = await _asgi_get(app, "/admin/login")
+    assert status == 200 and b"<form" in body
+
+
+@pytest.mark.moto
+async def test_dashboard_on_a_taken_port_exits_one_with_the_reason(moto_endpoint: str, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint,
+            "DASH_TABLE": f"dash-unused-{uuid.uuid4().hex[:8]}",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "asyncmq_cloud.cli",
+            "--settings",
+            "tests.dashboard_app.settings.DynamoDBSettings",
+        ]
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            "dashboard",
+            "--port",
+            str(port),
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(60):
+                out, err = await process.communicate()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 1, (out, err)
+    assert f"could not serve on 127.0.0.1:{port}" in err.decode() and b"http://" not in out

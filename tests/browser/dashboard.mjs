@@ -2,7 +2,7 @@
 // for tests/test_dashboard.py. Usage: node dashboard.mjs SPEC.json
 //
 // SPEC: {base, label, queue, jobs: {waiting, completed, failed, delayed}, retry, remove,
-//        cron, repeatableTask, worker, screenshots, chromium, timeoutMs}
+//        cron, repeatableTask, newRepeatableTask, worker, screenshots, chromium, timeoutMs}
 // Every page the spec names is visited; each check prints one JSON line
 // ({step, ok, detail, screenshot}); the last line is {done: true, failures: [...]}.
 // Exit code 0 only when every check passed. Every wait is bounded by timeoutMs.
@@ -152,6 +152,22 @@ try {
     report("repeatable-pause", false, { error: String(error) });
   }
 
+  // New repeatable through the dashboard's form: an interval one, listed afterwards.
+  try {
+    await page.goto(spec.base + `/queues/${q}/repeatables/new`, { waitUntil: "domcontentloaded", timeout });
+    await page.fill("#task_id", spec.newRepeatableTask, { timeout });
+    await page.fill("#every", "120", { timeout });
+    await Promise.all([
+      page.waitForNavigation({ waitUntil: "domcontentloaded", timeout }),
+      page.getByRole("button", { name: "Create Repeatable" }).click({ timeout }),
+    ]);
+    const row = await page.locator("tr", { hasText: spec.newRepeatableTask }).innerText({ timeout });
+    const path = await shot(page, "repeatables-after-create");
+    report("repeatable-create", row.includes("120"), { url: page.url(), row }, path);
+  } catch (error) {
+    report("repeatable-create", false, { error: String(error) });
+  }
+
   // Queue detail: pause, then resume (the badge follows the backend's answer each time).
   for (const [button, badge] of [
     ["Pause Queue", "Paused"],
@@ -174,7 +190,7 @@ try {
 
   // The audit trail records each operator action the browser took.
   await visit(page, "audit", "/audit", {
-    expect: ["dlq.retry", "job.remove", "repeatable.pause", "queue.pause", "queue.resume", spec.retry, spec.remove],
+    expect: ["dlq.retry", "job.remove", "repeatable.pause", "repeatable.create", "queue.pause", "queue.resume", spec.retry, spec.remove],
   });
 
   // After both job actions: the retried job waits again, the removed one is gone.
