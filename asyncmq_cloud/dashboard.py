@@ -51,6 +51,15 @@ Other options: ``backend`` may be any ``AuthBackend`` (AsyncMQ also ships
 it in production (otherwise AsyncMQ makes a random one per process, so logins do not survive
 a restart or span replicas).
 
+Costs: AsyncMQ's dashboard lists and counts through the backend on every view, and each
+open page keeps an event stream that repeats the overview every 5 s: counts of every queue,
+the workers, and ``list_jobs`` of every state of every queue (to show the 10 latest jobs).
+Measured on moto with 3 small queues, one stream tick took 131 DynamoDB requests on
+``DynamoDBBackend`` and 83 DynamoDB + 6 SQS ``GetQueueAttributes`` on ``SQSBackend`` with a
+DynamoDB store; a DynamoDB ``Select=COUNT`` still reads (and bills) every index item it
+counts, and the listings read every job kept in a state (``retention``). Close dashboard tabs
+you are not watching, and keep ``retention`` short on busy queues.
+
 The backend's clients belong to the event loop that serves the dashboard: the command starts
 the backend on uvicorn's loop. Mounted in your own server, the backend starts lazily on that
 server's loop at the first request, and closing it (``await settings.backend.close()``) is
