@@ -150,14 +150,14 @@ async def run_demo(args: argparse.Namespace) -> int:
             outcome = await _run(backend, args, console, ledger)
         finally:
             try:
+                await backend.close()  # first: a Kafka consumer commits its offsets while its topic exists
                 if not embedded or bootstrap:
                     await _cleanup(backend, clients, bootstrap, console, tables=not embedded)
             finally:
-                await backend.close()
                 await clients.close()
     render(outcome, args.backend, console)
     if args.json_path:
-        _write_json(args.json_path, {"backend": args.backend, "ok": outcome.ok, **asdict(outcome)})
+        _write_json(args.json_path, {"backend": args.backend, "prefix": prefix, "ok": outcome.ok, **asdict(outcome)})
     return 0 if outcome.ok else 1
 
 
