@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The first command: installs asyncmq-cloud with the embedded AWS endpoint (moto) into .venv
+# and runs `asyncmq-cloud demo`. No AWS account, Docker or running service needed.
+# Extra arguments go to the demo (`bash scripts/demo.sh --backend dynamodb`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv with $PY"
+  "$PY" -m venv .venv
+fi
+echo "== installing asyncmq-cloud[demo] into .venv"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[demo]'
+echo "== asyncmq-cloud demo $*"
+exec .venv/bin/asyncmq-cloud demo "$@"
