@@ -23,6 +23,7 @@ from asyncmq.schedulers import compute_next_run
 
 from asyncmq_cloud.core.protocols import WAITING_CHILDREN, RepeatableRecord, WorkerRecord
 from asyncmq_cloud.core.validation import validate_queue_name
+from asyncmq_cloud.errors import TransientError
 
 if TYPE_CHECKING:
     from asyncmq_cloud.config import LifecycleConfig
@@ -192,7 +193,12 @@ class AdminMixin:
         if cached is not None and time.monotonic() - cached[1] < self.config.pause_cache_ttl:
             return cached[0]
         await self._ready()
-        paused = await self.store.is_paused(queue_name)
+        try:
+            paused = await self.store.is_paused(queue_name)
+        except TransientError:
+            # AsyncMQ's worker loop asks on every pass and does not catch errors: answer with the
+            # last known flag (decision 37); the claim that follows meets the outage as dequeue.
+            return cached[0] if cached is not None else False
         self._paused_cache[queue_name] = (paused, time.monotonic())
         return paused
 

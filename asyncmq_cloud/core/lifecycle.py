@@ -75,7 +75,7 @@ from asyncmq_cloud.core.protocols import (
     Transport,
 )
 from asyncmq_cloud.core.validation import validate_queue_name, validate_run_at
-from asyncmq_cloud.errors import ClosedError
+from asyncmq_cloud.errors import ClosedError, TransientError
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
 
@@ -126,6 +126,7 @@ class CloudBackend(AdminMixin, BaseBackend):
         self.config = config or LifecycleConfig()
         self._leases: dict[tuple[str, str], Lease] = {}
         self._buffer: dict[str, deque[Delivery]] = {}
+        self._outage_logged = 0.0  # monotonic time of the last dequeue-outage warning; 0 = none
         #: Workers registered through this backend: id -> (queue, concurrency).
         self._workers: dict[str, tuple[str, int]] = {}
         self._keeper: asyncio.Task[None] | None = None
@@ -363,6 +364,24 @@ class CloudBackend(AdminMixin, BaseBackend):
 
     # -- dequeue / ack -----------------------------------------------------------------
     async def dequeue(self, queue_name: str) -> dict[str, Any] | None:
+        """The next claimed job, or None. A :class:`TransientError` (broker or store outage) is
+        logged and answered with None after a pause of ``receive_wait``: AsyncMQ 0.10.1's worker
+        loop does not catch dequeue errors, so raising would end the worker (decision 37)."""
+        try:
+            job = await self._dequeue(queue_name)
+        except TransientError as exc:
+            now = time.monotonic()
+            if now - self._outage_logged >= 10.0:
+                self._outage_logged = now
+                logger.warning("dequeue from %r failed, retrying: %s: %s", queue_name, type(exc).__name__, exc)
+            await asyncio.sleep(self.config.receive_wait)
+            return None
+        if self._outage_logged:
+            self._outage_logged = 0.0
+            logger.warning("dequeue from %r works again", queue_name)
+        return job
+
+    async def _dequeue(self, queue_name: str) -> dict[str, Any] | None:
         await self._ready()
         buffered = self._buffer.setdefault(queue_name, deque())
         if not buffered:
@@ -374,7 +393,11 @@ class CloudBackend(AdminMixin, BaseBackend):
             token = uuid.uuid4().hex
             now = time.time()
             stale_before = now - lease if lease > 0 else None
-            record = await self.store.claim(queue_name, delivery.job_id, token, now, stale_before=stale_before)
+            try:
+                record = await self.store.claim(queue_name, delivery.job_id, token, now, stale_before=stale_before)
+            except TransientError:
+                buffered.appendleft(delivery)  # claimed next time; never dropped unacknowledged
+                raise
             if record is None:
                 await self._unclaimable(delivery, now)
                 continue
