@@ -163,8 +163,8 @@ async def test_missing_index_names_index_table_and_command(moto_endpoint: str) -
     assert len(lines(done, "warn", "ttl-disabled")) == 1
 
 
-@pytest.mark.moto
-async def test_missing_queue_and_dead_letter_queue(moto_endpoint: str) -> None:
+def sqs_app(moto_endpoint: str) -> tuple[str, str, str, dict[str, str]]:
+    """Unique table names and queue prefix for the SQS settings module, and its environment."""
     run_id, prefix = uuid.uuid4().hex[:8], random_prefix()
     jobs, delays = f"doc-jobs-{run_id}", f"doc-delays-{run_id}"
     env = {
@@ -173,6 +173,12 @@ async def test_missing_queue_and_dead_letter_queue(moto_endpoint: str) -> None:
         "E2E_STORE": f"dynamodb://{jobs}",
         "E2E_DELAY_STORE": f"dynamodb://{delays}",
     }
+    return jobs, delays, prefix, env
+
+
+@pytest.mark.moto
+async def test_missing_queue_and_dead_letter_queue(moto_endpoint: str) -> None:
+    jobs, delays, prefix, env = sqs_app(moto_endpoint)
     try:
         provisioned = run(*SQS_SETTINGS, "provision", env=env)  # the tables only, no queue
         assert provisioned.returncode == 0, provisioned.stderr
@@ -190,14 +196,7 @@ async def test_missing_queue_and_dead_letter_queue(moto_endpoint: str) -> None:
 
 @pytest.mark.moto
 async def test_healthy_after_provision_exits_zero(moto_endpoint: str) -> None:
-    run_id, prefix = uuid.uuid4().hex[:8], random_prefix()
-    jobs, delays = f"doc-jobs-{run_id}", f"doc-delays-{run_id}"
-    env = {
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "E2E_QUEUE_PREFIX": prefix,
-        "E2E_STORE": f"dynamodb://{jobs}",
-        "E2E_DELAY_STORE": f"dynamodb://{delays}",
-    }
+    jobs, delays, prefix, env = sqs_app(moto_endpoint)
     try:
         provisioned = run(*SQS_SETTINGS, "provision", "--queue", "emails", "--queue", "reports", env=env)
         assert provisioned.returncode == 0, provisioned.stderr
