@@ -126,8 +126,12 @@ async def serve_dashboard(args: argparse.Namespace) -> int:
     from asyncmq_cloud.cli import _backend
 
     backend = _backend(args.settings)
-    await backend.start()  # fail fast (and on this loop) if the stores or broker are unreachable
-    app = build_dashboard_app()
+    try:
+        await backend.start()  # fail fast (and on this loop) if the stores or broker are unreachable
+        app = build_dashboard_app()
+    except BaseException:
+        await backend.close()
+        raise
     config = monkay.settings.dashboard_config
     prefix = config.dashboard_url_prefix if config is not None else "/"
     started = asyncio.Event()

@@ -393,7 +393,11 @@ class _Doctor:
                 urls.append(reply["QueueUrl"])
                 self.say("ok", "queue", f"{what} exists")
         if len(urls) == 2:
-            redrives = await self._call("queue-redrive", spec.name, lambda: self._redrive(client, *urls))
+            try:
+                redrives = await self._call("queue-redrive", spec.name, lambda: self._redrive(client, *urls))
+            except ClientError as exc:  # e.g. a queue deleted between the two checks
+                self.say("FAIL", "queue-redrive", f"SQS queue {spec.name!r}: redrive not readable: {exc}", fix)
+                return
             if redrives is False:
                 self.say("warn", "queue-redrive", f"SQS queue {spec.name!r} does not redrive to {spec.dlq_name!r}", fix)
             elif redrives:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import time
 
@@ -47,7 +48,19 @@ async def _wait_completed(backend: SQSBackend, queue: str, ids: list[str], timeo
             await asyncio.sleep(0.2)
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 async def test_worker_outlives_a_broker_and_store_outage(monkeypatch: pytest.MonkeyPatch) -> None:
+    # On the lifecycle's own logger: AsyncMQ's setup_logging() replaces the root logger's handlers.
+    records, lifecycle_logger = _Records(), logging.getLogger("asyncmq_cloud.lifecycle")
+    lifecycle_logger.addHandler(records)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     port = free_port()
@@ -75,12 +88,15 @@ async def test_worker_outlives_a_broker_and_store_outage(monkeypatch: pytest.Mon
         second = [await queue.add(add.task_id, args=[n, 1]) for n in range(5)]
         await _wait_completed(backend, "outage", second, 60)
         assert not worker.done()
+        assert any("dequeue from 'outage' failed" in message for message in records.messages), records.messages
+        assert any("dequeue from 'outage' works again" in message for message in records.messages)
     finally:
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await worker
         await backend.close()
         server.stop()
+        lifecycle_logger.removeHandler(records)
 
 
 class _FlakyTransport(MemoryTransport):
@@ -121,6 +137,7 @@ async def test_dequeue_answers_none_on_an_outage_and_keeps_the_delivery() -> Non
         assert await backend.dequeue("q") is None  # the receive failed: no exception reaches AsyncMQ
         store.failures = 1
         assert await backend.dequeue("q") is None  # the claim failed: the delivery stays buffered
+        assert [delivery.job_id for delivery in backend._buffer["q"]] == [job_id]
         job = await backend.dequeue("q")
         assert job is not None and job["id"] == job_id
         await backend.pause_queue("q")
@@ -129,5 +146,8 @@ async def test_dequeue_answers_none_on_an_outage_and_keeps_the_delivery() -> Non
         assert await backend.is_queue_paused("q") is False  # nothing known yet: not paused
         store.failures = 0
         assert await backend.is_queue_paused("q") is True
+        backend._paused_cache["q"] = (True, 0.0)  # known, but older than pause_cache_ttl
+        store.failures = 1
+        assert await backend.is_queue_paused("q") is True  # an outage answers with the last known flag
     finally:
         await backend.close()

@@ -15,7 +15,8 @@ Options::
                         retries included, goes through the DynamoDB delay table),
                         DynamoDB state store (default)
     --backend dynamodb  DynamoDBBackend: the jobs table is the queue
-    --backend kafka     KafkaBackend; DynamoDB store (embedded moto unless --aws-endpoint)
+    --backend kafka     KafkaBackend; DynamoDB store on the embedded moto server
+                        (or on $AWS_ENDPOINT_URL when set)
     --endpoint URL      AWS endpoint (e.g. LocalStack http://127.0.0.1:4566) or ``aws``
                         for real AWS through the standard credential chain and region;
                         with --backend kafka: the bootstrap servers
@@ -29,15 +30,16 @@ on a non-embedded AWS endpoint, its queues or its Kafka topics) when it ends.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import logging
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiobotocore.session import get_session
 from rich.console import Console
@@ -53,12 +55,6 @@ from asyncmq_cloud.errors import ConfigurationError
 EMBEDDED_CREDENTIALS = {"aws_access_key_id": "demo", "aws_secret_access_key": "demo"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def embedded_moto() -> Iterator[str]:
     """A moto server in this process on a free loopback port; yields its URL."""
@@ -66,11 +62,11 @@ def embedded_moto() -> Iterator[str]:
         from moto.server import ThreadedMotoServer
     except ImportError as exc:  # pragma: no cover - the dev and demo extras install it
         raise ConfigurationError('the embedded endpoint needs moto: pip install "asyncmq-cloud[demo]"') from exc
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # port 0: the OS picks a free one
     server.start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
     finally:
         server.stop()
 
@@ -142,19 +138,24 @@ async def run_demo(args: argparse.Namespace) -> int:
     async with _aws_endpoint(args, console) as (endpoint, embedded):
         region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
         credentials = EMBEDDED_CREDENTIALS if embedded else None
-        if endpoint and not embedded and not os.environ.get("AWS_ACCESS_KEY_ID"):
+        local = bool(endpoint) and urlsplit(endpoint or "").hostname in ("127.0.0.1", "localhost", "::1")
+        if local and not embedded and not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
             credentials = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # LocalStack accepts any
         clients = AwsClients(session=session, endpoint_url=endpoint, region_name=region, client_kwargs=credentials)
-        backend = build_backend(args.backend, prefix, clients, bootstrap)
         try:
-            outcome = await _run(backend, args, console, ledger)
-        finally:
+            backend = build_backend(args.backend, prefix, clients, bootstrap)
             try:
-                await backend.close()  # first: a Kafka consumer commits its offsets while its topic exists
-                if not embedded or bootstrap:
-                    await _cleanup(backend, clients, bootstrap, console, tables=not embedded)
+                async with asyncio.timeout(args.timeout + 60):  # provisioning and shutdown, beyond the workload
+                    outcome = await _run(backend, args, console, ledger)
             finally:
-                await clients.close()
+                try:
+                    await backend.close()  # first: a Kafka consumer commits its offsets while its topic exists
+                finally:
+                    if not embedded or bootstrap:
+                        async with asyncio.timeout(60):
+                            await _cleanup(backend, clients, bootstrap, console, tables=not embedded)
+        finally:
+            await clients.close()
     render(outcome, args.backend, console)
     if args.json_path:
         _write_json(args.json_path, {"backend": args.backend, "prefix": prefix, "ok": outcome.ok, **asdict(outcome)})
@@ -173,35 +174,44 @@ async def _run(backend: Any, args: argparse.Namespace, console: Console, ledger:
 
 
 async def _cleanup(backend: Any, clients: AwsClients, bootstrap: str | None, console: Console, *, tables: bool) -> None:
-    """Delete the demo's topics (Kafka) or queues, and with ``tables`` its two tables."""
-    names: list[str] = []
-    with contextlib.suppress(Exception):
-        if not tables:
-            raise LookupError  # the embedded endpoint goes away with the process
+    """Delete the demo's topics (Kafka) or queues, and with ``tables`` its two tables; say what failed."""
+    deleted: list[str] = []
+
+    async def attempt(name: str, delete: Any) -> None:
+        try:
+            await delete()
+            deleted.append(name)
+        except Exception as exc:
+            console.print(f"[yellow]could not delete {name}: {type(exc).__name__}: {exc}[/yellow]")
+
+    if tables:
         ddb = await clients.dynamodb()
         for part in (backend.store, backend.delay_store):
             spec = getattr(part, "spec", None)
             if spec is not None:
-                await ddb.delete_table(TableName=spec.name)
-                names.append(spec.name)
+                await attempt(spec.name, lambda name=spec.name: ddb.delete_table(TableName=name))
     spec = backend.transport.spec(QUEUE) if hasattr(backend.transport, "spec") else None
     if spec is not None and bootstrap:
         from aiokafka.admin import AIOKafkaAdminClient
 
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        with contextlib.suppress(Exception):
+        try:
             await admin.start()
-            await admin.delete_topics([spec.name, spec.dlq_name])
-            names += [spec.name, spec.dlq_name]
-        await admin.close()
+            await attempt(f"{spec.name}, {spec.dlq_name}", lambda: admin.delete_topics([spec.name, spec.dlq_name]))
+        except Exception as exc:
+            console.print(f"[yellow]could not reach {bootstrap} to delete the topics: {exc}[/yellow]")
+        finally:
+            await admin.close()
     elif spec is not None:
         sqs = await clients.sqs()
+
+        async def delete_queue(name: str) -> None:
+            url = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
+            await sqs.delete_queue(QueueUrl=url)
+
         for name in (spec.name, spec.dlq_name):
-            with contextlib.suppress(Exception):
-                url = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
-                await sqs.delete_queue(QueueUrl=url)
-                names.append(name)
-    console.print(f"cleaned up: {', '.join(names) or 'nothing'}")
+            await attempt(name, lambda name=name: delete_queue(name))
+    console.print(f"cleaned up: {', '.join(deleted) or 'nothing'}")
 
 
 def _moment(value: float | None) -> str:

@@ -36,6 +36,8 @@ from asyncmq_cloud.scanners.runner import run_scanner
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 CRON = "* * * * * */2"  # croniter's optional sixth field: seconds
+SCAN_INTERVAL = 2.0  # the worker's delayed/repeatable scan (AsyncMQ's scan_interval)
+SETTLE = SCAN_INTERVAL + 0.5
 BACKOFF = 1.5
 RETRIES = 2
 ROWS = 100
@@ -87,6 +89,7 @@ class Workload:
         self.ticks: dict[str, str | None] = {}  # tick job id -> state
         self.held_in_delay_store = False
         self.repeatable_removed = False
+        self.removed_at = 0.0
         self.due = 0.0
         self.t0 = 0.0
 
@@ -99,13 +102,13 @@ class Workload:
         TIMELINE.attempts.clear()
         self.t0 = time.time()
         stop = asyncio.Event()
-        worker = asyncio.create_task(run_worker(QUEUE, backend, concurrency=4, scan_interval=2.0))
+        worker = asyncio.create_task(run_worker(QUEUE, backend, concurrency=4, scan_interval=SCAN_INTERVAL))
         scanner = asyncio.create_task(run_scanner(backend, [QUEUE], interval=0.25, stop=stop, report_every=3600))
         timed_out = False
         try:
-            await self._submit()
             try:
                 async with asyncio.timeout(self.timeout):
+                    await self._submit()
                     await self._watch()
             except TimeoutError:
                 timed_out = True
@@ -151,12 +154,18 @@ class Workload:
         await queue.upsert_repeatable(tasks.tick.task_id, cron=CRON, kwargs={"label": "cron"})
         self.report(f"cron repeatable registered: '{CRON}' (every 2 s), removed after {self.cron_fires} runs")
 
-    async def _remove_repeatable(self) -> None:
+    async def _remove_repeatable(self) -> bool:
+        """Remove the cron repeatable; True if there was one to remove."""
+        found = False
         with self.ledger.quiet():
             for record in await self.backend.list_repeatables(QUEUE):
                 if record.job_def.get("task_id") == tasks.tick.task_id:
                     await self.backend.remove_repeatable(QUEUE, record.job_def)
+                    found = True
+        if not self.repeatable_removed:
+            self.removed_at = time.monotonic()
         self.repeatable_removed = True
+        return found
 
     async def _poll(self) -> None:
         with self.ledger.quiet():
@@ -175,8 +184,10 @@ class Workload:
 
     def _done(self) -> bool:
         named = all(self.states.get(label) in TERMINAL for label in self.ids)
-        ticks = self.repeatable_removed and all(state in TERMINAL for state in self.ticks.values())
-        return named and ticks
+        # A scheduler pass that read the repeatable just before the removal may still enqueue one
+        # run (or write the definition back): wait out one worker scan interval after removing it.
+        settled = self.repeatable_removed and time.monotonic() - self.removed_at >= SETTLE
+        return named and settled and all(state in TERMINAL for state in self.ticks.values())
 
     async def _watch(self) -> None:
         while True:
@@ -185,6 +196,10 @@ class Workload:
             if fired >= self.cron_fires and not self.repeatable_removed:
                 await self._remove_repeatable()
                 self.report(f"+{time.time() - self.t0:5.1f}s  cron repeatable removed after {fired} runs")
+            elif self.repeatable_removed and await self._remove_repeatable():
+                self.report(
+                    f"+{time.time() - self.t0:5.1f}s  cron repeatable written back by a scheduler pass: removed again"
+                )
             if self._done():
                 return
             await asyncio.sleep(0.3)
