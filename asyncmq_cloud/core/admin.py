@@ -240,7 +240,8 @@ class AdminMixin:
         self._repeatables_read.pop(queue_name, None)
         clean = normalize_repeatable_job_def(job_def)
         next_run = float(compute_next_run(clean))
-        await self.store.put_repeatable(queue_name, RepeatableRecord(repeatable_identity(clean), clean, next_run))
+        # Conditional: a pause or remove that landed since get_due_repeatables stays (never written back).
+        await self.store.advance_repeatable(queue_name, repeatable_identity(clean), next_run)
         return next_run
 
     async def _find_repeatable(self, queue_name: str, job_def: dict[str, Any]) -> RepeatableRecord | None:

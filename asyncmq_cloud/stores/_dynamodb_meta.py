@@ -66,6 +66,20 @@ class MetaMixin(DynamoDBBase):
     async def delete_repeatable(self, queue: str, key: str) -> bool:
         return bool(await self._delete_item(codec.repeatable_key(queue, key)))
 
+    async def advance_repeatable(self, queue: str, key: str, next_run: float) -> bool:
+        client = await self._client()
+        response = await self._conditional(
+            client.update_item(
+                TableName=self.table_name,
+                Key=codec.repeatable_key(queue, key),
+                UpdateExpression="SET #next = :next",
+                ConditionExpression="attribute_exists(#rep) AND #paused = :false",
+                ExpressionAttributeNames={"#next": "next_run", "#rep": "rep_key", "#paused": "paused"},
+                ExpressionAttributeValues={":next": codec.num(next_run), ":false": {"BOOL": False}},
+            )
+        )
+        return response is not None
+
     # -- workers -----------------------------------------------------------------------
     async def register_worker(self, record: WorkerRecord, ttl: float) -> None:
         until = record.heartbeat + ttl

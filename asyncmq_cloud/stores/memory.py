@@ -263,6 +263,13 @@ class MemoryStateStore:
     async def delete_repeatable(self, queue: str, key: str) -> bool:
         return self._repeatables.get(queue, {}).pop(key, None) is not None
 
+    async def advance_repeatable(self, queue: str, key: str, next_run: float) -> bool:
+        record = self._repeatables.get(queue, {}).get(key)
+        if record is None or record.paused:
+            return False
+        record.next_run = next_run
+        return True
+
     # -- workers -------------------------------------------------------------------
     async def register_worker(self, record: WorkerRecord, ttl: float) -> None:
         self._workers[record.id] = (copy.copy(record), record.heartbeat + ttl)

@@ -452,6 +452,26 @@ class RedisStateStore:
     async def delete_repeatable(self, queue: str, key: str) -> bool:
         return bool(await self.client.hdel(self._key(queue, "repeatables"), key))
 
+    @_translated
+    async def advance_repeatable(self, queue: str, key: str, next_run: float) -> bool:
+        table = self._key(queue, "repeatables")
+        async with self.client.pipeline(transaction=True) as pipe:
+            for _ in range(20):  # WATCH/MULTI: a concurrent pause or remove wins, then we re-read
+                try:
+                    await pipe.watch(table)
+                    entry = await pipe.hget(table, key)
+                    if entry is None or json.loads(entry)["paused"]:
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]
+                        return False
+                    data = json.loads(entry) | {"next_run": next_run}
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(table, key, json.dumps(data, default=str))
+                    await pipe.execute()
+                    return True
+                except rexc.WatchError:
+                    continue
+        raise TransientError(f"repeatable {key!r} of queue {queue!r} kept changing while being advanced")
+
     # -- workers -------------------------------------------------------------------
     @_translated
     async def register_worker(self, record: WorkerRecord, ttl: float) -> None:

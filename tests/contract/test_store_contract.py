@@ -193,6 +193,20 @@ async def test_repeatables_crud(state_store: Any, queue: str) -> None:
     assert not await state_store.delete_repeatable(queue, "k1")
 
 
+async def test_advance_repeatable_never_writes_back_a_removed_or_paused_one(state_store: Any, queue: str) -> None:
+    await state_store.put_repeatable(queue, RepeatableRecord("k2", {"task_id": "t", "every": 5}, 100.0))
+    assert await state_store.advance_repeatable(queue, "k2", 200.0)
+    advanced = await state_store.get_repeatable(queue, "k2")
+    assert advanced.next_run == 200.0 and advanced.job_def == {"task_id": "t", "every": 5} and not advanced.paused
+    await state_store.put_repeatable(queue, RepeatableRecord("k2", {"task_id": "t", "every": 5}, 200.0, paused=True))
+    assert not await state_store.advance_repeatable(queue, "k2", 300.0)
+    paused = await state_store.get_repeatable(queue, "k2")
+    assert paused.paused and paused.next_run == 200.0
+    assert await state_store.delete_repeatable(queue, "k2")
+    assert not await state_store.advance_repeatable(queue, "k2", 400.0)
+    assert await state_store.get_repeatable(queue, "k2") is None
+
+
 async def test_worker_registry(state_store: Any) -> None:
     worker_id = uuid.uuid4().hex
     await state_store.register_worker(WorkerRecord(worker_id, "q", 3, time.time()), 30)
