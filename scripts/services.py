@@ -314,7 +314,7 @@ LOCALSTACK_XDG_CACHE = CACHE / "localstack-home" / "cache"  # where plux keeps i
 
 def _prepare_localstack() -> None:
     python = LOCALSTACK_VENV / "bin" / "python"
-    constraints = SHARED / f"localstack-{LOCALSTACK_VERSION}-constraints.txt"
+    constraints = ROOT / "localstack" / f"constraints-{LOCALSTACK_VERSION}.txt"
     if not constraints.exists():
         raise ServiceError(f"localstack: pin list {constraints} is missing")
     stamp = hashlib.sha256(constraints.read_bytes() + LOCALSTACK_VERSION.encode()).hexdigest()
