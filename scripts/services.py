@@ -11,9 +11,10 @@ Use it as a module (``start("kafka") -> Service``, ``prepare("kafka")``) or as a
 
     python scripts/services.py prepare [NAME ...|all]   # install/download only, idempotent
     python scripts/services.py start NAME               # print KEY=VALUE env, run until SIGTERM
+    python scripts/services.py up --env-file F [NAME ...|all]  # start several at once, write F, run until SIGTERM
     python scripts/services.py smoke [NAME ...|all]     # start, one real operation, stop
 
-Traps this module exists to avoid (see ``../shared/SERVICES.md``):
+Traps this module exists to avoid:
 
 - Every process runs in its own session (``start_new_session``), so ``stop()`` can signal the
   whole process group: LocalStack and the JVMs start threads/children that outlive a plain
@@ -73,7 +74,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "services"
 LOGS = CACHE / "logs"
-SHARED = ROOT.parent / "shared"
 HOST = "127.0.0.1"
 NAMES = ("redis", "moto", "localstack", "elasticmq", "kafka")
 
@@ -808,17 +808,85 @@ def _cli_start(name: str) -> int:
     return 0
 
 
+def _start_all(names: list[str]) -> tuple[list[Service], list[str]]:
+    """Prepare and start ``names`` concurrently (each start mostly waits on a child process)."""
+    import concurrent.futures
+
+    started: list[Service] = []
+    failed: list[str] = []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(names)) as pool:
+        futures = {pool.submit(start, name): name for name in names}
+        for future in concurrent.futures.as_completed(futures):
+            name = futures[future]
+            try:
+                service = future.result()
+            except (ServiceError, OSError) as exc:
+                print(f"[services] {name}: start FAILED: {exc}", file=sys.stderr, flush=True)
+                failed.append(name)
+                continue
+            started.append(service)
+            _say(f"{name}: ready at {service.url}")
+    return started, failed
+
+
+def _cli_up(names: list[str], env_file: Path) -> int:
+    """Start ``names`` together, write their variables to ``env_file``, run until SIGTERM/SIGINT.
+
+    The test command starts every service once this way and hands the variables to pytest (whose
+    plugin reuses a service named by its variable), so parallel pytest workers share one of each.
+    """
+    stop_requested: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: stop_requested.append(signum))
+    env_file.unlink(missing_ok=True)
+    began = time.monotonic()
+    services, failed = _start_all(names)
+    try:
+        if failed:
+            return 1
+        lines = [f"{key}={value}" for service in services for key, value in service.env.items()]
+        partial = env_file.with_suffix(".partial")
+        partial.write_text("\n".join(lines) + "\n")
+        partial.replace(env_file)  # readers see the whole file or none
+        _say(f"{len(services)} services up in {time.monotonic() - began:.1f}s; variables in {env_file}")
+        return _watch(services, stop_requested)
+    finally:
+        for service in services:
+            service.stop()
+        env_file.unlink(missing_ok=True)
+
+
+def _watch(services: list[Service], stop_requested: list[int]) -> int:
+    while not stop_requested:
+        for service in services:
+            proc = service.process
+            if proc is None or proc.poll() is not None:
+                print(
+                    f"[services] {service.name} exited unexpectedly; log tail:\n{tail(service.log_path)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                return 1
+        time.sleep(0.5)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("prepare", help="install/download only (idempotent)").add_argument("names", nargs="*")
     commands.add_parser("start", help="run one service until SIGTERM").add_argument("name", choices=NAMES)
     commands.add_parser("smoke", help="start, one real operation, stop").add_argument("names", nargs="*")
+    up = commands.add_parser("up", help="start several services at once, write their variables, run until SIGTERM")
+    up.add_argument("names", nargs="*")
+    up.add_argument("--env-file", type=Path, required=True, help="where KEY=VALUE lines are written once all are ready")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
             return _cli_start(args.name)
         names = _expand(args.names)
+        if args.command == "up":
+            return _cli_up(names, args.env_file)
         return _cli_prepare(names) if args.command == "prepare" else _cli_smoke(names)
     except ServiceError as exc:
         print(f"[services] error: {exc}", file=sys.stderr, flush=True)

@@ -1,13 +1,64 @@
 #!/usr/bin/env bash
-# The project's test command: installs everything, prepares the real services,
-# runs lint, type checks and the test suite. Extra arguments go to pytest.
+# The project's test command, fastest failure first:
+#   1. install (.venv, asyncmq-cloud[dev]);
+#   2. ruff, mypy (strict) and the tests that need no service (tests/unit and the pure checks);
+#   3. every service started once, in the background (scripts/services.py up), while the tools
+#      (checkov, the Kubernetes validator, Chromium + playwright-core) install;
+#   4. the rest of the suite on pytest-xdist workers that share those services through the
+#      variables the test plugin honours (REDIS_URL, AWS_ENDPOINT_URL, ...).
+# Extra arguments go to the last pytest run. PYTEST_WORKERS sets the worker count (default 4:
+# the tests mostly wait on services and timers, so more workers than cores pays off here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+START=$(date +%s)
+PHASE_START=$START
+PHASES=()
+phase_done() {
+  local now
+  now=$(date +%s)
+  PHASES+=("$1: $((now - PHASE_START)) s")
+  PHASE_START=$now
+}
+report_phases() {
+  echo "== phase times (total $(($(date +%s) - START)) s)"
+  local line
+  for line in "${PHASES[@]}"; do echo "   $line"; done
+}
 
 . scripts/_venv.sh
 echo "== installing asyncmq-cloud[dev]"
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[dev]'
+phase_done install
+
+echo "== ruff"
+.venv/bin/ruff check asyncmq_cloud tests scripts benchmarks
+.venv/bin/ruff format --check asyncmq_cloud tests scripts benchmarks
+echo "== mypy (strict)"
+.venv/bin/mypy
+phase_done "ruff + mypy"
+
+# Tests that need no service: they fail in seconds, before any service is prepared.
+NO_SERVICE_TESTS=()
+for path in tests/unit tests/test_architecture.py tests/test_drift_basebackend.py tests/test_docs.py; do
+  [ -e "$path" ] && NO_SERVICE_TESTS+=("$path")
+done
+echo "== pytest: tests that need no service"
+.venv/bin/python -m pytest -q "${NO_SERVICE_TESTS[@]}"
+phase_done "no-service tests"
+
+echo "== services: redis, moto, localstack, elasticmq, kafka (started once, in the background)"
+mkdir -p .cache/services
+SERVICES_ENV=.cache/services/test-session.env
+SERVICES_LOG=.cache/services/up.log
+.venv/bin/python scripts/services.py up --env-file "$SERVICES_ENV" all >"$SERVICES_LOG" 2>&1 &
+SERVICES_PID=$!
+stop_services() {
+  kill -TERM "$SERVICES_PID" 2>/dev/null || true
+  wait "$SERVICES_PID" 2>/dev/null || true
+}
+trap stop_services EXIT
 
 echo "== tools: checkov (its own venv: its pins differ from aiobotocore's)"
 CHECKOV_VERSION=3.3.30
@@ -17,48 +68,53 @@ if ! .cache/tools/checkov/bin/checkov --version 2>/dev/null | grep -qx "$CHECKOV
   .cache/tools/checkov/bin/python -m pip install --quiet "checkov==$CHECKOV_VERSION"
 fi
 
-echo "== tools: Kubernetes/KEDA schema validator (npm ci, pinned by deploy/kubernetes/validate/package-lock.json)"
-K8S_TOOLS=.cache/tools/k8s-validate
-if command -v npm >/dev/null 2>&1; then
-  if [ ! -d "$K8S_TOOLS/node_modules" ] || ! cmp -s deploy/kubernetes/validate/package-lock.json "$K8S_TOOLS/package-lock.json"; then
-    rm -rf "$K8S_TOOLS" && mkdir -p "$K8S_TOOLS"
-    cp deploy/kubernetes/validate/package.json deploy/kubernetes/validate/package-lock.json "$K8S_TOOLS/"
-    (cd "$K8S_TOOLS" && npm ci --silent --no-audit --no-fund)
+npm_tree() {  # npm_tree DIR LOCKDIR PROBE: npm ci of LOCKDIR's lock into DIR unless already there
+  local dir=$1 lockdir=$2 probe=$3
+  if [ ! -e "$dir/$probe" ] || ! cmp -s "$lockdir/package-lock.json" "$dir/package-lock.json"; then
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp "$lockdir/package.json" "$lockdir/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund) || echo "   npm ci of $lockdir failed: its tests will say so"
   fi
+}
+echo "== tools: Kubernetes/KEDA schema validator and playwright-core (npm ci, pinned lock files)"
+if command -v npm >/dev/null 2>&1; then
+  npm_tree .cache/tools/k8s-validate deploy/kubernetes/validate node_modules
+  npm_tree .cache/tools/browser tests/browser node_modules/playwright-core
 else
-  echo "   npm not found: tests/test_kubernetes.py will say so"
+  echo "   npm not found: tests/test_kubernetes.py and tests/test_dashboard.py will say so"
 fi
 
-echo "== tools: headless Chromium + playwright-core (npm ci, pinned by tests/browser/package-lock.json)"
+echo "== tools: headless Chromium"
 if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    mkdir -p .cache
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
       >.cache/chromium-install.log 2>&1 || echo "   chromium install failed (log: .cache/chromium-install.log)"
   else
     echo "   /usr/bin/chromium missing and not root: apt-get install chromium chromium-driver; tests/test_dashboard.py will say so"
   fi
 fi
-BROWSER_TOOLS=.cache/tools/browser
-if command -v npm >/dev/null 2>&1; then
-  if [ ! -d "$BROWSER_TOOLS/node_modules/playwright-core" ] || ! cmp -s tests/browser/package-lock.json "$BROWSER_TOOLS/package-lock.json"; then
-    rm -rf "$BROWSER_TOOLS" && mkdir -p "$BROWSER_TOOLS"
-    cp tests/browser/package.json tests/browser/package-lock.json "$BROWSER_TOOLS/"
-    (cd "$BROWSER_TOOLS" && npm ci --silent --no-audit --no-fund) \
-      || echo "   npm ci of tests/browser failed: tests/test_dashboard.py will say so"
+phase_done "tools"
+
+echo "== waiting for the services"
+while [ ! -s "$SERVICES_ENV" ]; do
+  if ! kill -0 "$SERVICES_PID" 2>/dev/null; then
+    echo "   the services did not start:"
+    cat "$SERVICES_LOG"
+    exit 1
   fi
-else
-  echo "   npm not found: tests/test_dashboard.py will say so"
-fi
+  sleep 1
+done
+cat "$SERVICES_LOG"
+set -a
+. "$SERVICES_ENV"
+set +a
+phase_done "services (beyond the tools)"
 
-echo "== preparing real services (redis, moto, localstack, elasticmq, kafka)"
-.venv/bin/python scripts/services.py prepare all
-
-echo "== ruff"
-.venv/bin/ruff check asyncmq_cloud tests scripts
-.venv/bin/ruff format --check asyncmq_cloud tests scripts
-echo "== mypy (strict)"
-.venv/bin/mypy
-
-echo "== pytest"
-exec .venv/bin/python -m pytest "$@"
+echo "== pytest: the suite on ${PYTEST_WORKERS:-4} workers"
+ignores=()
+for path in "${NO_SERVICE_TESTS[@]}"; do ignores+=("--ignore=$path"); done
+status=0
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-4}" --dist loadgroup "${ignores[@]}" "$@" || status=$?
+phase_done "suite"
+report_phases
+exit "$status"
