@@ -107,15 +107,15 @@ def build_delay_store(spec: str | DelayStore | None, *, store: StateStore, clien
         return _default_delay_store(store, clients)
     parsed = parse_store_url(spec, setting="delay_store")
     if parsed.kind == "dynamodb":
-        from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore
+        from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore
 
         return DynamoDBDelayStore(parsed.target, clients=clients)
     if parsed.kind == "redis":
-        from asyncmq_cloud.scanners.redis import RedisDelayStore
+        from asyncmq_cloud.delays.redis import RedisDelayStore
 
         # cast: its translating decorator types methods as Awaitable, the protocol as coroutines
         return cast("DelayStore", RedisDelayStore(parsed.target, prefix=parsed.prefix))
-    from asyncmq_cloud.scanners.memory import MemoryDelayStore
+    from asyncmq_cloud.delays.memory import MemoryDelayStore
 
     return MemoryDelayStore()
 
@@ -124,16 +124,16 @@ def _default_delay_store(store: StateStore, clients: AwsClients) -> DelayStore:
     from asyncmq_cloud.stores.memory import MemoryStateStore
 
     if isinstance(store, MemoryStateStore):
-        from asyncmq_cloud.scanners.memory import MemoryDelayStore
+        from asyncmq_cloud.delays.memory import MemoryDelayStore
 
         return MemoryDelayStore()
     kind = type(store).__name__
     if kind == "DynamoDBStateStore":
-        from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore
+        from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore
 
         return DynamoDBDelayStore(DELAY_TABLE_NAME, clients=getattr(store, "clients", clients))
     if kind == "RedisStateStore":
-        from asyncmq_cloud.scanners.redis import RedisDelayStore
+        from asyncmq_cloud.delays.redis import RedisDelayStore
 
         delays = RedisDelayStore(str(getattr(store, "url")), prefix=str(getattr(store, "prefix")))  # noqa: B009
         return cast("DelayStore", delays)

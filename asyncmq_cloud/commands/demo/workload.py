@@ -29,10 +29,10 @@ from asyncmq.jobs import Job
 from asyncmq.queues import Queue
 from asyncmq.runners import run_worker
 
-from asyncmq_cloud.demo import tasks
-from asyncmq_cloud.demo.ledger import CallLedger
-from asyncmq_cloud.demo.tasks import QUEUE, TIMELINE
-from asyncmq_cloud.scanners.runner import run_scanner
+from asyncmq_cloud.commands.scanner import run_scanner
+from asyncmq_cloud.commands.demo import tasks
+from asyncmq_cloud.commands.demo.ledger import CallLedger
+from asyncmq_cloud.commands.demo.tasks import QUEUE, TIMELINE
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 CRON = "* * * * * */2"  # croniter's optional sixth field: seconds

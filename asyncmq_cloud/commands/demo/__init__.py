@@ -2,7 +2,7 @@
 
 No AWS account, Docker or running service is needed: by default the demo starts
 a moto server in-process on a free 127.0.0.1 port, provisions uniquely named
-tables and queues on it, and runs :mod:`asyncmq_cloud.demo.workload` (a
+tables and queues on it, and runs :mod:`asyncmq_cloud.commands.demo.workload` (a
 ``FlowProducer`` DAG, a delayed job through the delay store and the scanner, a
 failing job retried with backoff and dead-lettered, a cron repeatable) through
 the chosen backend with an in-process AsyncMQ worker. It ends with a table of
@@ -47,9 +47,9 @@ from rich.table import Table
 
 from asyncmq_cloud.aws import AwsClients
 from asyncmq_cloud.config import LifecycleConfig
-from asyncmq_cloud.demo.ledger import CallLedger
-from asyncmq_cloud.demo.tasks import QUEUE
-from asyncmq_cloud.demo.workload import Outcome, Workload
+from asyncmq_cloud.commands.demo.ledger import CallLedger
+from asyncmq_cloud.commands.demo.tasks import QUEUE
+from asyncmq_cloud.commands.demo.workload import Outcome, Workload
 from asyncmq_cloud.errors import ConfigurationError
 
 EMBEDDED_CREDENTIALS = {"aws_access_key_id": "demo", "aws_secret_access_key": "demo"}
