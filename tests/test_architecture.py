@@ -164,9 +164,7 @@ def test_the_package_has_no_import_cycle() -> None:
 
 
 def test_no_module_dispatches_on_a_class_name() -> None:
-    found = {
-        name: lines for name, (tree, _) in _package_modules().items() if (lines := class_name_dispatch(tree))
-    }
+    found = {name: lines for name, (tree, _) in _package_modules().items() if (lines := class_name_dispatch(tree))}
     assert not found, f"class-name dispatch (use isinstance or a public attribute): {found}"
 
 

@@ -363,6 +363,7 @@ async def test_build_dashboard_app_is_a_mountable_asgi_app(prefix: str | None) -
 
 async def test_build_dashboard_app_takes_asyncmqs_login_options() -> None:
     from asyncmq.contrib.dashboard.admin import SimpleUsernamePasswordBackend, User
+
     from asyncmq_cloud.commands.dashboard import build_dashboard_app
 
     def verify(username: str, password: str) -> User | None:

@@ -17,6 +17,7 @@ from typing import Any
 import aioboto3
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+
 from asyncmq_cloud.commands.demo.ledger import CallLedger
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,11 +27,6 @@ def settings_backend(settings_path: str | None) -> object:
     return backend
 
 
-def is_cloud_backend(backend: object) -> bool:
-    """Whether ``backend`` is one of asyncmq_cloud's (a :class:`CloudBackend`)."""
-    return isinstance(backend, CloudBackend)
-
-
 def load_backend(settings_path: str | None) -> CloudBackend:
     """The settings' backend; :class:`SystemExit` with the reason when it is not asyncmq_cloud's.
 

@@ -223,6 +223,21 @@ class KafkaTransport:
             self._admin = admin
         return self._admin
 
+    async def open_admin(self, *, request_timeout: float | None = None) -> AIOKafkaAdminClient:
+        """A started admin client with this transport's connection settings; the caller closes it.
+
+        Args:
+            request_timeout: seconds for each request (default: aiokafka's).
+
+        Raises:
+            CloudBackendError: the typed error (``AccessDeniedError`` for a refused login), the client closed.
+        """
+        extra = {} if request_timeout is None else {"request_timeout_ms": int(request_timeout * 1000)}
+        kwargs = {**self._common, **extra}
+        admin = AIOKafkaAdminClient(**kwargs)
+        await start_client(admin, kwargs, f"Kafka cluster {self.config.bootstrap_servers}")
+        return admin
+
     # -- topics ------------------------------------------------------------------------
     def topic(self, queue: str) -> str:
         return self.config.topic(queue)
