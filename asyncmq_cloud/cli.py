@@ -57,6 +57,13 @@ def _queue(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def _seconds(value: str) -> float:
+    seconds = float(value)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {value}")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asyncmq-cloud", description=__doc__.split("\n")[0])
     parser.add_argument("--settings", help="settings class path (default: $ASYNCMQ_SETTINGS_MODULE)")
@@ -65,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     scanner = commands.add_parser("scanner", help="delayed-job scanner").add_subparsers(dest="action", required=True)
     run = scanner.add_parser("run", help="promote due delayed jobs until SIGTERM")
     run.add_argument("--queue", action="append", required=True, type=_queue, help="queue to scan (repeatable)")
-    run.add_argument("--interval", type=float, default=1.0, help="seconds between idle passes (default 1.0)")
+    run.add_argument("--interval", type=_seconds, default=1.0, help="seconds between idle passes (default 1.0)")
     run.add_argument("--report-every", type=float, default=10.0, help="seconds between progress lines")
     run.set_defaults(handler=run_scan)
     prov = commands.add_parser("provision", help="create tables/queues the backend needs (idempotent)")
@@ -103,9 +110,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if getattr(args, "interval", 1.0) <= 0:
-        print("asyncmq-cloud: --interval must be > 0", file=sys.stderr)
-        return 2
     try:
         return int(asyncio.run(args.handler(args)))
     except CloudBackendError as exc:

@@ -33,6 +33,7 @@ from asyncmq_cloud.commands.demo import tasks
 from asyncmq_cloud.commands.demo.ledger import CallLedger
 from asyncmq_cloud.commands.demo.tasks import QUEUE, TIMELINE
 from asyncmq_cloud.commands.scanner import run_scanner
+from asyncmq_cloud.core.lifecycle import CloudBackend
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 CRON = "* * * * * */2"  # croniter's optional sixth field: seconds
@@ -91,7 +92,7 @@ class _Facts:
 
 
 class Workload:
-    def __init__(self, backend: Any, ledger: CallLedger, report: Report, *, timeout: float = 90.0) -> None:
+    def __init__(self, backend: CloudBackend, ledger: CallLedger, report: Report, *, timeout: float = 90.0) -> None:
         self.backend, self.ledger, self.report, self.timeout = backend, ledger, report, timeout
         self.delay = 4.0
         self.cron_fires = 3
