@@ -273,6 +273,11 @@ class AwsClients:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def session(self) -> AioSession | None:
+        """The aiobotocore session given, or prepared by ``start()``; ``None`` before either."""
+        return self._session
+
     def config(self) -> AioConfig:
         """The client config: retries from this object unless ``aio_config`` sets them."""
         ours = AioConfig(retries={"mode": self.retry_mode, "max_attempts": self.max_attempts})

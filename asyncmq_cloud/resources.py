@@ -12,7 +12,7 @@ Resources described here:
   GSI (``ACTIVE#{shard}`` / heartbeat, keys only); TTL attribute ``expires_at``;
   on-demand billing.
 * the DynamoDB **delay table** (:func:`delay_table`, used by
-  :class:`~asyncmq_cloud.scanners.dynamodb.DynamoDBDelayStore`): string keys
+  :class:`~asyncmq_cloud.delays.dynamodb.DynamoDBDelayStore`): string keys
   ``pk`` (``Q#{queue}#S#{shard}``) / ``sk`` (job id), the ``due`` GSI
   (``due_pk = "{queue}#{bucket}"`` / ``run_at`` as a number, keys only); TTL
   attribute ``expires_at`` for clean-up of orphans only, never as the timer;
@@ -69,7 +69,7 @@ READY_PK = "rdy_pk"
 READY_SK = "rdy_sk"
 TTL_ATTRIBUTE = "expires_at"
 
-#: Names inside the delay table (``scanners/dynamodb.py`` imports these); its
+#: Names inside the delay table (``delays/dynamodb.py`` imports these); its
 #: keys and TTL attribute reuse ``PK``, ``SK`` and ``TTL_ATTRIBUTE``.
 DELAY_TABLE_NAME = "asyncmq-delays"
 DUE_INDEX = "due"
@@ -191,7 +191,7 @@ def jobs_table(name: str = JOBS_TABLE_NAME) -> TableSpec:
 
 
 def delay_table(name: str = DELAY_TABLE_NAME) -> TableSpec:
-    """The delay table of :class:`~asyncmq_cloud.scanners.dynamodb.DynamoDBDelayStore`.
+    """The delay table of :class:`~asyncmq_cloud.delays.dynamodb.DynamoDBDelayStore`.
 
     ``name`` is validated like every table name (:func:`validate_table_name`).
     """

@@ -54,8 +54,8 @@ from asyncmq.backends.redis import RedisBackend  # noqa: E402
 from asyncmq_cloud.aws import AwsClients  # noqa: E402
 from asyncmq_cloud.config import LifecycleConfig  # noqa: E402
 from asyncmq_cloud.core.lifecycle import CloudBackend  # noqa: E402
-from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore  # noqa: E402
-from asyncmq_cloud.scanners.redis import RedisDelayStore  # noqa: E402
+from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore  # noqa: E402
+from asyncmq_cloud.delays.redis import RedisDelayStore  # noqa: E402
 from asyncmq_cloud.stores.dynamodb import DynamoDBStateStore  # noqa: E402
 from asyncmq_cloud.stores.redis import RedisStateStore  # noqa: E402
 from tests.support.redis_transport import RedisListTransport, sent_log  # noqa: E402

@@ -88,7 +88,7 @@ from sqs_cost import BACKGROUND, PERIODIC, TASK_ID, WARM_UP_SECONDS  # noqa: E40
 from asyncmq_cloud import KafkaBackend  # noqa: E402
 from asyncmq_cloud.aws import AwsClients  # noqa: E402
 from asyncmq_cloud.config import LifecycleConfig  # noqa: E402
-from asyncmq_cloud.scanners.redis import RedisDelayStore  # noqa: E402
+from asyncmq_cloud.delays.redis import RedisDelayStore  # noqa: E402
 from asyncmq_cloud.stores.redis import RedisStateStore  # noqa: E402
 
 QUEUE = "bench"

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from asyncmq_cloud.errors import CloudBackendError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -101,3 +103,30 @@ async def test_kafka_provision_plan_provision_and_health(kafka_bootstrap: str, r
     finally:
         await drop_topics(kafka_bootstrap, f"cli{run}-")
         await drop_prefix(redis_url, f"cli-{run}")
+
+
+def test_backend_resources_are_what_the_components_declare_each_once() -> None:
+    """``CloudBackend.resources``: tables of both stores, then each queue's queue or topic (no I/O)."""
+    from asyncmq_cloud.backends.dynamodb import DynamoDBBackend
+    from asyncmq_cloud.backends.kafka import KafkaBackend
+    from asyncmq_cloud.backends.sqs import SQSBackend
+    from asyncmq_cloud.commands.provision import plan
+    from asyncmq_cloud.resources import KafkaTopicSpec, SqsQueueSpec, TableSpec
+
+    sqs = SQSBackend(queue_prefix="app-", store="dynamodb://app-jobs", delay_store="dynamodb://app-delays")
+    specs = sqs.resources(["emails", "sms", "emails"])
+    assert [type(s) for s in specs] == [TableSpec, TableSpec, SqsQueueSpec, SqsQueueSpec]
+    assert [s.name for s in specs] == ["app-jobs", "app-delays", "app-emails", "app-sms"]
+    assert sqs.resources([]) == specs[:2]
+
+    dynamodb = DynamoDBBackend(table="app-jobs", delay_store="redis://127.0.0.1:9/0")
+    assert [s.name for s in dynamodb.resources(["emails"])] == ["app-jobs"]  # the table is the queue
+
+    kafka = KafkaBackend(bootstrap_servers="127.0.0.1:9", topic_prefix="t-", store="memory://")
+    (topic,) = kafka.resources(["emails"])
+    assert isinstance(topic, KafkaTopicSpec) and (topic.name, topic.dlq_name) == ("t-emails", "t-emails-dlq")
+    assert plan(kafka, []) == [
+        "nothing to create: MemoryStateStore, MemoryDelayStore, KafkaTransport need no table, queue or topic"
+    ]
+    with pytest.raises(CloudBackendError):
+        sqs.resources(["bad name"])

@@ -290,7 +290,7 @@ async def test_repeatable_actions_take_the_dashboards_short_definition() -> None
     and refuse to guess between two that both match."""
     from asyncmq.contrib.dashboard.controllers.repeatables import build_repeatable_action_definition
 
-    from asyncmq_cloud.scanners.memory import MemoryDelayStore
+    from asyncmq_cloud.delays.memory import MemoryDelayStore
     from asyncmq_cloud.stores.memory import MemoryStateStore
     from asyncmq_cloud.transports.memory import MemoryTransport
 
@@ -351,7 +351,7 @@ async def _asgi_get(app: Any, path: str) -> tuple[int, dict[str, str], bytes]:
 
 @pytest.mark.parametrize("prefix", [None, "/ops"])
 async def test_build_dashboard_app_is_a_mountable_asgi_app(prefix: str | None) -> None:
-    from asyncmq_cloud.dashboard import build_dashboard_app
+    from asyncmq_cloud.commands.dashboard import build_dashboard_app
 
     app = build_dashboard_app(**({"url_prefix": prefix} if prefix else {}))
     mount = prefix or "/admin"  # AsyncMQ's default dashboard_url_prefix
@@ -364,7 +364,7 @@ async def test_build_dashboard_app_is_a_mountable_asgi_app(prefix: str | None) -
 async def test_build_dashboard_app_takes_asyncmqs_login_options() -> None:
     from asyncmq.contrib.dashboard.admin import SimpleUsernamePasswordBackend, User
 
-    from asyncmq_cloud.dashboard import build_dashboard_app
+    from asyncmq_cloud.commands.dashboard import build_dashboard_app
 
     def verify(username: str, password: str) -> User | None:
         return User(id=username, name=username, is_admin=True) if (username, password) == ("ops", "pw") else None

@@ -23,6 +23,8 @@ from botocore.exceptions import ClientError
 
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
+from asyncmq_cloud.delays import dynamodb as module
+from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore
 from asyncmq_cloud.errors import (
     ClosedError,
     ConfigurationError,
@@ -31,8 +33,6 @@ from asyncmq_cloud.errors import (
     TransientError,
 )
 from asyncmq_cloud.resources import RESOURCES, TTL_ATTRIBUTE, delay_table
-from asyncmq_cloud.scanners import dynamodb as module
-from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore
 from asyncmq_cloud.transports.memory import MemoryTransport
 from tests.plugins.store_dynamodb import moto_clients, recorded_calls
 

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
-from asyncmq_cloud.scanners.redis import RedisDelayStore
+from asyncmq_cloud.delays.redis import RedisDelayStore
 from asyncmq_cloud.stores.redis import RedisStateStore
 from tests.support.handover import Scanners, percentile, wait_for_sent
 from tests.support.redis_transport import RedisListTransport, sent_log

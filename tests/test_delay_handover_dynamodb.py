@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
-from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore
+from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore
 from asyncmq_cloud.stores.dynamodb import DynamoDBStateStore
 from tests.plugins.store_dynamodb import drop_table, moto_clients
 from tests.support.handover import Scanners, percentile, wait_for_sent

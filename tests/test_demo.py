@@ -18,7 +18,7 @@ import aioboto3
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from asyncmq_cloud.demo.ledger import CallLedger
+from asyncmq_cloud.commands.demo.ledger import CallLedger
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOW = ("ingest", "transform-a", "transform-b", "aggregate")

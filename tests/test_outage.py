@@ -23,8 +23,8 @@ from moto.server import ThreadedMotoServer
 from asyncmq_cloud import SQSBackend
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
+from asyncmq_cloud.delays.memory import MemoryDelayStore
 from asyncmq_cloud.errors import TransientError
-from asyncmq_cloud.scanners.memory import MemoryDelayStore
 from asyncmq_cloud.stores.memory import MemoryStateStore
 from asyncmq_cloud.transports.memory import MemoryTransport
 from tests.plugins.backend_sqs import random_prefix

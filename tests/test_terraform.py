@@ -185,7 +185,7 @@ def test_iam_policies_are_least_privilege() -> None:
     assert not [a for a in actions if "*" in a], "no wildcard actions"
     assert not re.search(r'resources\W+\[\W*\\"\*\\"', text), "no wildcard resources"
     dynamodb_actions = set(re.findall(r'"(dynamodb:\w+)"', (MODULE / "iam.tf").read_text()))
-    # Exactly what the stores document as needed (module docstrings of stores/ and scanners/).
+    # Exactly what the stores document as needed (module docstrings of stores/ and delays/).
     assert dynamodb_actions == {
         "dynamodb:BatchGetItem",
         "dynamodb:DeleteItem",

@@ -342,7 +342,7 @@ def test_invalid_names_say_which_rule() -> None:
 # -- the preset -------------------------------------------------------------------------------
 def test_preset_defaults_share_one_aws_clients() -> None:
     from asyncmq_cloud import SQSBackend as Lazy
-    from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore
+    from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore
     from asyncmq_cloud.stores.dynamodb import DynamoDBStateStore
 
     assert Lazy is SQSBackend
@@ -357,8 +357,8 @@ def test_preset_defaults_share_one_aws_clients() -> None:
 
 
 def test_preset_redis_and_memory_urls() -> None:
-    from asyncmq_cloud.scanners.memory import MemoryDelayStore
-    from asyncmq_cloud.scanners.redis import RedisDelayStore
+    from asyncmq_cloud.delays.memory import MemoryDelayStore
+    from asyncmq_cloud.delays.redis import RedisDelayStore
     from asyncmq_cloud.stores.redis import RedisStateStore
 
     backend = SQSBackend(store="redis://127.0.0.1:6379/2?prefix=myapp", region_name=REGION)

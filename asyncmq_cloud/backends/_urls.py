@@ -23,6 +23,8 @@ from asyncmq_cloud.resources import DELAY_TABLE_NAME, validate_table_name
 if TYPE_CHECKING:
     from asyncmq_cloud.aws import AwsClients
     from asyncmq_cloud.core.protocols import DelayStore, StateStore
+    from asyncmq_cloud.stores.dynamodb import DynamoDBStateStore
+    from asyncmq_cloud.stores.redis import RedisStateStore
 
 Kind = Literal["dynamodb", "redis", "memory"]
 
@@ -107,15 +109,15 @@ def build_delay_store(spec: str | DelayStore | None, *, store: StateStore, clien
         return _default_delay_store(store, clients)
     parsed = parse_store_url(spec, setting="delay_store")
     if parsed.kind == "dynamodb":
-        from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore
+        from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore
 
         return DynamoDBDelayStore(parsed.target, clients=clients)
     if parsed.kind == "redis":
-        from asyncmq_cloud.scanners.redis import RedisDelayStore
+        from asyncmq_cloud.delays.redis import RedisDelayStore
 
         # cast: its translating decorator types methods as Awaitable, the protocol as coroutines
         return cast("DelayStore", RedisDelayStore(parsed.target, prefix=parsed.prefix))
-    from asyncmq_cloud.scanners.memory import MemoryDelayStore
+    from asyncmq_cloud.delays.memory import MemoryDelayStore
 
     return MemoryDelayStore()
 
@@ -124,19 +126,35 @@ def _default_delay_store(store: StateStore, clients: AwsClients) -> DelayStore:
     from asyncmq_cloud.stores.memory import MemoryStateStore
 
     if isinstance(store, MemoryStateStore):
-        from asyncmq_cloud.scanners.memory import MemoryDelayStore
+        from asyncmq_cloud.delays.memory import MemoryDelayStore
 
         return MemoryDelayStore()
-    kind = type(store).__name__
-    if kind == "DynamoDBStateStore":
-        from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore
+    if (dynamodb := _dynamodb_store(store)) is not None:
+        from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore
 
-        return DynamoDBDelayStore(DELAY_TABLE_NAME, clients=getattr(store, "clients", clients))
-    if kind == "RedisStateStore":
-        from asyncmq_cloud.scanners.redis import RedisDelayStore
+        return DynamoDBDelayStore(DELAY_TABLE_NAME, clients=dynamodb.clients)
+    if (redis := _redis_store(store)) is not None:
+        from asyncmq_cloud.delays.redis import RedisDelayStore
 
-        delays = RedisDelayStore(str(getattr(store, "url")), prefix=str(getattr(store, "prefix")))  # noqa: B009
-        return cast("DelayStore", delays)
+        return cast("DelayStore", RedisDelayStore(redis.url, prefix=redis.prefix))
     raise ConfigurationError(
-        f"delay_store is required with a {kind} state store: pass a DelayStore or a URL ({_FORMS})"
+        f"delay_store is required with a {type(store).__name__} state store: pass a DelayStore or a URL ({_FORMS})"
     )
+
+
+def _dynamodb_store(store: StateStore) -> DynamoDBStateStore | None:
+    """``store`` if it is a DynamoDB one (without aiobotocore installed it cannot be)."""
+    try:
+        from asyncmq_cloud.stores.dynamodb import DynamoDBStateStore
+    except ImportError:  # pragma: no cover - the SDK is missing
+        return None
+    return store if isinstance(store, DynamoDBStateStore) else None
+
+
+def _redis_store(store: StateStore) -> RedisStateStore | None:
+    """``store`` if it is a Redis one (without redis-py installed it cannot be)."""
+    try:
+        from asyncmq_cloud.stores.redis import RedisStateStore
+    except ImportError:  # pragma: no cover - redis-py is missing
+        return None
+    return store if isinstance(store, RedisStateStore) else None

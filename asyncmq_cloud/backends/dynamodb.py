@@ -13,7 +13,7 @@ IAM) is the queue through its sparse ``ready`` index
 (:mod:`asyncmq_cloud.transports.dynamodb`, the operator's manual: claims,
 ordering, shards, leases, idle polling, costs). Delayed jobs, retries with backoff
 and ``delay_until`` wait in the DynamoDB delay table
-(:mod:`asyncmq_cloud.scanners.dynamodb`) until a scanner hands them over.
+(:mod:`asyncmq_cloud.delays.dynamodb`) until a scanner hands them over.
 Completed, failed, expired and cancelled jobs get a TTL attribute ``retention``
 seconds after they end (TTL only cleans up; DynamoDB deletes expired items
 "typically within two days").

@@ -56,7 +56,7 @@ import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from asyncmq.backends.base import BaseBackend
@@ -76,6 +76,9 @@ from asyncmq_cloud.core.protocols import (
 )
 from asyncmq_cloud.core.validation import validate_queue_name, validate_run_at
 from asyncmq_cloud.errors import ClosedError, TransientError
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.core.protocols import ResourceSpec
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
 
@@ -184,6 +187,16 @@ class CloudBackend(AdminMixin, BaseBackend):
         await self.delay_store.provision()
         for queue in queues:
             await self.transport.provision(validate_queue_name(queue))
+
+    def resources(self, queues: Sequence[str] = ()) -> list[ResourceSpec]:
+        """Every table, queue and topic ``provision(queues)`` creates, each once, in that order (no I/O).
+
+        Args:
+            queues: the AsyncMQ queues whose queue/topic on the broker is wanted.
+        """
+        names = [validate_queue_name(queue) for queue in queues]
+        parts = (self.store, self.delay_store, self.transport)
+        return list(dict.fromkeys(spec for part in parts for spec in part.resources(names)))
 
     async def close(self) -> None:
         """Return prefetched references, flush the transport, close everything (idempotent)."""

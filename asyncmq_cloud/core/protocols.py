@@ -29,7 +29,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.resources import KafkaTopicSpec, SqsQueueSpec, TableSpec
+
+    #: A table, queue or topic a component needs (``provision`` creates it; ``doctor`` checks it).
+    ResourceSpec: TypeAlias = TableSpec | SqsQueueSpec | KafkaTopicSpec
 
 #: Store-internal state of a job whose parents have not all completed. AsyncMQ
 #: itself shows such jobs as ``waiting`` with a non-empty ``depends_on``.
@@ -103,6 +109,10 @@ class StateStore(Protocol):
     async def close(self) -> None: ...
     async def provision(self) -> None:
         """Create the tables/keys the store needs (idempotent)."""
+        ...
+
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """The specs of every table the store needs for ``queues`` (no I/O; ``[]`` when none)."""
         ...
 
     # -- job records -----------------------------------------------------------
@@ -282,6 +292,10 @@ class Transport(Protocol):
         """Create the queue/topic (and its dead-letter queue) if missing."""
         ...
 
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """The specs of the queue/topic of each of ``queues`` (no I/O; ``[]`` when the broker needs none)."""
+        ...
+
     async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0) -> None:
         """Publish references; raises on failure (never silently drops)."""
         ...
@@ -309,6 +323,10 @@ class DelayStore(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def provision(self) -> None: ...
+
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """The specs of every table the delay store needs for ``queues`` (no I/O; ``[]`` when none)."""
+        ...
 
     async def schedule(self, queue: str, job_id: str, run_at: float) -> None:
         """Hold ``job_id`` until ``run_at`` (re-scheduling replaces the time)."""

@@ -85,13 +85,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asyncmq_cloud.aws import AwsClients
 from asyncmq_cloud.core.protocols import JobRecord
 from asyncmq_cloud.core.validation import validate_queue_name
 from asyncmq_cloud.errors import ClosedError, ConfigurationError, PayloadTooLargeError
 from asyncmq_cloud.resources import JOBS_TABLE_NAME, jobs_table, provision_table, validate_table_name
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.core.protocols import ResourceSpec
 from asyncmq_cloud.stores import _dynamodb_codec as codec
 from asyncmq_cloud.stores._dynamodb_deps import DependencyMixin
 from asyncmq_cloud.stores._dynamodb_meta import MetaMixin
@@ -185,6 +188,10 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
 
     async def provision(self) -> None:
         await provision_table(await self._client(), self.spec)
+
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """The jobs table (the same for every queue)."""
+        return [self.spec]
 
     def _expires(self, state: str, now: float) -> float | None:
         if self.completed_ttl is not None and state in codec.TERMINAL_STATES:

@@ -14,11 +14,14 @@ import copy
 import json
 import time
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asyncmq_cloud.core.protocols import JobRecord, RepeatableRecord, WorkerRecord
 from asyncmq_cloud.core.validation import encoded_size, validate_queue_name
 from asyncmq_cloud.errors import ClosedError, ConfigurationError, PayloadTooLargeError
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.core.protocols import ResourceSpec
 
 #: Same default limit as the Redis store; DynamoDB's is lower (400 KB item).
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
@@ -50,6 +53,10 @@ class MemoryStateStore:
 
     async def provision(self) -> None:
         return None
+
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """Nothing: it lives in process memory."""
+        return []
 
     async def __aenter__(self) -> MemoryStateStore:
         await self.start()

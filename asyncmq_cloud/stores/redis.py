@@ -68,7 +68,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
 from importlib import resources
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
@@ -85,6 +85,9 @@ from asyncmq_cloud.errors import (
     PermanentError,
     TransientError,
 )
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.core.protocols import ResourceSpec
 
 #: Same default as the memory store; Redis itself accepts strings up to 512 MB.
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
@@ -241,6 +244,15 @@ class RedisStateStore:
     async def provision(self) -> None:
         """Nothing to create: keys appear on first write."""
         return None
+
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """Nothing: Redis keys appear on first write."""
+        return []
+
+    @property
+    def client_kwargs(self) -> dict[str, Any]:
+        """The options given to ``redis.asyncio.from_url`` (a copy)."""
+        return dict(self._client_kwargs)
 
     async def __aenter__(self) -> RedisStateStore:
         await self.start()

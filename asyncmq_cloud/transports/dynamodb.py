@@ -78,6 +78,7 @@ from asyncmq_cloud.core.validation import validate_queue_name
 from asyncmq_cloud.errors import ClosedError, ConfigurationError
 
 if TYPE_CHECKING:
+    from asyncmq_cloud.core.protocols import ResourceSpec
     from asyncmq_cloud.stores.dynamodb import DynamoDBStateStore
 
 logger = logging.getLogger("asyncmq_cloud.transports.dynamodb")
@@ -153,6 +154,10 @@ class DynamoDBTransport:
 
     async def provision(self, queue: str) -> None:
         validate_queue_name(queue)  # the table is provisioned by the store
+
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """Nothing of its own: the queue is the store's jobs table."""
+        return []
 
     async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0) -> None:
         """Nothing to send: the ``waiting`` write that preceded this call indexed the job."""

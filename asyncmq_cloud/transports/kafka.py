@@ -105,7 +105,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
@@ -118,6 +118,9 @@ from asyncmq_cloud.transports._envelope import MAX_REASON, encode_envelope
 from asyncmq_cloud.transports._kafka_config import KafkaTransportConfig, client_kwargs
 from asyncmq_cloud.transports._kafka_consumer import QueueConsumer
 from asyncmq_cloud.transports._kafka_errors import kafka_errors, start_client, translate_kafka_error
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.core.protocols import ResourceSpec
 
 logger = logging.getLogger("asyncmq_cloud.transports.kafka")
 
@@ -220,6 +223,21 @@ class KafkaTransport:
             self._admin = admin
         return self._admin
 
+    async def open_admin(self, *, request_timeout: float | None = None) -> AIOKafkaAdminClient:
+        """A started admin client with this transport's connection settings; the caller closes it.
+
+        Args:
+            request_timeout: seconds for each request (default: aiokafka's).
+
+        Raises:
+            CloudBackendError: the typed error (``AccessDeniedError`` for a refused login), the client closed.
+        """
+        extra = {} if request_timeout is None else {"request_timeout_ms": int(request_timeout * 1000)}
+        kwargs = {**self._common, **extra}
+        admin = AIOKafkaAdminClient(**kwargs)
+        await start_client(admin, kwargs, f"Kafka cluster {self.config.bootstrap_servers}")
+        return admin
+
     # -- topics ------------------------------------------------------------------------
     def topic(self, queue: str) -> str:
         return self.config.topic(queue)
@@ -238,6 +256,10 @@ class KafkaTransport:
 
     def _resource(self, queue: str) -> str:
         return f"Kafka topic {self.topic(queue)!r} of AsyncMQ queue {queue!r}"
+
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """The topic (and its dead-letter topic) of each of ``queues``."""
+        return [self.spec(queue) for queue in queues]
 
     async def provision(self, queue: str) -> None:
         """Create the queue's topic and dead-letter topic if missing (idempotent)."""

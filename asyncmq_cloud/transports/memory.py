@@ -13,9 +13,13 @@ import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from asyncmq_cloud.core.protocols import Delivery
 from asyncmq_cloud.errors import ClosedError
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.core.protocols import ResourceSpec
 
 
 @dataclass
@@ -54,6 +58,10 @@ class MemoryTransport:
 
     async def provision(self, queue: str) -> None:
         self._queues.setdefault(queue, [])
+
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """Nothing: queues live in process memory."""
+        return []
 
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1

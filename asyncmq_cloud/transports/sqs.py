@@ -157,6 +157,8 @@ from asyncmq_cloud.transports._sqs_messages import (
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
+    from asyncmq_cloud.core.protocols import ResourceSpec
+
 logger = logging.getLogger("asyncmq_cloud.transports.sqs")
 
 # Limits: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
@@ -360,6 +362,10 @@ class SQSTransport:
         return self._urls[key]
 
     # -- provisioning --------------------------------------------------------------------------
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """The queue (and its DLQ) of each of ``queues``."""
+        return [self.spec(queue) for queue in queues]
+
     async def provision(self, queue: str) -> None:
         """Create the queue and its DLQ (with the redrive policy) if missing; idempotent."""
         url = await self._provision(queue)

@@ -18,7 +18,7 @@ import pytest
 from asyncmq.backends.memory import InMemoryBackend
 
 from asyncmq_cloud.core.lifecycle import CloudBackend
-from asyncmq_cloud.scanners.memory import MemoryDelayStore
+from asyncmq_cloud.delays.memory import MemoryDelayStore
 from asyncmq_cloud.stores.memory import MemoryStateStore
 from asyncmq_cloud.transports.memory import MemoryTransport
 
@@ -120,7 +120,7 @@ async def memory_delay_store() -> AsyncIterator[MemoryDelayStore]:
 async def redis_delay_store(redis_url: str) -> AsyncIterator[Any]:
     import redis.asyncio as aioredis
 
-    from asyncmq_cloud.scanners.redis import RedisDelayStore
+    from asyncmq_cloud.delays.redis import RedisDelayStore
 
     prefix = f"t-delay-{uuid.uuid4().hex[:12]}"
     store = RedisDelayStore(redis_url, prefix=prefix)
@@ -141,7 +141,7 @@ async def redis_delay_store(redis_url: str) -> AsyncIterator[Any]:
 @pytest.fixture
 async def dynamodb_delay_store(dynamodb_endpoint: str) -> AsyncIterator[Any]:
     """A started delay store on its own provisioned table; the table is deleted and the store closed afterwards."""
-    from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore
+    from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore
     from tests.plugins.store_dynamodb import drop_table, moto_clients
 
     clients = moto_clients(dynamodb_endpoint)

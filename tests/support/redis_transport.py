@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
 from asyncmq_cloud.core.protocols import Delivery
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.core.protocols import ResourceSpec
 
 
 class RedisListTransport:
@@ -37,6 +40,10 @@ class RedisListTransport:
 
     async def provision(self, queue: str) -> None:
         return None
+
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """Nothing: Redis lists appear on first write."""
+        return []
 
     @property
     def client(self) -> aioredis.Redis:

@@ -12,7 +12,7 @@ from asyncmq.conf.global_settings import Settings as Base
 
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
-from asyncmq_cloud.scanners.redis import RedisDelayStore
+from asyncmq_cloud.delays.redis import RedisDelayStore
 from asyncmq_cloud.stores.redis import RedisStateStore
 from tests.support.redis_transport import RedisListTransport
 

@@ -16,7 +16,7 @@ from asyncmq.conf.global_settings import Settings as Base
 
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
-from asyncmq_cloud.scanners.dynamodb import DynamoDBDelayStore
+from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore
 from asyncmq_cloud.stores.dynamodb import DynamoDBStateStore
 from tests.support.redis_transport import RedisListTransport
 

@@ -19,8 +19,8 @@ from asyncmq.workers import handle_job
 
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
+from asyncmq_cloud.delays.memory import MemoryDelayStore
 from asyncmq_cloud.errors import ConfigurationError, InvalidNameError, PayloadTooLargeError, TransientError
-from asyncmq_cloud.scanners.memory import MemoryDelayStore
 from asyncmq_cloud.transports.memory import MemoryTransport
 
 T = "tests.tasks."

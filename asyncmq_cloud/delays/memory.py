@@ -6,8 +6,14 @@ in one synchronous step, so concurrent coroutines never receive the same id.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from asyncmq_cloud.core.validation import validate_queue_name, validate_run_at
 from asyncmq_cloud.errors import ClosedError
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.core.protocols import ResourceSpec
 
 
 class MemoryDelayStore:
@@ -26,6 +32,10 @@ class MemoryDelayStore:
 
     async def provision(self) -> None:
         return None
+
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """Nothing: it lives in process memory."""
+        return []
 
     async def schedule(self, queue: str, job_id: str, run_at: float) -> None:
         self._due.setdefault(validate_queue_name(queue), {})[job_id] = validate_run_at(run_at)

@@ -28,10 +28,10 @@ would also work on Redis Cluster, but it is tested on a single server only.
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from importlib import resources
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
@@ -40,6 +40,9 @@ from redis.commands.core import AsyncScript
 from asyncmq_cloud.core.validation import validate_queue_name, validate_run_at
 from asyncmq_cloud.errors import ClosedError, ConfigurationError
 from asyncmq_cloud.stores.redis import _str, _translate
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.core.protocols import ResourceSpec
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -120,6 +123,15 @@ class RedisDelayStore:
     async def provision(self) -> None:
         """Nothing to create: keys appear on first write."""
         await self.start()
+
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """Nothing: Redis keys appear on first write."""
+        return []
+
+    @property
+    def client_kwargs(self) -> dict[str, Any]:
+        """The options given to ``redis.asyncio.from_url`` (a copy)."""
+        return dict(self._client_kwargs)
 
     def _key(self, queue: str) -> str:
         return f"{self.prefix}:delay:{validate_queue_name(queue)}"

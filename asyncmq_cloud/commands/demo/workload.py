@@ -29,10 +29,11 @@ from asyncmq.jobs import Job
 from asyncmq.queues import Queue
 from asyncmq.runners import run_worker
 
-from asyncmq_cloud.demo import tasks
-from asyncmq_cloud.demo.ledger import CallLedger
-from asyncmq_cloud.demo.tasks import QUEUE, TIMELINE
-from asyncmq_cloud.scanners.runner import run_scanner
+from asyncmq_cloud.commands.demo import tasks
+from asyncmq_cloud.commands.demo.ledger import CallLedger
+from asyncmq_cloud.commands.demo.tasks import QUEUE, TIMELINE
+from asyncmq_cloud.commands.scanner import run_scanner
+from asyncmq_cloud.core.lifecycle import CloudBackend
 
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 CRON = "* * * * * */2"  # croniter's optional sixth field: seconds
@@ -79,8 +80,19 @@ class Outcome:
 Report = Callable[[str], None]
 
 
+@dataclass
+class _Facts:
+    """What the attempts of the flow and of the failing job show."""
+
+    flow: list[str]  # the flow's labels
+    ordered: bool  # every step started after its parents finished
+    overlapped: bool  # the two transforms ran at the same time
+    failing_attempts: int
+    gaps: list[float]  # seconds between the failing job's attempts
+
+
 class Workload:
-    def __init__(self, backend: Any, ledger: CallLedger, report: Report, *, timeout: float = 90.0) -> None:
+    def __init__(self, backend: CloudBackend, ledger: CallLedger, report: Report, *, timeout: float = 90.0) -> None:
         self.backend, self.ledger, self.report, self.timeout = backend, ledger, report, timeout
         self.delay = 4.0
         self.cron_fires = 3
@@ -210,6 +222,27 @@ class Workload:
             failed = {job["id"] for job in await self.backend.list_jobs(QUEUE, "failed")}
             aggregate = self.ids.get("aggregate")  # missing only if the run timed out while submitting
             result = await self.backend.get_job_result(QUEUE, aggregate) if aggregate else None
+        rows, background = self._rows()
+        facts = self._flow_facts()
+        self._notes(rows, facts, result)
+        return Outcome(
+            rows=rows,
+            checks=self._checks(facts, result, failed),
+            elapsed=round(time.time() - self.t0, 2),
+            calls_total=len(self.ledger.calls),
+            calls_background=round(background, 1),
+            by_operation=dict(self.ledger.by_operation().most_common()),
+            scanner_promoted=promoted,
+            timed_out=timed_out,
+            details={
+                "aggregate_result": result,
+                "retry_gaps": [round(gap, 3) for gap in facts.gaps],
+                "transforms_overlapped": facts.overlapped,
+            },
+        )
+
+    def _rows(self) -> tuple[list[JobRow], float]:
+        """A row per named job and per cron run, with the calls each cost; and the calls no job named."""
         rows = [self._row(label, job_id) for label, job_id in self.ids.items()]
         for n, (job_id, state) in enumerate(self.ticks.items(), 1):
             rows.append(JobRow(f"cron #{n}", "tick", job_id, "completed", state, int(state == "completed")))
@@ -219,6 +252,10 @@ class Workload:
         per_job, background = self.ledger.attribute(row.job_id for row in rows)
         for row in rows:
             row.calls = round(per_job[row.job_id], 1)
+        return rows, background
+
+    def _flow_facts(self) -> _Facts:
+        """What the attempts show: the flow's order and overlap, the retry gaps."""
         flow = {label: TIMELINE.attempts[label] for label in ("ingest", *FACTORS, "aggregate")}
         ordered = all(a for a in flow.values()) and all(
             (flow["ingest"][-1].finished or 0)
@@ -231,7 +268,10 @@ class Workload:
         overlapped = bool(a and b and a.finished and b.finished and a.started < b.finished and b.started < a.finished)
         failing = TIMELINE.attempts["failing"]
         gaps = [later.started - (earlier.finished or later.started) for earlier, later in itertools.pairwise(failing)]
-        delayed = TIMELINE.attempts["delayed"]
+        return _Facts(list(flow), ordered, overlapped, len(failing), gaps)
+
+    def _notes(self, rows: list[JobRow], facts: _Facts, result: Any) -> None:
+        """Fill the ``note`` of the named jobs' rows (a timed-out run may lack some)."""
         rows_by = {row.label: row for row in rows}
         spare = JobRow("", "", "", "")  # takes the notes of jobs a timed-out run never submitted
 
@@ -240,23 +280,27 @@ class Workload:
 
         row_of("aggregate").note = f"result {result} (expected {EXPECTED_TOTAL})"
         for label in FACTORS:
-            row_of(label).note = "ran in parallel with its sibling" if overlapped else "ran one after the other"
-        if delayed:
+            row_of(label).note = "ran in parallel with its sibling" if facts.overlapped else "ran one after the other"
+        if delayed := TIMELINE.attempts["delayed"]:
             late, due = delayed[0].started - self.due, self.due - self.t0
             row_of("delayed").note = f"due +{due:.1f}s; delay store, then the scanner; started {late:.2f}s after due"
         row_of("failing").note = (
-            "retried after " + ", ".join(f"{gap:.1f}s" for gap in gaps) + " → failed (AsyncMQ's DLQ)"
+            "retried after " + ", ".join(f"{gap:.1f}s" for gap in facts.gaps) + " → failed (AsyncMQ's DLQ)"
         )
-        checks = {
-            "flow: all four steps completed": all(self.states.get(label) == "completed" for label in flow),
-            "flow: every step started after its parents finished": ordered,
+
+    def _checks(self, facts: _Facts, result: Any, failed: set[str]) -> dict[str, bool]:
+        """Each check of the demo and whether it held."""
+        delayed, gaps = TIMELINE.attempts["delayed"], facts.gaps
+        return {
+            "flow: all four steps completed": all(self.states.get(label) == "completed" for label in facts.flow),
+            "flow: every step started after its parents finished": facts.ordered,
             f"flow: aggregate result is {EXPECTED_TOTAL}": result == EXPECTED_TOTAL,
             "delayed: held in the delay store, not on the broker": self.held_in_delay_store,
             "delayed: completed, never before its due time": self.states.get("delayed") == "completed"
             and bool(delayed)
             and delayed[0].started >= self.due,
             f"failing: {RETRIES + 1} attempts, then dead-lettered": self.states.get("failing") == "failed"
-            and len(failing) == RETRIES + 1
+            and facts.failing_attempts == RETRIES + 1
             and self.ids.get("failing") in failed,
             "failing: each retry waited its backoff": len(gaps) == RETRIES
             and all(gap >= BACKOFF**n - 0.05 for n, gap in enumerate(gaps, 1)),
@@ -264,21 +308,6 @@ class Workload:
             and len(self.ticks) >= self.cron_fires
             and all(state == "completed" for state in self.ticks.values()),
         }
-        return Outcome(
-            rows=rows,
-            checks=checks,
-            elapsed=round(time.time() - self.t0, 2),
-            calls_total=len(self.ledger.calls),
-            calls_background=round(background, 1),
-            by_operation=dict(self.ledger.by_operation().most_common()),
-            scanner_promoted=promoted,
-            timed_out=timed_out,
-            details={
-                "aggregate_result": result,
-                "retry_gaps": [round(gap, 3) for gap in gaps],
-                "transforms_overlapped": overlapped,
-            },
-        )
 
     def _row(self, label: str, job_id: str) -> JobRow:
         attempts = TIMELINE.attempts[label]

@@ -20,7 +20,7 @@ SIGTERM stops it: open connections (the pages' event stream included) get
 
 Or mount it in your own ASGI application::
 
-    from asyncmq_cloud.dashboard import build_dashboard_app
+    from asyncmq_cloud.commands.dashboard import build_dashboard_app
 
     dashboard = build_dashboard_app()    # an ASGI app; its routes under /admin, "/" redirects there
     # Starlette/FastAPI: app.mount("/", dashboard); Lilya: Include("/", app=dashboard);
@@ -70,15 +70,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import socket
 import sys
-from collections.abc import Iterator
 from typing import Any, cast
 
 from lilya.types import ASGIApp
 
-from asyncmq_cloud.scanners.runner import install_signal_handlers
+from asyncmq_cloud.commands._settings import load_backend
+from asyncmq_cloud.commands._signals import install_signal_handlers
+from asyncmq_cloud.core.lifecycle import CloudBackend
 
 #: Seconds open connections get to finish after SIGINT/SIGTERM before they are dropped.
 GRACEFUL_SHUTDOWN_SECONDS = 5.0
@@ -114,46 +113,35 @@ def dashboard_url(host: str, port: int, prefix: str) -> str:
     return f"http://{shown}:{port}{prefix.rstrip('/')}/"
 
 
+async def _start_backend(args: argparse.Namespace) -> tuple[CloudBackend, ASGIApp]:
+    """The settings' backend, started on this loop (fail fast if unreachable), and the dashboard app."""
+    backend = load_backend(args.settings)
+    try:
+        await backend.start()  # fail fast (and on this loop) if the stores or broker are unreachable
+        return backend, build_dashboard_app()
+    except BaseException:
+        await backend.close()
+        raise
+
+
 async def serve_dashboard(args: argparse.Namespace) -> int:
-    """``asyncmq-cloud dashboard``: serve until SIGINT/SIGTERM, then close the backend."""
+    """``asyncmq-cloud dashboard``: serve until SIGINT/SIGTERM, then close the backend.
+
+    Args:
+        args: the parsed ``dashboard`` arguments (``settings``, ``host``, ``port``).
+    """
     try:
         import uvicorn
+
+        from asyncmq_cloud.commands._dashboard_server import Server, bound_port, serve_until_stopped
     except ImportError:  # pragma: no cover - the extra is missing
         print('asyncmq-cloud dashboard needs uvicorn: pip install "asyncmq-cloud[dashboard]"', file=sys.stderr)
         return 2
     from asyncmq import monkay
 
-    from asyncmq_cloud.cli import _backend
-
-    backend = _backend(args.settings)
-    try:
-        await backend.start()  # fail fast (and on this loop) if the stores or broker are unreachable
-        app = build_dashboard_app()
-    except BaseException:
-        await backend.close()
-        raise
+    backend, app = await _start_backend(args)
     config = monkay.settings.dashboard_config
     prefix = config.dashboard_url_prefix if config is not None else "/"
-    started = asyncio.Event()
-
-    class Server(uvicorn.Server):
-        """uvicorn's server minus its own signal handling: ours stops it, then closes the backend."""
-
-        @contextlib.contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-            await super().startup(sockets)
-            if self.started:
-                started.set()
-
-    async def serve() -> None:
-        try:
-            await server.serve()
-        except SystemExit:  # uvicorn exits this way when it cannot bind; reported below
-            pass
-
     server = Server(
         uvicorn.Config(
             app,
@@ -165,36 +153,19 @@ async def serve_dashboard(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS),
         )
     )
+
+    def announce() -> None:
+        url = dashboard_url(args.host, bound_port(server, args.port), prefix)
+        print(f"asyncmq-cloud dashboard: {url} (SIGINT or SIGTERM to stop)", flush=True)
+
     stop = asyncio.Event()
     install_signal_handlers(stop)
-    serving = asyncio.create_task(serve())
-    waits = [asyncio.create_task(started.wait()), asyncio.create_task(stop.wait())]
     try:
-        await asyncio.wait({serving, waits[0]}, return_when=asyncio.FIRST_COMPLETED)
-        if server.started:
-            url = dashboard_url(args.host, _bound_port(server, args.port), prefix)
-            print(f"asyncmq-cloud dashboard: {url} (SIGINT or SIGTERM to stop)", flush=True)
-        await asyncio.wait({serving, waits[1]}, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(serving), GRACEFUL_SHUTDOWN_SECONDS + 5)
-        except TimeoutError:
-            server.force_exit = True
-            await asyncio.wait_for(serving, 5)
+        await serve_until_stopped(server, stop, announce, grace=GRACEFUL_SHUTDOWN_SECONDS)
     finally:
-        for wait in waits:
-            wait.cancel()
         await backend.close()
     if not server.started:
         print(f"asyncmq-cloud dashboard: could not serve on {args.host}:{args.port}", file=sys.stderr, flush=True)
         return 1
     print("asyncmq-cloud dashboard stopped", flush=True)
     return 0
-
-
-def _bound_port(server: Any, asked: int) -> int:
-    """The port actually bound (``--port 0`` asks the OS for a free one)."""
-    for listener in getattr(server, "servers", []):
-        for sock in listener.sockets:
-            return int(sock.getsockname()[1])
-    return asked

@@ -127,6 +127,8 @@ from asyncmq_cloud.stores._dynamodb_codec import num, ttl_num
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
 
+    from asyncmq_cloud.core.protocols import ResourceSpec
+
 T = TypeVar("T")
 #: ``list`` is also a method name below; keep the builtin for annotations.
 _Entries = list[tuple[str, float]]
@@ -153,7 +155,7 @@ MAX_SHARDS = 256
 #: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html#limits-partition-sort-keys
 MAX_SORT_KEY_BYTES = 1024
 
-logger = logging.getLogger("asyncmq_cloud.scanners.dynamodb")
+logger = logging.getLogger("asyncmq_cloud.delays.dynamodb")
 
 
 class DynamoDBDelayStore:
@@ -229,6 +231,10 @@ class DynamoDBDelayStore:
     async def provision(self) -> None:
         """Create the table, its ``due`` index and TTL on ``expires_at`` (idempotent)."""
         await provision_table(await self._client(), self.spec)
+
+    def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
+        """The delay table (the same for every queue)."""
+        return [self.spec]
 
     # -- layout ----------------------------------------------------------------------
     def bucket(self, t: float) -> int:

@@ -14,13 +14,16 @@ the middle of a batch hand-off) and closes the backend.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+
+from asyncmq_cloud.commands._settings import load_backend
+from asyncmq_cloud.commands._signals import install_signal_handlers
+from asyncmq_cloud.core.lifecycle import CloudBackend
 
 logger = logging.getLogger("asyncmq_cloud.scanner")
 
@@ -35,7 +38,7 @@ class ScannerStats:
 
 
 async def run_scanner(
-    backend: Any,
+    backend: CloudBackend,
     queues: Sequence[str],
     *,
     interval: float = 1.0,
@@ -56,7 +59,7 @@ async def run_scanner(
     """
     stop = stop or asyncio.Event()
     stats = ScannerStats(promoted={q: 0 for q in queues})
-    batch = getattr(getattr(backend, "config", None), "promote_batch", 100)
+    batch = backend.config.promote_batch
     last_report = time.monotonic()
     while not stop.is_set():
         busy = False
@@ -83,8 +86,21 @@ async def run_scanner(
     return stats
 
 
-def install_signal_handlers(stop: asyncio.Event) -> None:
-    """SIGTERM/SIGINT set ``stop`` (graceful: the pass in progress finishes)."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+async def run_scan(args: argparse.Namespace) -> int:
+    """``asyncmq-cloud scanner run``: scan ``args.queue`` until SIGTERM/SIGINT, then close the backend.
+
+    Args:
+        args: the parsed ``scanner run`` arguments (``settings``, ``queue``, ``interval``, ``report_every``).
+    """
+    backend = load_backend(args.settings)
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    print(f"asyncmq-cloud scanner: queues={args.queue} interval={args.interval}s (SIGTERM to stop)", flush=True)
+    try:
+        stats = await run_scanner(
+            backend, args.queue, interval=args.interval, stop=stop, report_every=args.report_every
+        )
+    finally:
+        await backend.close()
+    print(f"asyncmq-cloud scanner stopped: {stats.passes} passes, promoted {stats.promoted}", flush=True)
+    return 0

@@ -2,7 +2,7 @@
 
 No AWS account, Docker or running service is needed: by default the demo starts
 a moto server in-process on a free 127.0.0.1 port, provisions uniquely named
-tables and queues on it, and runs :mod:`asyncmq_cloud.demo.workload` (a
+tables and queues on it, and runs :mod:`asyncmq_cloud.commands.demo.workload` (a
 ``FlowProducer`` DAG, a delayed job through the delay store and the scanner, a
 failing job retried with backoff and dead-lettered, a cron repeatable) through
 the chosen backend with an in-process AsyncMQ worker. It ends with a table of
@@ -32,11 +32,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,11 +47,14 @@ from rich.console import Console
 from rich.table import Table
 
 from asyncmq_cloud.aws import AwsClients
+from asyncmq_cloud.commands.demo.ledger import CallLedger
+from asyncmq_cloud.commands.demo.tasks import QUEUE
+from asyncmq_cloud.commands.demo.workload import Outcome, Workload
+from asyncmq_cloud.commands.provision import plan
 from asyncmq_cloud.config import LifecycleConfig
-from asyncmq_cloud.demo.ledger import CallLedger
-from asyncmq_cloud.demo.tasks import QUEUE
-from asyncmq_cloud.demo.workload import Outcome, Workload
+from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.errors import ConfigurationError
+from asyncmq_cloud.resources import KafkaTopicSpec, SqsQueueSpec, TableSpec
 
 EMBEDDED_CREDENTIALS = {"aws_access_key_id": "demo", "aws_secret_access_key": "demo"}
 
@@ -71,9 +75,11 @@ def embedded_moto() -> Iterator[str]:
         server.stop()
 
 
-def build_backend(kind: str, prefix: str, clients: AwsClients, bootstrap: str | None = None) -> Any:
+def build_backend(kind: str, prefix: str, clients: AwsClients, bootstrap: str | None = None) -> CloudBackend:
     """The demo's backend: uniquely named tables and queues under ``prefix``."""
-    from asyncmq_cloud import DynamoDBBackend, KafkaBackend, SQSBackend
+    from asyncmq_cloud.backends.dynamodb import DynamoDBBackend
+    from asyncmq_cloud.backends.kafka import KafkaBackend
+    from asyncmq_cloud.backends.sqs import SQSBackend
 
     jobs, delays = f"dynamodb://{prefix}jobs", f"dynamodb://{prefix}delays"
     config = LifecycleConfig(receive_wait=0.5)
@@ -162,9 +168,7 @@ async def run_demo(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
-async def _run(backend: Any, args: argparse.Namespace, console: Console, ledger: CallLedger) -> Outcome:
-    from asyncmq_cloud.cli import plan
-
+async def _run(backend: CloudBackend, args: argparse.Namespace, console: Console, ledger: CallLedger) -> Outcome:
     for line in plan(backend, [QUEUE]):
         console.print(f"provisioning: {line}")
     await backend.provision([QUEUE])
@@ -173,44 +177,46 @@ async def _run(backend: Any, args: argparse.Namespace, console: Console, ledger:
         return await workload.run()
 
 
-async def _cleanup(backend: Any, clients: AwsClients, bootstrap: str | None, console: Console, *, tables: bool) -> None:
+async def _cleanup(
+    backend: CloudBackend, clients: AwsClients, bootstrap: str | None, console: Console, *, tables: bool
+) -> None:
     """Delete the demo's topics (Kafka) or queues, and with ``tables`` its two tables; say what failed."""
     deleted: list[str] = []
 
-    async def attempt(name: str, delete: Any) -> None:
+    async def attempt(name: str, delete: Callable[[], Awaitable[Any]]) -> None:
         try:
             await delete()
             deleted.append(name)
         except Exception as exc:
             console.print(f"[yellow]could not delete {name}: {type(exc).__name__}: {exc}[/yellow]")
 
+    specs = backend.resources([QUEUE])
     if tables:
         ddb = await clients.dynamodb()
-        for part in (backend.store, backend.delay_store):
-            spec = getattr(part, "spec", None)
-            if spec is not None:
-                await attempt(spec.name, lambda name=spec.name: ddb.delete_table(TableName=name))
-    spec = backend.transport.spec(QUEUE) if hasattr(backend.transport, "spec") else None
-    if spec is not None and bootstrap:
+        for table in (spec.name for spec in specs if isinstance(spec, TableSpec)):
+            await attempt(table, functools.partial(ddb.delete_table, TableName=table))
+    topics = [name for spec in specs if isinstance(spec, KafkaTopicSpec) for name in (spec.name, spec.dlq_name)]
+    if topics and bootstrap:
         from aiokafka.admin import AIOKafkaAdminClient
 
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         try:
             await admin.start()
-            await attempt(f"{spec.name}, {spec.dlq_name}", lambda: admin.delete_topics([spec.name, spec.dlq_name]))
+            await attempt(", ".join(topics), lambda: admin.delete_topics(topics))
         except Exception as exc:
             console.print(f"[yellow]could not reach {bootstrap} to delete the topics: {exc}[/yellow]")
         finally:
             await admin.close()
-    elif spec is not None:
+    queues = [name for spec in specs if isinstance(spec, SqsQueueSpec) for name in (spec.name, spec.dlq_name)]
+    if queues:
         sqs = await clients.sqs()
 
         async def delete_queue(name: str) -> None:
             url = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
             await sqs.delete_queue(QueueUrl=url)
 
-        for name in (spec.name, spec.dlq_name):
-            await attempt(name, lambda name=name: delete_queue(name))
+        for name in queues:
+            await attempt(name, functools.partial(delete_queue, name))
     console.print(f"cleaned up: {', '.join(deleted) or 'nothing'}")
 
 

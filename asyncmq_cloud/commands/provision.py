@@ -1,0 +1,76 @@
+"""``asyncmq-cloud provision [--queue Q ...] [--dry-run]``: create what the backend needs.
+
+Every table, queue and topic comes from :meth:`CloudBackend.resources` (the specs the
+stores, the delay store and the transport declare); ``--dry-run`` prints them and
+contacts nothing, otherwise ``CloudBackend.provision`` creates the missing ones
+(idempotent: nothing existing is altered).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from asyncmq_cloud.commands._settings import load_backend
+from asyncmq_cloud.core.lifecycle import CloudBackend
+from asyncmq_cloud.resources import IndexSpec, KafkaTopicSpec, SqsQueueSpec, TableSpec
+
+
+def _keys(spec: TableSpec | IndexSpec) -> str:
+    return f"{spec.hash_key.name}, {spec.range_key.name if spec.range_key else '-'}"
+
+
+def describe(spec: TableSpec | SqsQueueSpec | KafkaTopicSpec) -> str:
+    """One line that says what ``spec`` is and how it is made.
+
+    Args:
+        spec: a table, SQS queue or Kafka topic spec.
+    """
+    if isinstance(spec, TableSpec):
+        indexes = ", ".join(f"{i.name}({_keys(i)})" for i in spec.indexes)
+        return (
+            f"DynamoDB table {spec.name}: key ({_keys(spec)}), indexes {indexes}, "
+            f"TTL {spec.ttl_attribute}, {spec.billing_mode}"
+        )
+    if isinstance(spec, KafkaTopicSpec):
+        return (
+            f"Kafka topic {spec.name} and dead-letter topic {spec.dlq_name} ({spec.partitions} partitions, "
+            f"replication {spec.replication_factor}), consumer group {spec.group}"
+        )
+    return (
+        f"SQS queue {spec.name} (visibility {spec.visibility_timeout}s, redrive after {spec.max_receive_count} "
+        f"receives) and dead-letter queue {spec.dlq_name}{' (FIFO)' if spec.fifo else ''}"
+    )
+
+
+def plan(backend: CloudBackend, queues: Sequence[str]) -> list[str]:
+    """What ``provision`` creates for ``backend`` and ``queues``, one line each (no I/O).
+
+    Args:
+        backend: the backend whose stores and broker are provisioned.
+        queues: the AsyncMQ queues whose queue/topic is wanted.
+    """
+    lines = [describe(spec) for spec in backend.resources(queues)]
+    if not lines:
+        parts = ", ".join(type(p).__name__ for p in (backend.store, backend.delay_store, backend.transport))
+        lines.append(f"nothing to create: {parts} need no table, queue or topic")
+    return lines
+
+
+async def run_provision(args: argparse.Namespace) -> int:
+    """``asyncmq-cloud provision``: print the plan (``--dry-run``) or create what is missing.
+
+    Args:
+        args: the parsed ``provision`` arguments (``settings``, ``queue``, ``dry_run``).
+    """
+    backend = load_backend(args.settings)
+    if args.dry_run:
+        for line in plan(backend, args.queue):
+            print(f"would create (if missing): {line}", flush=True)
+        return 0
+    try:
+        await backend.provision(args.queue)
+    finally:
+        await backend.close()
+    print(f"provisioned: stores and queues {args.queue}", flush=True)
+    return 0
