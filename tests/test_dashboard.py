@@ -150,6 +150,9 @@ async def seed(backend: CloudBackend, queue: str, worker: str) -> dict[str, Any]
     delayed = _job(5)
     await backend.enqueue_delayed(queue, delayed, time.time() + 3600)
     await Queue(queue, backend=backend).upsert_repeatable(TASK, cron=CRON)
+    # Alive for as long as the dashboard process counts it (its settings: heartbeat_ttl = 600), however
+    # long the browser takes to reach the workers page.
+    backend.config = backend.config.model_copy(update={"worker_ttl": 600.0})
     await backend.register_worker(worker, queue, 3, time.time())
     return {
         "jobs": {
