@@ -1,7 +1,9 @@
 """asyncmq-cloud: cloud-managed backends for the AsyncMQ task queue.
 
 ``SQSBackend``, ``KafkaBackend`` and ``DynamoDBBackend`` are imported lazily so
-that an app that uses one of them does not need the SDKs of the others.
+that an app that uses one of them does not need the SDKs of the others; a backend
+whose SDK is missing raises :class:`~asyncmq_cloud.errors.MissingExtraError`, which
+names the extra to install (see :mod:`asyncmq_cloud.extras`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.errors import CloudBackendError
+from asyncmq_cloud.extras import missing_extra
 
 __version__ = "0.1.0"
 
@@ -29,9 +32,10 @@ def __getattr__(name: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name == module_name:
-            raise ImportError(f"{name} is not available in asyncmq-cloud {__version__} yet") from exc
-        raise
+        error = missing_extra(exc, name)
+        if error is exc:  # not an optional SDK: a broken install, shown as it is
+            raise
+        raise error from exc
     return getattr(module, name)
 
 

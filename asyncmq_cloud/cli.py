@@ -29,7 +29,8 @@ from asyncmq_cloud.commands.health import run_health
 from asyncmq_cloud.commands.provision import run_provision
 from asyncmq_cloud.commands.scanner import run_scan
 from asyncmq_cloud.core.validation import validate_queue_name
-from asyncmq_cloud.errors import CloudBackendError
+from asyncmq_cloud.errors import CloudBackendError, MissingExtraError
+from asyncmq_cloud.extras import missing_extra
 
 
 async def _doctor(args: argparse.Namespace) -> int:
@@ -95,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--backend", choices=("sqs", "dynamodb", "kafka"), default="sqs", help="backend (default sqs)")
     demo.add_argument(
         "--endpoint",
-        help="AWS endpoint URL (LocalStack, real AWS) or, with --backend kafka, bootstrap servers; "
-        "default: an embedded moto server",
+        help="AWS endpoint URL, `localstack` (resolved by localstack-client) or `aws` (real AWS); "
+        "with --backend kafka: bootstrap servers; default: an embedded moto server",
     )
     demo.add_argument("--timeout", type=float, default=90.0, help="seconds before the demo gives up (default 90)")
     demo.add_argument("--json", dest="json_path", help="also write the outcome as JSON to this file")
@@ -112,8 +113,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(asyncio.run(args.handler(args)))
-    except CloudBackendError as exc:
+    except (CloudBackendError, MissingExtraError) as exc:
         print(f"asyncmq-cloud: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        error = missing_extra(exc, f"asyncmq-cloud {args.command}")
+        if error is exc:
+            raise
+        print(f"asyncmq-cloud: {type(error).__name__}: {error}", file=sys.stderr)
         return 1
 
 

@@ -13,7 +13,11 @@ error stays attached::
     ├── AccessDeniedError         the credentials lack a permission
     ├── TransientError            worth retrying (throttling, timeouts, broker away)
     ├── PermanentError            retrying will not help
-    └── FlowTooLargeError         a flow does not fit in one transaction
+    ├── FlowTooLargeError         a flow does not fit in one transaction
+    └── ClosedError               a client-owning object used after close()
+
+    ImportError
+    └── MissingExtraError         an optional SDK is not installed; names the extra
 """
 
 from __future__ import annotations
@@ -77,21 +81,34 @@ class FlowTooLargeError(CloudBackendError, ValueError):
     """A flow does not fit in one atomic write; nothing of it was written."""
 
 
+class ClosedError(CloudBackendError, RuntimeError):
+    """A client-owning object was used after ``close()``; create a new one."""
+
+
+class MissingExtraError(ImportError):
+    """A feature needs an SDK that is installed only with one of the package's extras.
+
+    The message names the feature, the missing module and the ``pip install`` command.
+
+    Attributes:
+        extra: the extra that installs the missing module (e.g. ``kafka``).
+    """
+
+    def __init__(self, message: str, *, extra: str, name: str | None = None) -> None:
+        super().__init__(message, name=name)
+        self.extra = extra
+
+
 __all__ = [
     "AccessDeniedError",
+    "ClosedError",
     "CloudBackendError",
     "ConfigurationError",
     "FlowTooLargeError",
     "InvalidNameError",
+    "MissingExtraError",
     "PayloadTooLargeError",
     "PermanentError",
     "ResourceMissingError",
     "TransientError",
 ]
-
-
-class ClosedError(CloudBackendError, RuntimeError):
-    """A client-owning object was used after ``close()``; create a new one."""
-
-
-__all__ += ["ClosedError"]

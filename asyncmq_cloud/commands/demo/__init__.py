@@ -17,9 +17,11 @@ Options::
     --backend dynamodb  DynamoDBBackend: the jobs table is the queue
     --backend kafka     KafkaBackend; DynamoDB store on the embedded moto server
                         (or on $AWS_ENDPOINT_URL when set)
-    --endpoint URL      AWS endpoint (e.g. LocalStack http://127.0.0.1:4566) or ``aws``
-                        for real AWS through the standard credential chain and region;
-                        with --backend kafka: the bootstrap servers
+    --endpoint URL      AWS endpoint (e.g. LocalStack http://127.0.0.1:4566), ``localstack``
+                        (the URL localstack-client resolves from $LOCALSTACK_HOST, default
+                        localhost:4566; extra ``localstack``) or ``aws`` for real AWS through
+                        the standard credential chain and region; with --backend kafka: the
+                        bootstrap servers
     --timeout S         give up after S seconds (default 90)
     --json PATH         also write the outcome (rows, checks, calls) as JSON
 
@@ -47,6 +49,7 @@ from rich.console import Console
 from rich.table import Table
 
 from asyncmq_cloud.aws import AwsClients
+from asyncmq_cloud.commands._endpoints import localstack_endpoint
 from asyncmq_cloud.commands.demo.ledger import CallLedger
 from asyncmq_cloud.commands.demo.tasks import QUEUE
 from asyncmq_cloud.commands.demo.workload import Outcome, Workload
@@ -105,6 +108,10 @@ async def _aws_endpoint(args: argparse.Namespace, console: Console) -> AsyncIter
     endpoint = endpoint or (os.environ.get("AWS_ENDPOINT_URL") if args.backend == "kafka" else None)
     if endpoint == "aws":
         yield None, False
+    elif endpoint == "localstack":
+        url = localstack_endpoint("sqs")
+        console.print(f"LocalStack endpoint: {url}")
+        yield url, False
     elif endpoint:
         yield endpoint, False
     else:
