@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import WAITING_CHILDREN, JobRecord, RepeatableRecord, WorkerRecord
 from asyncmq_cloud.errors import InvalidNameError, PayloadTooLargeError
 
@@ -238,3 +241,183 @@ async def test_claim_takes_over_an_expired_lease_only(state_store: Any, queue: s
     assert await state_store.heartbeat(queue, "a", now, "old") is False
     done = await state_store.transition(queue, "a", "completed", expect_states={"active"}, expect_owner="old")
     assert done is None
+
+
+# -- the state machine, case by case (asyncmq_cloud/core/states.py is the reference) --------
+#: Claim token of the worker that held a job before it reached its state (heartbeat cases).
+HOLDER = "holder-token"
+
+
+@dataclass(frozen=True, order=True)
+class Setup:
+    """How a table case's job is made (through the public store API, see :func:`_build`)."""
+
+    state: str
+    heartbeat: bool  # claimed once (owner + heartbeat) before ``set_state``; else never claimed
+    big: bool = False  # payload near the store's ``max_payload_bytes``
+
+    @property
+    def name(self) -> str:
+        return f"{self.state}-{'hb' if self.heartbeat else 'nohb'}{'-big' if self.big else ''}"
+
+
+async def _build(store: Any, queue: str, jobs: dict[str, Setup], t0: float) -> dict[str, JobRecord]:
+    """Create each job as AsyncMQ gets there; return the records as stored.
+
+    Every job is created ``waiting`` with ``run_at = t0 + 500`` (what a ``delayed``
+    job keeps). A heartbeat job is then claimed by :data:`HOLDER` at ``t0 - 1000``, so
+    its heartbeat is far older than its last write. Every job then gets
+    ``set_state(state)``, as ``update_job_state`` does: an ``active`` job without a
+    heartbeat is one that no claim ever leased.
+    """
+    blob = "x" * (store.max_payload_bytes - 1024)
+    records = [_rec(queue, i, run_at=t0 + 500, blob=blob if s.big else "") for i, s in jobs.items()]
+    small = [r for r in records if not jobs[r.id].big]
+    await asyncio.gather(
+        *(store.create(small[n : n + 20]) for n in range(0, len(small), 20)),
+        *(store.create([r]) for r in records if jobs[r.id].big),
+    )
+
+    async def advance(job_id: str, setup: Setup) -> JobRecord:
+        if setup.heartbeat:
+            assert await store.claim(queue, job_id, HOLDER, t0 - 1000) is not None
+        assert await store.set_state(queue, job_id, setup.state)
+        record = await store.get(queue, job_id)
+        assert record is not None and record.state == setup.state
+        assert (record.heartbeat is not None) == setup.heartbeat
+        return record
+
+    return {r.id: r for r in await asyncio.gather(*(advance(i, s) for i, s in jobs.items()))}
+
+
+Check = Callable[[str, JobRecord, Any], Awaitable["str | None"]]
+
+
+async def _run_table(
+    store: Any, queue: str, cases: list[tuple[Setup, Any]], writes: Callable[[JobRecord, Any], bool], check: Check
+) -> list[str]:
+    """Run every case's ``check``; return the disagreements.
+
+    One job per setup serves every case the reference refuses (a refused call must
+    leave the job as it was: each check asserts it), run one after the other; each
+    case the reference lets write gets a job of its own. Keeps the table to a few
+    hundred calls, so it runs in seconds on every store.
+    """
+    t0 = time.time()
+    setups = sorted({setup for setup, _ in cases})
+    shared = await _build(store, queue, {s.name: s for s in setups}, t0)
+    own = await _build(
+        store, queue, {f"{s.name}-{n}": s for n, (s, v) in enumerate(cases) if writes(shared[s.name], v)}, t0
+    )
+
+    async def run(setup: Setup) -> list[str]:
+        problems = []
+        for n, (case_setup, variant) in enumerate(cases):
+            if case_setup == setup:
+                job_id = f"{setup.name}-{n}" if f"{setup.name}-{n}" in own else setup.name
+                problem = await check(job_id, own.get(job_id) or shared[job_id], variant)
+                problems += [f"{job_id} {variant}: {problem}"] if problem else []
+        return problems
+
+    return [p for found in await asyncio.gather(*(run(s) for s in setups)) for p in found]
+
+
+def _claim_args(record: JobRecord, clock: str) -> tuple[float, float]:
+    """``(now, stale_before)`` of a claim. "early": before ``run_at`` (``t0 + 500``), the
+    lease 1 s younger than ``stale_before``; "late": after ``run_at``, the lease 1 s older."""
+    if clock == "early":
+        return time.time(), states.lease_time(record) - 1
+    return time.time() + 1000, states.lease_time(record) + 1
+
+
+async def test_claim_follows_the_state_machine(state_store: Any, queue: str) -> None:
+    """Every state x heartbeat or not x lease fresh or stale (not due or due) x payload size:
+    ``claim`` succeeds exactly when ``states.claimable`` says so."""
+    near_limit = states.CLAIMABLE | states.CLAIMABLE_WHEN_DUE | states.CLAIMABLE_WHEN_STALE
+    cases = [
+        (Setup(state, heartbeat, big), clock)
+        for state in states.ALL_STATES
+        for heartbeat in (False, True)
+        for big in ((False, True) if state in near_limit else (False,))
+        for clock in ("early", "late")
+    ]
+
+    def claimable(record: JobRecord, clock: str) -> bool:
+        return states.claimable(record, *_claim_args(record, clock))
+
+    async def check(job_id: str, record: JobRecord, clock: str) -> str | None:
+        now, stale_before = _claim_args(record, clock)
+        expected = states.claimable(record, now, stale_before)
+        claimed = await state_store.claim(queue, job_id, "claimer", now, stale_before=stale_before)
+        after = await state_store.get(queue, job_id)
+        if (claimed is not None) != expected:
+            return f"claim {'succeeded' if claimed else 'refused'}, states.claimable says {expected}"
+        if claimed is not None and (claimed.state, claimed.owner, after.owner) != (
+            states.CLAIMED,
+            "claimer",
+            "claimer",
+        ):
+            return f"claimed as {claimed.state}/{claimed.owner}, stored owner {after.owner}"
+        if claimed is None and (after.state, after.owner, after.heartbeat) != (
+            record.state,
+            record.owner,
+            record.heartbeat,
+        ):
+            return f"a refused claim changed the job to {after.state}/{after.owner}"
+        return None
+
+    problems = await _run_table(state_store, queue, cases, claimable, check)
+    assert problems == [], f"{len(problems)} of {len(cases)} cases disagree with states.claimable"
+
+
+async def test_transition_follows_the_state_machine(state_store: Any, queue: str) -> None:
+    """Every state x owner or none x ``expect_owner`` x ``expect_states`` x payload size: a
+    conditional ``transition`` goes ahead exactly when ``states.transition_allowed`` says so;
+    a payload over the limit then raises, and a failed condition wins over the size."""
+    owners = {"none": None, "holder": HOLDER, "intruder": "intruder"}
+    cases = [
+        (Setup(state, heartbeat), (owner, expect, size))
+        for state in states.ALL_STATES
+        for heartbeat in (False, True)
+        for owner in owners
+        for expect, size in [("own", "small"), ("others", "small"), ("own", "too-big")]
+    ]
+
+    def conditions(record: JobRecord, variant: tuple[str, str, str]) -> tuple[set[str], str | None]:
+        owner, expect, _ = variant
+        own = {record.state}
+        return (own if expect == "own" else set(states.ALL_STATES) - own), owners[owner]
+
+    def writes(record: JobRecord, variant: tuple[str, str, str]) -> bool:
+        return variant[2] == "small" and states.transition_allowed(record, *conditions(record, variant))
+
+    async def check(job_id: str, record: JobRecord, variant: tuple[str, str, str]) -> str | None:
+        expect_states, expect_owner = conditions(record, variant)
+        expected = states.transition_allowed(record, expect_states, expect_owner)
+        payload = {"id": job_id, "result": "r" * (16 if variant[2] == "small" else state_store.max_payload_bytes)}
+        try:
+            done = await state_store.transition(
+                queue, job_id, states.COMPLETED, expect_states=expect_states, expect_owner=expect_owner, payload=payload
+            )
+        except PayloadTooLargeError:
+            done, raised = None, True
+        else:
+            raised = False
+        after = await state_store.get(queue, job_id)
+        if (done is not None or raised) != expected:
+            return f"transition {'went ahead' if expected is False else 'refused'}, states says {expected}"
+        if raised != (expected and variant[2] == "too-big"):
+            return f"PayloadTooLargeError {'raised' if raised else 'not raised'}"
+        if done is not None and (done.state, done.owner, done.heartbeat, after.payload) != (
+            states.COMPLETED,
+            None,
+            None,
+            payload,
+        ):
+            return f"transition wrote {done.state}/{done.owner}/{done.heartbeat}"
+        if done is None and (after.state, after.owner, after.payload) != (record.state, record.owner, record.payload):
+            return "a refused transition changed the job"
+        return None
+
+    problems = await _run_table(state_store, queue, cases, writes, check)
+    assert problems == [], f"{len(problems)} of {len(cases)} cases disagree with states.transition_allowed"
