@@ -2,12 +2,16 @@
 
 The memory store is the reference; the Redis and DynamoDB stores run the same
 tests against real servers (redis-server, moto server) through the
-``state_store`` fixture.
+``state_store`` fixture. Races run through two clients of the same data
+(``state_store`` and ``twin_state_store``: two worker processes). The state
+machine itself is checked case by case against ``asyncmq_cloud/core/states.py``
+(the tables at the end).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -57,6 +61,8 @@ async def test_claim_accepts_due_delayed_only(state_store: Any, queue: str) -> N
     assert await state_store.claim(queue, "later", "t", now) is None
     claimed = await state_store.claim(queue, "due", "t", now)
     assert claimed is not None and claimed.state == "active" and claimed.run_at is None
+    later = await state_store.claim(queue, "later", "t", now + 61)  # the claimer's clock decides
+    assert later is not None and later.run_at is None and later.heartbeat == now + 61
 
 
 @pytest.mark.parametrize("state", ["completed", "failed", "cancelled", "active", WAITING_CHILDREN])
@@ -65,17 +71,32 @@ async def test_claim_refuses_other_states(state_store: Any, queue: str, state: s
     assert await state_store.claim(queue, "a", "t", time.time()) is None
 
 
-async def test_concurrent_claim_races_have_one_winner(state_store: Any, queue: str) -> None:
-    ids = [f"j{i}" for i in range(20)]
-    await state_store.create([_rec(queue, i) for i in ids])
+async def test_concurrent_claim_races_have_one_winner(state_store: Any, twin_state_store: Any, queue: str) -> None:
+    """Waiting and due delayed jobs with 4 claimants each and one job with 100, racing through
+    two clients of the same data: every job is claimed exactly once, with its payload."""
     now = time.time()
-    attempts = [state_store.claim(queue, i, f"tok{n}", now) for i in ids for n in range(5)]
-    results = await asyncio.gather(*attempts)
-    winners: dict[str, int] = {}
-    for record in results:
+    waiting = [_rec(queue, f"w{i}", marker=i) for i in range(30)]
+    due = [_rec(queue, f"d{i}", "delayed", now - 1, marker=i) for i in range(10)]
+    await state_store.create(waiting + due)
+    await state_store.create([_rec(queue, "h0", marker=0)])
+    clients = [state_store, twin_state_store]
+    attempts = [(clients[n % 2], r.id, f"{r.id}-t{n}") for r in waiting + due for n in range(4)]
+    attempts += [(clients[n % 2], "h0", f"h0-t{n}") for n in range(100)]
+    random.shuffle(attempts)
+    results = await asyncio.gather(*(store.claim(queue, job_id, token, now) for store, job_id, token in attempts))
+    winners: dict[str, list[tuple[str, JobRecord]]] = {}
+    for (_, job_id, token), record in zip(attempts, results, strict=True):
         if record is not None:
-            winners[record.id] = winners.get(record.id, 0) + 1
-    assert winners == {i: 1 for i in ids}
+            winners.setdefault(job_id, []).append((token, record))
+    assert sorted(winners) == sorted([r.id for r in waiting + due] + ["h0"])
+    assert all(len(won) == 1 for won in winners.values()), "a job was claimed twice"
+    for job_id, [(token, record)] in winners.items():
+        assert record.state == "active" and record.owner == token and record.job()["status"] == "active"
+        assert record.run_at is None and record.heartbeat == now
+        assert record.payload["marker"] == int(job_id[1:])  # the payload comes back with the claim
+        stored = await twin_state_store.get(queue, job_id)
+        assert stored is not None and stored.state == "active" and stored.owner == token
+    assert await state_store.count_jobs(queue) == {"active": 41}
 
 
 async def test_transition_conditions(state_store: Any, queue: str) -> None:
@@ -161,6 +182,23 @@ async def test_dependencies_resolve_exactly_once(state_store: Any, queue: str) -
     assert await state_store.pending_parents(queue, "c") == set()
 
 
+async def test_concurrent_resolve_returns_each_child_once(state_store: Any, twin_state_store: Any, queue: str) -> None:
+    """Every parent resolved 6 times concurrently through two clients: each child is
+    returned exactly once overall, when its last parent resolves."""
+    parents = [f"p{i}" for i in range(8)]
+    rng = random.Random(7)
+    deps = {f"c{i}": rng.sample(parents, rng.randint(1, 6)) for i in range(24)}
+    deps["all"] = parents
+    records = [_rec(queue, p) for p in parents] + [_rec(queue, c, WAITING_CHILDREN) for c in deps]
+    await state_store.create(records, deps)
+    calls = [store.resolve_dependency(queue, p) for p in parents for store in (state_store, twin_state_store) * 3]
+    random.shuffle(calls)
+    ready = [child for result in await asyncio.gather(*calls) for child in result]
+    assert sorted(ready) == sorted(deps)
+    for child in deps:
+        assert await twin_state_store.pending_parents(queue, child) == set()
+
+
 async def test_add_dependencies_fan_in(state_store: Any, queue: str) -> None:
     await state_store.create([_rec(queue, "c", WAITING_CHILDREN)])
     await state_store.add_dependencies(queue, "c", ["a"])
@@ -171,12 +209,38 @@ async def test_add_dependencies_fan_in(state_store: Any, queue: str) -> None:
 
 
 async def test_oversized_payload_writes_nothing(state_store: Any, queue: str) -> None:
-    big = "x" * (state_store.max_payload_bytes + 1)
+    limit = state_store.max_payload_bytes
+    big = _rec(queue, "big", blob="é" * (limit // 2 + 1))  # over the limit in bytes only ("é" is two)
+    flow = [_rec(queue, "ok"), big, _rec(queue, "child", WAITING_CHILDREN)]
     with pytest.raises(PayloadTooLargeError) as info:
-        await state_store.create([_rec(queue, "ok"), _rec(queue, "big", blob=big)])
-    assert info.value.limit == state_store.max_payload_bytes
-    assert await state_store.get(queue, "ok") is None
-    assert await state_store.get(queue, "big") is None
+        await state_store.create(flow, {"child": ["ok", "big"]})
+    assert info.value.limit == limit and info.value.size > limit
+    for record in flow:
+        assert await state_store.get(queue, record.id) is None
+    assert await state_store.pending_parents(queue, "child") == set()
+    assert await state_store.count_jobs(queue) == {}
+
+
+async def test_oversized_updates_write_nothing(state_store: Any, queue: str) -> None:
+    big = {"blob": "x" * state_store.max_payload_bytes}
+    created = _rec(queue, "a")
+    await state_store.create([created])
+    await state_store.claim(queue, "a", "tok", time.time())
+    # As in the reference store, a failed condition (or a missing job) wins over the size check ...
+    assert await state_store.transition(queue, "a", "completed", expect_owner="other", payload=big) is None
+    assert await state_store.transition(queue, "a", "completed", expect_states={"waiting"}, payload=big) is None
+    assert await state_store.transition(queue, "missing", "completed", payload=big) is None
+    assert not await state_store.update_payload(queue, "missing", big)
+    # ... and a call that would have written raises without writing.
+    with pytest.raises(PayloadTooLargeError):
+        await state_store.transition(queue, "a", "completed", expect_owner="tok", payload=big)
+    with pytest.raises(PayloadTooLargeError):
+        await state_store.transition(queue, "a", "completed", payload=big)
+    with pytest.raises(PayloadTooLargeError):
+        await state_store.update_payload(queue, "a", big)
+    record = await state_store.get(queue, "a")
+    assert record is not None and record.state == "active" and record.owner == "tok"
+    assert record.payload == created.payload
 
 
 async def test_invalid_queue_name_is_refused(state_store: Any) -> None:
@@ -228,6 +292,29 @@ async def test_locks(state_store: Any) -> None:
     assert await state_store.acquire_lock(key, "b", 0.2)
     await asyncio.sleep(0.5)
     assert await state_store.acquire_lock(key, "c", 30)
+
+
+async def test_lock_is_exclusive_under_contention(state_store: Any, twin_state_store: Any) -> None:
+    key = f"lock-{uuid.uuid4().hex}"
+    stores = [state_store, twin_state_store] * 30
+    results = await asyncio.gather(*(s.acquire_lock(key, f"tok{n}", 30) for n, s in enumerate(stores)))
+    assert results.count(True) == 1
+    holder = f"tok{results.index(True)}"
+    assert await twin_state_store.acquire_lock(key, holder, 30)  # the holder may renew, through any client
+    assert not await twin_state_store.release_lock(key, "someone-else")
+    assert await state_store.release_lock(key, holder)
+    assert not await state_store.release_lock(key, holder)
+
+
+async def test_lock_expires_for_every_client(state_store: Any, twin_state_store: Any) -> None:
+    key = f"lock-{uuid.uuid4().hex}"
+    assert await state_store.acquire_lock(key, "a", 0.3)
+    assert not await twin_state_store.acquire_lock(key, "b", 30)
+    await asyncio.sleep(0.45)
+    assert await twin_state_store.acquire_lock(key, "b", 30)
+    assert not await state_store.release_lock(key, "a")  # an expired holder releases nothing
+    assert not await state_store.acquire_lock(key, "c", 30)  # "b" holds it now
+    assert await state_store.release_lock(key, "b")
 
 
 async def test_claim_takes_over_an_expired_lease_only(state_store: Any, queue: str) -> None:
