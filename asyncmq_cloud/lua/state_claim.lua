@@ -20,7 +20,7 @@ end
 if not claimable then
   return false
 end
-redis.call('HSET', key, 'state', 'active', 'owner', token, 'heartbeat', now, 'updated_at', now)
+redis.call('HSET', key, 'state', CLAIMED, 'owner', token, 'heartbeat', now, 'updated_at', now)
 redis.call('HDEL', key, 'run_at')
-index_state(queue, id, state, 'active')
+index_state(queue, id, state, CLAIMED)
 return redis.call('HGETALL', key)

@@ -26,18 +26,24 @@ LUA_SETS: dict[str, Collection[str]] = {
     "CLAIMABLE": states.CLAIMABLE,
     "CLAIMABLE_WHEN_DUE": states.CLAIMABLE_WHEN_DUE,
     "CLAIMABLE_WHEN_STALE": states.CLAIMABLE_WHEN_STALE,
+    "PROMOTABLE": states.PROMOTABLE,
 }
+#: Single state names the scripts read, by their Lua name.
+LUA_NAMES: dict[str, str] = {"CLAIMED": states.CLAIMED}
 _STATE_NAME = re.compile(r"[a-z][a-z-]*")
 
 
 def lua_state_sets() -> str:
-    """``local NAME = { ['state'] = true, ... }`` for each of :data:`LUA_SETS`."""
+    """``local NAME = { ['state'] = true, ... }`` for each of :data:`LUA_SETS`, ``local NAME = 'state'``
+    for each of :data:`LUA_NAMES`."""
     lines = ["-- Generated from asyncmq_cloud/core/states.py by stores/_redis_scripts.py."]
-    for name, members in LUA_SETS.items():
+    for name, members in {**LUA_SETS, **{n: [v] for n, v in LUA_NAMES.items()}}.items():
         if not all(_STATE_NAME.fullmatch(state) for state in members):
             raise ValueError(f"state names of {name} are not plain Lua string literals: {sorted(members)}")
+    for name, members in LUA_SETS.items():
         entries = ", ".join(f"['{state}'] = true" for state in sorted(members))
         lines.append(f"local {name} = {{ {entries} }}")
+    lines += [f"local {name} = '{state}'" for name, state in LUA_NAMES.items()]
     return "\n".join(lines)
 
 

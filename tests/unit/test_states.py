@@ -98,11 +98,18 @@ def test_redis_scripts_get_the_sets_generated() -> None:
     assert "local CLAIMABLE = { ['waiting'] = true }" in header
     assert "local CLAIMABLE_WHEN_DUE = { ['delayed'] = true }" in header
     assert "local CLAIMABLE_WHEN_STALE = { ['active'] = true }" in header
-    claim = _redis_scripts.load_script("claim")
-    assert claim.startswith(header)
-    body = claim[len(header) :]
-    for name in _redis_scripts.LUA_SETS:
-        assert f"{name}[state]" in body, f"state_claim.lua does not read {name}"
+    assert "local PROMOTABLE = { ['delayed'] = true }" in header
+    assert "local CLAIMED = 'active'" in header
+    readers = {
+        "claim": ["CLAIMABLE[state]", "CLAIMABLE_WHEN_DUE[state]", "CLAIMABLE_WHEN_STALE[state]", "CLAIMED"],
+        "promote": ["PROMOTABLE[state]"],
+        "heartbeat": ["~= CLAIMED"],
+    }
+    for script, uses in readers.items():
+        text = _redis_scripts.load_script(script)
+        assert text.startswith(header)
+        for use in uses:
+            assert use in text[len(header) :], f"state_{script}.lua does not read {use}"
     assert not _redis_scripts.load_script("acquire_lock").startswith(header)
 
 
