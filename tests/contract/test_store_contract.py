@@ -410,8 +410,8 @@ async def _run_table(
 
 
 def _claim_args(record: JobRecord, clock: str) -> tuple[float, float]:
-    """``(now, stale_before)`` of a claim. "early": before ``run_at`` (``t0 + 500``), the
-    lease 1 s younger than ``stale_before``; "late": after ``run_at``, the lease 1 s older."""
+    """``(now, stale_before)`` of a claim. "early": before ``run_at`` (``t0 + 500``) and
+    ``stale_before`` 1 s before the lease (fresh); "late": after ``run_at`` and 1 s after it (stale)."""
     if clock == "early":
         return time.time(), states.lease_time(record) - 1
     return time.time() + 1000, states.lease_time(record) + 1
