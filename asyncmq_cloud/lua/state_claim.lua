@@ -1,20 +1,26 @@
--- claim: waiting (or delayed and due, or active with a lease older than
--- stale_before) -> active, owned by a token; returns the new record.
+-- claim: states.claimable (asyncmq_cloud/core/states.py) -> active, owned by a token;
+-- returns the new record. CLAIMABLE, CLAIMABLE_WHEN_DUE and CLAIMABLE_WHEN_STALE are
+-- generated from states.py (stores/_redis_scripts.py). The lease of an active job is
+-- its heartbeat, else (no heartbeat: made active by set_state) its last write.
 -- ARGV: prefix, queue, id, token, now, stale_before ('' = never take over)
 local queue, id, token, now, stale_before = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local key = job_key(queue, id)
 local f = redis.call('HMGET', key, 'state', 'run_at', 'heartbeat', 'updated_at')
 local state, run_at = f[1], f[2]
-local claimable = state == 'waiting'
-if state == 'delayed' then
+local claimable = false
+if not state then
+  claimable = false
+elseif CLAIMABLE[state] then
+  claimable = true
+elseif CLAIMABLE_WHEN_DUE[state] then
   claimable = run_at and tonumber(run_at) <= tonumber(now)
-elseif state == 'active' and stale_before and stale_before ~= '' then
+elseif CLAIMABLE_WHEN_STALE[state] and stale_before and stale_before ~= '' then
   claimable = tonumber(f[3] or f[4]) < tonumber(stale_before)
 end
 if not claimable then
   return false
 end
-redis.call('HSET', key, 'state', 'active', 'owner', token, 'heartbeat', now, 'updated_at', now)
+redis.call('HSET', key, 'state', CLAIMED, 'owner', token, 'heartbeat', now, 'updated_at', now)
 redis.call('HDEL', key, 'run_at')
-index_state(queue, id, state, 'active')
+index_state(queue, id, state, CLAIMED)
 return redis.call('HGETALL', key)

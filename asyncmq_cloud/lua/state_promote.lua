@@ -1,5 +1,6 @@
 -- promote: delayed -> waiting for many jobs of one queue, each conditional on
 -- still being delayed (a cancelled/removed/already promoted job is skipped).
+-- PROMOTABLE is generated from asyncmq_cloud/core/states.py.
 -- ARGV: prefix, queue, now, ids...   Returns the ids that moved.
 local queue, now = ARGV[2], ARGV[3]
 local moved = {}
@@ -7,7 +8,7 @@ for i = 4, #ARGV do
   local id = ARGV[i]
   local key = job_key(queue, id)
   local state = redis.call('HGET', key, 'state')
-  if state == 'delayed' then
+  if PROMOTABLE[state] then
     redis.call('HDEL', key, 'owner', 'heartbeat', 'run_at')
     redis.call('HSET', key, 'state', 'waiting', 'updated_at', now)
     index_state(queue, id, state, 'waiting')

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from asyncmq_cloud.core.protocols import CANCELLED, JobRecord
+from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import WAITING_CHILDREN as WAITING_CHILDREN
+from asyncmq_cloud.core.protocols import JobRecord
 from asyncmq_cloud.core.validation import encode_payload as encode_payload
 from asyncmq_cloud.resources import ACTIVE_INDEX as ACTIVE_INDEX
 from asyncmq_cloud.resources import ACTIVE_PK as ACTIVE_PK
@@ -49,9 +50,9 @@ PROMOTE_CONCURRENCY = 16
 ACTIVE_SHARDS = 4
 
 #: States ``count_jobs`` counts (one index query each).
-KNOWN_STATES = ("waiting", "active", "completed", "failed", "delayed", "expired", WAITING_CHILDREN, CANCELLED)
+KNOWN_STATES = states.ALL_STATES
 #: States that get the TTL attribute when ``completed_ttl`` is set.
-TERMINAL_STATES = frozenset({"completed", "failed", "expired", CANCELLED})
+TERMINAL_STATES = states.TERMINAL
 
 JOB_SK = "JOB"
 DEPS_SK = "DEPS"
@@ -240,7 +241,7 @@ def job_values(record: JobRecord, *, created: float, now: float, expires: float 
         values["#owner"] = {"S": record.owner}
     if record.heartbeat is not None:
         values["#hb"] = num(record.heartbeat)
-    if record.state == "active":
+    if record.state == states.CLAIMED:
         values["#apk"] = {"S": active_shard(record.queue, record.id)}
         values["#ask"] = num(record.heartbeat if record.heartbeat is not None else now)
     if expires is not None:
@@ -248,7 +249,7 @@ def job_values(record: JobRecord, *, created: float, now: float, expires: float 
     if ready_shards:
         base = priority_base(record.payload)
         values["#prio"] = {"N": format(base, "f")}
-        if record.state == "waiting":
+        if record.state in states.CLAIMABLE:
             values["#rpk"] = {"S": ready_shard(record.queue, record.id, ready_shards)}
             values["#rsk"] = {"N": format(base + Decimal(repr(float(now))), "f")}
     return values
@@ -352,3 +353,48 @@ def update_size(update: Mapping[str, Any]) -> int:
     """Upper bound of the item an ``UpdateItem`` of ``deps_updates`` writes."""
     values = update.get("ExpressionAttributeValues", {})
     return item_size(update["Key"]) + sum(attribute_size(v) + 8 for v in values.values())
+
+
+def state_in(allowed: Collection[str], tag: str) -> tuple[str, Item]:
+    """``#state IN (:{tag}0, ...)`` over ``allowed`` and its values.
+
+    Args:
+        allowed: the states (at least one).
+        tag: a placeholder prefix unique within the expression (letters only).
+    """
+    values: Item = {f":{tag}{i}": {"S": state} for i, state in enumerate(sorted(allowed))}
+    return f"#state IN ({', '.join(values)})", values
+
+
+def claim_condition(*, take_over: bool) -> tuple[str, Item]:
+    """The ``ConditionExpression`` of ``claim``: :func:`asyncmq_cloud.core.states.claimable` in DynamoDB terms.
+
+    Needs ``:now`` (and ``:stale``); a missing heartbeat compares false, so ``updated_at`` stands in.
+
+    Args:
+        take_over: also accept a job whose lease is older than ``:stale``.
+    """
+    (ready, values), (due, due_values) = state_in(states.CLAIMABLE, "ready"), state_in(states.CLAIMABLE_WHEN_DUE, "due")
+    parts = [ready, f"({due} AND #run_at <= :now)"]
+    if take_over:
+        leased, leased_values = state_in(states.CLAIMABLE_WHEN_STALE, "leased")
+        parts.append(f"({leased} AND (#hb < :stale OR (attribute_not_exists(#hb) AND #upd < :stale)))")
+        due_values.update(leased_values)
+    return f"attribute_exists(#pk) AND ({' OR '.join(parts)})", {**values, **due_values}
+
+
+def transition_condition(expect_states: Collection[str] | None, expect_owner: str | None) -> tuple[str, Item]:
+    """The ``ConditionExpression`` of ``transition``: ``states.transition_allowed`` in DynamoDB terms.
+
+    Args:
+        expect_states: the state must be one of these (``None``: any; must not be empty).
+        expect_owner: the owner must equal this (``None``: any).
+    """
+    conditions, values = ["attribute_exists(#pk)"], Item()
+    if expect_states is not None:
+        expected, values = state_in(expect_states, "s")
+        conditions.append(expected)
+    if expect_owner is not None:
+        values[":expect_owner"] = {"S": expect_owner}
+        conditions.append("#owner = :expect_owner")
+    return " AND ".join(conditions), values

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import JobRecord
 from asyncmq_cloud.errors import TransientError
 from asyncmq_cloud.stores import _dynamodb_codec as codec
@@ -58,11 +59,7 @@ class QueryMixin(DynamoDBBase):
             )
         )
         records = await self._batch_get([k for keys in found for k in keys])
-        return [
-            r
-            for r in records
-            if r.state == "active" and (r.heartbeat if r.heartbeat is not None else r.updated_at) < older_than
-        ]
+        return [r for r in records if states.stalled(r, older_than)]
 
     async def ready_keys(self, queue: str, shard: int, limit: int) -> list[str]:
         """Ids of up to ``limit`` ready jobs of one shard, best-ranked first (one ``Query`` page)."""

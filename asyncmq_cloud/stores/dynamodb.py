@@ -88,6 +88,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from asyncmq_cloud.aws import AwsClients
+from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import JobRecord
 from asyncmq_cloud.core.validation import validate_queue_name
 from asyncmq_cloud.errors import ClosedError, ConfigurationError, PayloadTooLargeError
@@ -266,27 +267,22 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
     async def claim(
         self, queue: str, job_id: str, token: str, now: float, *, stale_before: float | None = None
     ) -> JobRecord | None:
-        values = {
-            ":active": {"S": "active"},
-            ":waiting": {"S": "waiting"},
-            ":delayed": {"S": "delayed"},
-            ":token": {"S": token},
-            ":now": codec.num(now),
-            ":g1pk": {"S": codec.state_partition(queue, "active")},
-            ":apk": {"S": codec.active_shard(queue, job_id)},
-        }
-        condition = "#state = :waiting OR (#state = :delayed AND #run_at <= :now)"
+        condition, values = codec.claim_condition(take_over=stale_before is not None)
+        values[":claimed"] = {"S": states.CLAIMED}
+        values[":token"] = {"S": token}
+        values[":now"] = codec.num(now)
+        values[":g1pk"] = {"S": codec.state_partition(queue, states.CLAIMED)}
+        values[":apk"] = {"S": codec.active_shard(queue, job_id)}
         if stale_before is not None:
             # Take over an active job whose holder stopped heartbeating (lease expired).
-            condition += " OR (#state = :active AND #hb < :stale)"
             values[":stale"] = codec.num(stale_before)
         removes = "#run_at, #exp" + (", #rpk, #rsk" if self.ready_shards else "")
         return await self._update_job(
             queue,
             job_id,
-            "SET #state = :active, #owner = :token, #hb = :now, #upd = :now, #g1pk = :g1pk, "
+            "SET #state = :claimed, #owner = :token, #hb = :now, #upd = :now, #g1pk = :g1pk, "
             f"#apk = :apk, #ask = :now REMOVE {removes}",
-            f"attribute_exists(#pk) AND ({condition})",
+            condition,
             values,
         )
 
@@ -303,7 +299,9 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
     ) -> JobRecord | None:
         if expect_states is not None and not expect_states:
             return None
-        if payload is not None and not await self._fits(queue, job_id, to_state, payload):
+        if payload is not None and not await self._fits(
+            queue, job_id, to_state, payload, (expect_states, expect_owner)
+        ):
             return None
         now = time.time()
         sets, removes, values = self._state_change(queue, job_id, to_state, now, heartbeat=None)
@@ -316,16 +314,10 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
         else:
             sets.append("#run_at = :run_at")
             values[":run_at"] = codec.num(run_at)
-        conditions = ["attribute_exists(#pk)"]
-        if expect_states is not None:
-            names = [f":s{i}" for i in range(len(expect_states))]
-            values.update({n: {"S": s} for n, s in zip(names, sorted(expect_states), strict=True)})
-            conditions.append(f"#state IN ({', '.join(names)})")
-        if expect_owner is not None:
-            values[":expect_owner"] = {"S": expect_owner}
-            conditions.append("#owner = :expect_owner")
+        condition, condition_values = codec.transition_condition(expect_states, expect_owner)
+        values.update(condition_values)
         expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes)
-        return await self._update_job(queue, job_id, expression, " AND ".join(conditions), values)
+        return await self._update_job(queue, job_id, expression, condition, values)
 
     async def promote(self, queue: str, job_ids: Sequence[str]) -> list[str]:
         """``delayed -> waiting``: one conditional ``UpdateItem`` per id, sent concurrently.
@@ -338,12 +330,13 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
         limit = asyncio.Semaphore(codec.PROMOTE_CONCURRENCY)
 
         async def move(job_id: str) -> bool:
-            sets, removes, values = self._state_change(queue, job_id, "waiting", time.time(), heartbeat=None)
-            values[":delayed"] = {"S": "delayed"}
+            sets, removes, values = self._state_change(queue, job_id, states.WAITING, time.time(), heartbeat=None)
+            promotable, promotable_values = codec.state_in(states.PROMOTABLE, "from")
+            values.update(promotable_values)
             expression = "SET " + ", ".join(sets) + " REMOVE " + ", ".join([*removes, "#owner", "#hb", "#run_at"])
             async with limit:
                 moved = await self._update_job(
-                    queue, job_id, expression, "attribute_exists(#pk) AND #state = :delayed", values
+                    queue, job_id, expression, f"attribute_exists(#pk) AND {promotable}", values
                 )
             return moved is not None
 
@@ -361,12 +354,12 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
             ":now": codec.num(now),
             ":g1pk": {"S": codec.state_partition(queue, state)},
         }
-        if state == "active":
+        if state == states.CLAIMED:
             sets += ["#apk = :apk", f"#ask = {heartbeat or ':now'}"]
             values[":apk"] = {"S": codec.active_shard(queue, job_id)}
         else:
             removes += ["#apk", "#ask"]
-        if self.ready_shards and state == "waiting":
+        if self.ready_shards and state in states.CLAIMABLE:
             # Back in the ready index, ranked by priority and the time it became ready.
             sets += ["#rpk = :rpk", "#rsk = if_not_exists(#prio, :prio0) + :now"]
             values[":rpk"] = {"S": codec.ready_shard(queue, job_id, self.ready_shards)}
@@ -396,16 +389,23 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
         )
         return codec.record_from_item(response["Attributes"]) if response is not None else None
 
-    async def _fits(self, queue: str, job_id: str, state: str, payload: Mapping[str, Any]) -> bool:
-        """False for a job that does not exist; raises ``PayloadTooLargeError`` if ``payload`` is too big.
+    async def _fits(
+        self,
+        queue: str,
+        job_id: str,
+        state: str,
+        payload: Mapping[str, Any],
+        expect: tuple[Collection[str] | None, str | None] = (None, None),
+    ) -> bool:
+        """False if the write's conditions fail; raises ``PayloadTooLargeError`` if ``payload`` is too big.
 
-        As in the memory store, a missing job is answered before the size (one extra
-        ``GetItem``, on the error path only).
+        As in the memory store, a missing job or a failed ``expect`` (states, owner)
+        is answered before the size (one extra ``GetItem``, on the error path only).
         """
         size = codec.estimated_job_size(queue, job_id, state, payload)
         if size <= self.max_payload_bytes:
             return True
-        if await self.get(queue, job_id) is None:
+        if not states.transition_allowed(await self.get(queue, job_id), *expect):
             return False
         raise PayloadTooLargeError(
             f"job {job_id!r} would encode to a {size}-byte DynamoDB item; {self._resource} accepts "
@@ -432,11 +432,9 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
         return await self._update_job(queue, job_id, expression, "attribute_exists(#pk)", values) is not None
 
     async def heartbeat(self, queue: str, job_id: str, now: float, token: str | None = None) -> bool:
-        values = {":now": codec.num(now), ":active": {"S": "active"}}
-        condition = "attribute_exists(#pk) AND #state = :active"
-        if token is not None:
-            values[":token"] = {"S": token}
-            condition += " AND #owner = :token"
+        # states.heartbeat_allowed: a claimed job, held by ``token`` if one is given.
+        condition, values = codec.transition_condition({states.CLAIMED}, token)
+        values[":now"] = codec.num(now)
         values[":apk"] = {"S": codec.active_shard(queue, job_id)}
         updated = await self._update_job(queue, job_id, "SET #hb = :now, #apk = :apk, #ask = :now", condition, values)
         return updated is not None

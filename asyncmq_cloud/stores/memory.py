@@ -16,6 +16,7 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import JobRecord, RepeatableRecord, WorkerRecord
 from asyncmq_cloud.core.validation import encoded_size, validate_queue_name
 from asyncmq_cloud.errors import ClosedError, ConfigurationError, PayloadTooLargeError
@@ -106,14 +107,9 @@ class MemoryStateStore:
         self, queue: str, job_id: str, token: str, now: float, *, stale_before: float | None = None
     ) -> JobRecord | None:
         record = self._jobs.get((queue, job_id))
-        if record is None:
+        if record is None or not states.claimable(record, now, stale_before):
             return None
-        due_delayed = record.state == "delayed" and record.run_at is not None and record.run_at <= now
-        lease = record.heartbeat if record.heartbeat is not None else record.updated_at
-        expired = record.state == "active" and stale_before is not None and lease < stale_before
-        if record.state != "waiting" and not due_delayed and not expired:
-            return None
-        record.state = "active"
+        record.state = states.CLAIMED
         record.owner = token
         record.heartbeat = now
         record.run_at = None
@@ -132,11 +128,7 @@ class MemoryStateStore:
         run_at: float | None = None,
     ) -> JobRecord | None:
         record = self._jobs.get((queue, job_id))
-        if record is None:
-            return None
-        if expect_states is not None and record.state not in expect_states:
-            return None
-        if expect_owner is not None and record.owner != expect_owner:
+        if record is None or not states.transition_allowed(record, expect_states, expect_owner):
             return None
         if payload is not None:
             size = encoded_size(payload)
@@ -159,8 +151,8 @@ class MemoryStateStore:
         now = time.time()
         for job_id in job_ids:
             record = self._jobs.get((queue, job_id))
-            if record is not None and record.state == "delayed":
-                record.state, record.run_at, record.owner, record.heartbeat = "waiting", None, None, None
+            if record is not None and record.state in states.PROMOTABLE:
+                record.state, record.run_at, record.owner, record.heartbeat = states.WAITING, None, None, None
                 record.updated_at = now
                 moved.append(job_id)
         return moved
@@ -188,9 +180,7 @@ class MemoryStateStore:
 
     async def heartbeat(self, queue: str, job_id: str, now: float, token: str | None = None) -> bool:
         record = self._jobs.get((queue, job_id))
-        if record is None or record.state != "active":
-            return False
-        if token is not None and record.owner != token:
+        if record is None or not states.heartbeat_allowed(record, token):
             return False
         record.heartbeat = now
         return True
@@ -216,11 +206,7 @@ class MemoryStateStore:
         return counts
 
     async def list_stalled(self, older_than: float) -> list[JobRecord]:
-        return [
-            _copy(r)
-            for r in self._jobs.values()
-            if r.state == "active" and (r.heartbeat if r.heartbeat is not None else r.updated_at) < older_than
-        ]
+        return [_copy(r) for r in self._jobs.values() if states.stalled(r, older_than)]
 
     async def list_queues(self) -> list[str]:
         return sorted(self._queues | self._paused | set(self._repeatables))

@@ -67,13 +67,13 @@ import time
 import warnings
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from contextlib import AsyncExitStack
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis import exceptions as rexc
 from redis.commands.core import AsyncScript
 
+from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import JobRecord, RepeatableRecord, WorkerRecord
 from asyncmq_cloud.core.validation import encode_payload, validate_queue_name
 from asyncmq_cloud.errors import (
@@ -85,18 +85,13 @@ from asyncmq_cloud.errors import (
     PermanentError,
     TransientError,
 )
+from asyncmq_cloud.stores._redis_scripts import JOB_SCRIPTS, PLAIN_SCRIPTS, load_script
 
 if TYPE_CHECKING:
     from asyncmq_cloud.core.protocols import ResourceSpec
 
 #: Same default as the memory store; Redis itself accepts strings up to 512 MB.
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
-#: Scripts that start with ``state_common.lua`` (they take ``prefix, ...`` as ARGV).
-_JOB_SCRIPTS = (
-    "claim", "transition", "create", "heartbeat", "set_state", "update_payload", "delete",
-    "add_dependencies", "resolve_dependency", "list", "count", "stalled", "promote",
-)  # fmt: skip
-_PLAIN_SCRIPTS = ("workers", "acquire_lock", "release_lock")
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -128,14 +123,6 @@ def _translated(
             raise _translate(exc) from exc
 
     return wrapper
-
-
-def _load_script(name: str) -> str:
-    lua = resources.files("asyncmq_cloud") / "lua"
-    body = (lua / f"state_{name}.lua").read_text("utf-8")
-    if name in _JOB_SCRIPTS:
-        body = (lua / "state_common.lua").read_text("utf-8") + "\n" + body
-    return body
 
 
 def _str(value: Any) -> str:
@@ -223,7 +210,7 @@ class RedisStateStore:
             client = aioredis.Redis.from_pool(pool)
             self._stack.push_async_callback(client.aclose)
         try:
-            scripts = {name: client.register_script(_load_script(name)) for name in _JOB_SCRIPTS + _PLAIN_SCRIPTS}
+            scripts = {name: client.register_script(load_script(name)) for name in JOB_SCRIPTS + PLAIN_SCRIPTS}
             # Load every script up front (one round trip) so each call is a single EVALSHA.
             async with client.pipeline(transaction=False) as pipe:
                 for script in scripts.values():
@@ -403,7 +390,7 @@ class RedisStateStore:
     async def list_stalled(self, older_than: float) -> list[JobRecord]:
         rows = await self._run("stalled", [self.prefix, _num(older_than)])
         records = (_to_record(_str(queue), _str(job_id), fields) for queue, job_id, fields in rows)
-        return [r for r in records if r is not None and r.state == "active"]
+        return [r for r in records if r is not None and r.state == states.CLAIMED]
 
     @_translated
     async def list_queues(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""DynamoDB fixtures (``dynamodb_endpoint``, ``dynamodb_state_store``) and helpers.
+"""DynamoDB fixtures (``dynamodb_endpoint``, ``dynamodb_state_store`` and its twin) and helpers.
 
 ``dynamodb_state_store`` is a started store on its own provisioned table (random
 name, so tests may run in parallel against one server); the fixture deletes
@@ -95,3 +95,16 @@ async def dynamodb_state_store(dynamodb_endpoint: str) -> AsyncIterator[DynamoDB
         finally:
             await store.close()
             await clients.close()
+
+
+@pytest.fixture
+async def dynamodb_twin_state_store(
+    dynamodb_endpoint: str, dynamodb_state_store: DynamoDBStateStore
+) -> AsyncIterator[DynamoDBStateStore]:
+    """A second store (own clients and connection pool) on the same table: another worker process."""
+    clients = moto_clients(dynamodb_endpoint)
+    try:
+        async with DynamoDBStateStore(dynamodb_state_store.table_name, clients=clients) as store:
+            yield store
+    finally:
+        await clients.close()

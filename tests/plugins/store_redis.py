@@ -1,4 +1,4 @@
-"""The ``redis_state_store`` fixture: a started :class:`RedisStateStore` on a fresh prefix.
+"""The ``redis_state_store`` fixture: a started :class:`RedisStateStore` on a fresh prefix (and its twin).
 
 Needs the ``redis_url`` fixture of ``tests/plugins/services.py`` (a real redis-server).
 Each test gets a random prefix, so tests may run in parallel against one server; the
@@ -40,3 +40,10 @@ async def redis_state_store(redis_url: str) -> AsyncIterator[RedisStateStore]:
             await drop_prefix(redis_url, store.prefix)
         finally:
             await store.close()
+
+
+@pytest.fixture
+async def redis_twin_state_store(redis_url: str, redis_state_store: RedisStateStore) -> AsyncIterator[RedisStateStore]:
+    """A second store (own client and pool) on the same prefix: another worker process."""
+    async with RedisStateStore(redis_url, prefix=redis_state_store.prefix) as store:
+        yield store

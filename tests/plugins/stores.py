@@ -2,7 +2,9 @@
 
 ``state_store`` is parametrized over every StateStore: the reference memory
 store, the Redis store (real redis-server) and the DynamoDB store (real moto
-server); ``delay_store`` likewise over every DelayStore. ``backend`` is
+server); ``twin_state_store`` is a second client of the same data (another worker
+process: own connections, same prefix/table; for memory the same object);
+``delay_store`` likewise over every DelayStore. ``backend`` is
 parametrized over AsyncMQ's own ``InMemoryBackend`` (the reference behaviour)
 and ``CloudBackend`` over each store (with the delay store of the same
 service), with the memory transport both with and without native delays.
@@ -35,9 +37,27 @@ async def memory_state_store() -> AsyncIterator[MemoryStateStore]:
         yield store
 
 
+@pytest.fixture
+def memory_twin_state_store(memory_state_store: MemoryStateStore) -> MemoryStateStore:
+    """The memory store lives in one process: its "second client" is itself."""
+    return memory_state_store
+
+
 @pytest.fixture(params=STORES)
-def state_store(request: pytest.FixtureRequest) -> Any:
-    return request.getfixturevalue(f"{request.param}_state_store")
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Which StateStore ``state_store`` and ``twin_state_store`` are: memory, redis or dynamodb."""
+    return str(request.param)
+
+
+@pytest.fixture
+def state_store(request: pytest.FixtureRequest, store_kind: str) -> Any:
+    return request.getfixturevalue(f"{store_kind}_state_store")
+
+
+@pytest.fixture
+def twin_state_store(request: pytest.FixtureRequest, store_kind: str, state_store: Any) -> Any:
+    """A second client of ``state_store``'s data (separate connections where the store has any)."""
+    return request.getfixturevalue(f"{store_kind}_twin_state_store")
 
 
 BACKENDS = [
