@@ -23,7 +23,7 @@ queue is reported missing. Without ``--queue`` no queue or topic is checked (``s
                       or the AWS default). Fix: start the service there or correct that source.
 ``aws-credentials-rejected``  the endpoint refuses the key/signature: wrong or expired credentials.
 ``table-missing``     each DynamoDB table of the state and delay store exists (its ``TableSpec``
-                      in ``resources.py``). Fix: ``asyncmq-cloud provision`` or terraform/.
+                      in ``asyncmq_cloud/resources/``). Fix: ``asyncmq-cloud provision`` or terraform/.
 ``table-keys``        its key schema is the spec's. Fix: another table name (keys never change).
 ``index-missing``     each global secondary index of the spec exists. Fix: the printed
                       ``aws dynamodb update-table ... --global-secondary-index-updates`` command

@@ -1,4 +1,4 @@
-# The AWS resources asyncmq-cloud's backends expect, exactly as asyncmq_cloud/resources.py
+# The AWS resources asyncmq-cloud's backends expect, exactly as asyncmq_cloud/resources/
 # describes them (tests/test_terraform.py fails on any drift between the two).
 
 data "aws_caller_identity" "current" {}
