@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from asyncmq_cloud.core.protocols import Delivery
+from asyncmq_cloud.core.protocols import Delivery, TransportCapabilities
 from asyncmq_cloud.errors import ClosedError
 
 
@@ -36,7 +36,7 @@ class MemoryTransport:
     """
 
     def __init__(self, *, max_native_delay: float = 0.0, visibility_timeout: float = 30.0) -> None:
-        self.max_native_delay = max_native_delay
+        self.capabilities = TransportCapabilities(max_native_delay=max_native_delay)
         self.visibility_timeout = visibility_timeout
         self._queues: dict[str, list[_Message]] = {}
         self._ids = itertools.count(1)
@@ -62,7 +62,7 @@ class MemoryTransport:
         if self._closed:
             raise ClosedError("MemoryTransport is closed")
         self._count("send")
-        visible_at = time.time() + max(0.0, min(delay, self.max_native_delay))
+        visible_at = time.time() + max(0.0, min(delay, self.capabilities.max_native_delay))
         messages = self._queues.setdefault(queue, [])
         messages.extend(_Message(next(self._ids), job_id, visible_at) for job_id in job_ids)
         self._wakeup.set()
@@ -76,7 +76,8 @@ class MemoryTransport:
             if message.visible_at <= now:
                 message.visible_at = now + self.visibility_timeout
                 message.receive_count += 1
-                out.append(Delivery(queue, message.job_id, message.mid, message.receive_count))
+                lease_until = time.monotonic() + self.visibility_timeout
+                out.append(Delivery(queue, message.job_id, message.mid, message.receive_count, lease_until=lease_until))
         return out
 
     async def receive(self, queue: str, max_messages: int, wait: float) -> list[Delivery]:
@@ -112,6 +113,7 @@ class MemoryTransport:
         for message in self._queues.get(delivery.queue, []):
             if message.mid == delivery.receipt:
                 message.visible_at = time.time() + seconds
+                delivery.lease_until = time.monotonic() + seconds
 
     async def release(self, delivery: Delivery, delay: float = 0.0) -> None:
         await self.extend(delivery, delay)
@@ -123,6 +125,10 @@ class MemoryTransport:
 
     async def depth(self, queue: str) -> int:
         return len(self._queues.get(queue, []))
+
+    async def stats(self, queue: str) -> dict[str, int]:
+        """No breakdown beyond ``depth`` (``capabilities.has_stats`` is False)."""
+        return {}
 
     async def purge(self, queue: str) -> None:
         self._queues[queue] = []
