@@ -235,7 +235,6 @@ class SQSTransport:
         **options: fields of :class:`SQSTransportConfig`.
     """
 
-
     def __init__(
         self,
         config: SQSTransportConfig | None = None,

@@ -119,8 +119,8 @@ async def test_redelivered_reference_takes_over_a_dead_workers_job(memory_state_
     dead = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=config)
     job_id = await Queue(qname, backend=dead).add(T + "add", args=[2, 2])
     assert (await dead.dequeue(qname)) is not None
-    assert dead._keeper is not None
-    dead._keeper.cancel()  # ... and the worker dies: no heartbeat (not even its lease keeper), no ack
+    assert dead._leases.task is not None
+    dead._leases.task.cancel()  # ... and the worker dies: no heartbeat (not even its lease keeper), no ack
     alive = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=config)
     await asyncio.sleep(0.15)  # visibility expired, the lease has not
     assert await alive.dequeue(qname) is None
@@ -217,7 +217,7 @@ async def test_receive_takes_only_the_free_capacity_of_registered_workers(memory
     await backend.dequeue(qname)
     assert asked == [4], "nothing running: the whole capacity"
     await backend.deregister_worker("w1")
-    assert backend._receive_size(qname) == 1, "the worker is gone: one at a time again"
+    assert backend._leases.receive_size(qname) == 1, "the worker is gone: one at a time again"
     await backend.close()
 
 
@@ -258,7 +258,7 @@ async def test_the_backend_renews_its_leases_without_asyncmq_heartbeats(memory_s
     await handle_job(qname, job, worker)
     assert await worker.get_job_result(qname, job_id) == 3
     await asyncio.sleep(0.3)
-    assert worker._keeper is not None and worker._keeper.done(), "the keeper stops with the last lease"
+    assert worker._leases.task is not None and worker._leases.task.done(), "the keeper stops with the last lease"
     await worker.close()
     await rival.close()
 
