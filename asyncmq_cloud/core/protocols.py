@@ -10,6 +10,12 @@ method once, over:
 * :class:`DelayStore` — holds job ids until they are due (Redis sorted set,
   DynamoDB due-time index, memory).
 
+These protocols are the whole contract: a transport declares what it can do in
+:class:`TransportCapabilities` and carries what it needs per message in the typed
+fields of :class:`Delivery`; the core never probes an implementation for optional
+attributes. :class:`Components` is the read-only view of a backend its
+collaborators work with.
+
 Rules every implementation follows (the contract tests check them):
 
 * The record's ``state`` attribute is authoritative. ``JobRecord.payload`` is the

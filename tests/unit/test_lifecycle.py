@@ -325,3 +325,46 @@ async def test_a_delayed_send_the_broker_refuses_goes_to_the_delay_store(memory_
     await backend.promote_due_delayed(qname)
     job = await backend.dequeue(qname)
     assert job is not None and job["id"] == job_id
+
+
+class OrderedTransport(MemoryTransport):
+    """A memory broker that records the order of sends and acks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+
+    async def send(self, queue: str, job_ids: Any, delay: float = 0.0) -> None:
+        self.order.append("send")
+        await super().send(queue, job_ids, delay)
+
+    async def ack(self, deliveries: Any) -> None:
+        self.order.append("ack")
+        await super().ack(deliveries)
+
+
+async def test_a_retry_hands_the_reference_over_before_acking_the_old_one(memory_state_store: Any, qname: str) -> None:
+    """A crash between the two must leave the old delivery to come back, never a waiting job without one."""
+    transport = OrderedTransport()
+    backend = CloudBackend(memory_state_store, transport, MemoryDelayStore())
+    await Queue(qname, backend=backend).add(T + "add", args=[1, 2])
+    job = await backend.dequeue(qname)
+    assert job is not None
+    transport.order.clear()
+    await backend.retry_active_job(qname, job, time.time())
+    assert transport.order == ["send", "ack"]
+    again = await backend.dequeue(qname)
+    assert again is not None and again["id"] == job["id"]
+    await backend.close()
+
+
+def test_a_backend_called_from_a_new_event_loop_starts_again(memory_state_store: Any, qname: str) -> None:
+    """AsyncMQ's CLI runs each backend call in a fresh event loop (decision 26): every public
+    method starts the backend again on the new loop, the state in the stores stays."""
+    backend = CloudBackend(memory_state_store, MemoryTransport(), MemoryDelayStore())
+    job_id = asyncio.run(Queue(qname, backend=backend).add(T + "add", args=[1, 2]))
+    first = backend._loop
+    assert first is not None and first.is_closed()
+    assert asyncio.run(backend.get_job_state(qname, job_id)) == "waiting"
+    assert backend._loop is not None and backend._loop is not first
+    asyncio.run(backend.close())
