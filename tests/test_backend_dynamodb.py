@@ -114,7 +114,7 @@ async def test_a_dead_workers_job_is_found_through_the_active_index(moto_endpoin
         job_id = await Queue(qname, backend=backend).add(T + "add", args=[1, 2])
         first = await backend.dequeue(qname)
         assert first is not None and first["id"] == job_id
-        backend._leases.clear()  # the worker that claimed it is gone (no heartbeat, no finish)
+        backend._leases.held.clear()  # the worker that claimed it is gone (no heartbeat, no finish)
         deadline = time.monotonic() + 10
         again = None
         while again is None:

@@ -2,8 +2,8 @@
 
 An AsyncMQ release that adds, removes or changes a backend hook fails here
 instead of silently falling back to the base class's default in production.
-When it fails: review the new hook, implement it in ``core/lifecycle.py`` or
-``core/admin.py``, then regenerate the snapshot with
+When it fails: review the new hook, implement it in ``core/lifecycle.py`` (the job
+lifecycle) or ``core/backend.py`` (administration), then regenerate the snapshot with
 ``python -m tests.basebackend_surface > tests/data/basebackend_surface.json``.
 """
 

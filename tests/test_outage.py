@@ -137,16 +137,16 @@ async def test_dequeue_answers_none_on_an_outage_and_keeps_the_delivery() -> Non
         assert await backend.dequeue("q") is None  # the receive failed: no exception reaches AsyncMQ
         store.failures = 1
         assert await backend.dequeue("q") is None  # the claim failed: the delivery stays buffered
-        assert [delivery.job_id for delivery in backend._buffer["q"]] == [job_id]
+        assert [delivery.job_id for delivery in backend._leases.buffer["q"]] == [job_id]
         job = await backend.dequeue("q")
         assert job is not None and job["id"] == job_id
         await backend.pause_queue("q")
-        backend._paused_cache.clear()
+        backend._pauses.cache.clear()
         store.failures = 1
         assert await backend.is_queue_paused("q") is False  # nothing known yet: not paused
         store.failures = 0
         assert await backend.is_queue_paused("q") is True
-        backend._paused_cache["q"] = (True, 0.0)  # known, but older than pause_cache_ttl
+        backend._pauses.cache["q"] = (True, 0.0)  # known, but older than pause_cache_ttl
         store.failures = 1
         assert await backend.is_queue_paused("q") is True  # an outage answers with the last known flag
     finally:

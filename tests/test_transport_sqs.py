@@ -191,11 +191,11 @@ async def test_extend_is_lazy_and_respects_the_12_hour_cap(sqs_endpoint: str, ca
         try:
             await transport.extend(delivery, 60)  # 60 s left of 60 requested: no call
             assert seen == []
-            delivery.extra["received"] = time.monotonic() - MAX_VISIBILITY_SECONDS + 30
-            delivery.extra["visible_until"] = time.monotonic()
+            delivery.received_at = time.monotonic() - MAX_VISIBILITY_SECONDS + 30
+            delivery.lease_until = time.monotonic()
             with caplog.at_level(logging.WARNING, logger="asyncmq_cloud.transports.sqs"):
                 await transport.extend(delivery, 60)
-                delivery.extra["visible_until"] = time.monotonic()
+                delivery.lease_until = time.monotonic()
                 await transport.extend(delivery, 60)
         finally:
             sqs.meta.events.unregister("before-parameter-build.sqs.ChangeMessageVisibility", record)
@@ -207,7 +207,7 @@ async def test_extend_is_lazy_and_respects_the_12_hour_cap(sqs_endpoint: str, ca
 # -- FIFO ----------------------------------------------------------------------------------------
 async def test_fifo_round_trip_in_order_and_retried_job_is_not_deduplicated(sqs_endpoint: str) -> None:
     async with transport_on(sqs_endpoint, fifo=True) as transport:
-        assert transport.max_native_delay == 0
+        assert transport.capabilities.max_native_delay == 0
         await transport.provision("ordered")
         name = transport.queue_name("ordered")
         assert name.endswith(".fifo") and transport.spec("ordered").dlq_name.endswith("-dlq.fifo")
@@ -250,7 +250,7 @@ def test_fifo_group_choices() -> None:
 # -- delays -------------------------------------------------------------------------------------
 async def test_native_delay_on_standard_queues(sqs_endpoint: str) -> None:
     async with transport_on(sqs_endpoint) as transport:
-        assert transport.max_native_delay == 900
+        assert transport.capabilities.max_native_delay == 900
         await transport.provision("later")
         sqs = await transport.clients.sqs()
         delays: list[int] = []
@@ -350,9 +350,9 @@ def test_preset_defaults_share_one_aws_clients() -> None:
     assert isinstance(backend.store, DynamoDBStateStore) and backend.store.table_name == "asyncmq-jobs"
     assert isinstance(backend.delay_store, DynamoDBDelayStore) and backend.delay_store.table_name == "asyncmq-delays"
     assert backend.store.clients is backend.delay_store.clients is backend.transport.clients is backend.clients
-    assert backend.transport.max_native_delay == 900
+    assert backend.transport.capabilities.max_native_delay == 900
     fifo = SQSBackend(fifo=True, fifo_group="job", kms_key_id="alias/jobs", region_name=REGION)
-    assert fifo.transport.max_native_delay == 0 and fifo.transport.config.fifo_group == "job"
+    assert fifo.transport.capabilities.max_native_delay == 0 and fifo.transport.config.fifo_group == "job"
     assert fifo.transport.spec("q").dlq_attributes()["KmsMasterKeyId"] == "alias/jobs"
 
 

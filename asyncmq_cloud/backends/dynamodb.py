@@ -103,8 +103,8 @@ class DynamoDBBackend(PresetBackend):
             spread=spread,
             idle_poll=idle_poll,
             idle_poll_max=idle_poll_max,
-            lease_timeout=config.lease_timeout,
             lease_check_interval=lease_check_interval,
+            config=config,
         )
         delays = build_delay_store(delay_store, store=store, clients=clients)
         super().__init__(store, transport, delays, config=config)

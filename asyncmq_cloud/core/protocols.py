@@ -10,6 +10,12 @@ method once, over:
 * :class:`DelayStore` — holds job ids until they are due (Redis sorted set,
   DynamoDB due-time index, memory).
 
+These protocols are the whole contract: a transport declares what it can do in
+:class:`TransportCapabilities` and carries what it needs per message in the typed
+fields of :class:`Delivery`; the core never probes an implementation for optional
+attributes. :class:`Components` is the read-only view of a backend its
+collaborators work with.
+
 Rules every implementation follows (the contract tests check them):
 
 * The record's ``state`` attribute is authoritative. ``JobRecord.payload`` is the
@@ -27,11 +33,13 @@ Rules every implementation follows (the contract tests check them):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:
+    from asyncmq_cloud.config import LifecycleConfig
     from asyncmq_cloud.resources import KafkaTopicSpec, SqsQueueSpec, TableSpec
 
     #: A table, queue or topic a component needs (``provision`` creates it; ``doctor`` checks it).
@@ -265,23 +273,56 @@ class Delivery:
     Attributes:
         queue: the AsyncMQ queue name.
         job_id: the referenced job.
-        receipt: the transport's handle (SQS receipt handle, Kafka offset, ...).
-        receive_count: how many times the transport has delivered this message.
+        receipt: the transport's own handle for the message, opaque to everything else
+            (SQS: an ``SQSReceipt`` with the receipt handle and queue URL; Kafka: a
+            ``Receipt`` with partition, offset and assignment epoch; memory: the message
+            id; DynamoDB: ``None``). Only the transport that made the delivery reads it.
+        receive_count: how many times the transport has delivered this message (1 = first).
+        received_at: ``time.monotonic()`` when the transport received the message.
+        lease_until: ``time.monotonic()`` when the broker's own lease on the message ends
+            and the message becomes visible to other workers unless extended (SQS
+            visibility timeout, memory transport); ``None`` when the broker holds the
+            message for as long as this process lives (Kafka, DynamoDB). The transport
+            moves it on ``extend``/``release``; the lifecycle's lease keeper renews
+            leases that end soon.
     """
 
     queue: str
     job_id: str
     receipt: Any = None
     receive_count: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    received_at: float = field(default_factory=time.monotonic)
+    lease_until: float | None = None
+
+
+@dataclass(frozen=True)
+class TransportCapabilities:
+    """What a transport can do, declared once; the lifecycle reads it instead of probing the object.
+
+    Attributes:
+        max_native_delay: longest delay (s) the broker holds a message itself; 0 = none
+            (every delay goes through the delay store).
+        redelivers: a released reference comes back later (SQS, Kafka, memory). False when
+            the transport has nothing to put back (DynamoDB: the index is the queue), so an
+            unclaimable candidate is skipped without the read that decides a release.
+        supports_fifo: the transport can keep messages in order per group (SQS FIFO queues).
+        has_stats: ``stats()`` breaks the broker's depth down by kind (SQS: visible,
+            in flight, delayed); without it ``stats()`` returns ``{}`` and only
+            ``depth()`` counts.
+    """
+
+    max_native_delay: float = 0.0
+    redelivers: bool = True
+    supports_fifo: bool = False
+    has_stats: bool = False
 
 
 @runtime_checkable
 class Transport(Protocol):
     """Moves job references from producers to workers (at-least-once)."""
 
-    #: Longest delay (seconds) the broker holds a message itself; 0 = none.
-    max_native_delay: float
+    #: What this transport can do (native delays, redelivery, FIFO, stats).
+    capabilities: TransportCapabilities
 
     async def start(self) -> None: ...
     async def close(self) -> None:
@@ -297,7 +338,11 @@ class Transport(Protocol):
         ...
 
     async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0) -> None:
-        """Publish references; raises on failure (never silently drops)."""
+        """Publish references; raises on failure (never silently drops).
+
+        ``delay`` is at most ``capabilities.max_native_delay`` (the lifecycle sends
+        longer delays through the delay store).
+        """
         ...
 
     async def receive(self, queue: str, max_messages: int, wait: float) -> list[Delivery]:
@@ -309,10 +354,20 @@ class Transport(Protocol):
         ...
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None: ...
-    async def extend(self, delivery: Delivery, seconds: float) -> None: ...
-    async def release(self, delivery: Delivery, delay: float = 0.0) -> None: ...
+    async def extend(self, delivery: Delivery, seconds: float) -> None:
+        """Keep the broker's lease on the message for about ``seconds`` more (updates ``lease_until``)."""
+        ...
+
+    async def release(self, delivery: Delivery, delay: float = 0.0) -> None:
+        """Make the message deliverable again after ``delay`` seconds."""
+        ...
+
     async def dead_letter(self, delivery: Delivery, reason: str) -> None: ...
     async def depth(self, queue: str) -> int: ...
+    async def stats(self, queue: str) -> dict[str, int]:
+        """The broker's counts by kind (``capabilities.has_stats``), else ``{}``."""
+        ...
+
     async def purge(self, queue: str) -> None: ...
 
 
@@ -339,3 +394,21 @@ class DelayStore(Protocol):
     async def cancel(self, queue: str, job_id: str) -> bool: ...
     async def list(self, queue: str) -> list[tuple[str, float]]: ...
     async def count(self, queue: str) -> int: ...
+
+
+class Components(Protocol):
+    """The parts of a backend its collaborators (lease keeper, hand-over, admin helpers) work with.
+
+    Collaborators read these at call time, never keep copies: a preset backend rebuilds
+    its store, transport and delay store when AsyncMQ's CLI calls it from a new event
+    loop, and a replaced ``config`` takes effect at once.
+    """
+
+    @property
+    def store(self) -> StateStore: ...
+    @property
+    def transport(self) -> Transport: ...
+    @property
+    def delay_store(self) -> DelayStore: ...
+    @property
+    def config(self) -> LifecycleConfig: ...

@@ -24,6 +24,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -332,7 +333,8 @@ class QueueConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             self._poison.append((tp, tracker.epoch, (record, str(poison))))
             await self._retry_poison()
             return
-        self._ready.append(Delivery(self.queue, job_id, Receipt(tp, record.offset, tracker.epoch)))
+        receipt = Receipt(tp, record.offset, tracker.epoch)
+        self._ready.append(Delivery(self.queue, job_id, receipt, received_at=time.monotonic(), lease_until=None))
 
     async def _retry_poison(self) -> None:
         """Dead-letter undecodable records; one that cannot be sent yet is retried (its offset stays open)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from asyncmq_cloud.transports._envelope import MAX_REASON, PoisonMessage, decode_envelope, encode_envelope
@@ -24,6 +25,21 @@ COUNT_ATTRIBUTE = "asyncmq-receive-count"
 #: SQS group / deduplication ids: 1..128 printable ASCII characters except space.
 _ID_CHARS = re.compile(r"[^!-~]")
 _MAX_ID = 128
+
+
+@dataclass
+class SQSReceipt:
+    """``Delivery.receipt`` of an SQS message: what ack, extend and release need.
+
+    Attributes:
+        handle: the ``ReceiptHandle`` of this receive.
+        url: the queue URL the message was received from.
+        cap_warned: the 12-hour visibility cap warning was logged for this delivery.
+    """
+
+    handle: str
+    url: str
+    cap_warned: bool = False
 
 
 def _sqs_id(text: str, limit: int = _MAX_ID) -> str:

@@ -73,7 +73,8 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from asyncmq_cloud.core.protocols import Delivery
+from asyncmq_cloud.config import LifecycleConfig
+from asyncmq_cloud.core.protocols import Delivery, TransportCapabilities
 from asyncmq_cloud.core.validation import validate_queue_name
 from asyncmq_cloud.errors import ClosedError, ConfigurationError
 
@@ -99,14 +100,14 @@ class DynamoDBTransport:
             and offers the head plus a random sample of the rest (see "Ordering").
         idle_poll: first back-off (s) after an empty receive.
         idle_poll_max: longest back-off (s) between Queries of an idle queue.
-        lease_timeout: an ``active`` job whose heartbeat is older is offered again
-            (0 = never; the claim's ``stale_before`` decides).
+        config: the lifecycle knobs of the backend this transport serves: an ``active``
+            job whose heartbeat is older than its ``lease_timeout`` is offered again
+            (0 = never; the claim's ``stale_before`` decides). Default: ``LifecycleConfig()``.
         lease_check_interval: seconds between two stale-lease Queries per queue.
     """
 
-    #: Nothing to redeliver: an unclaimable candidate is simply skipped.
-    redelivers = False
-    max_native_delay = 0.0
+    #: Nothing to redeliver (an unclaimable candidate is simply skipped); no native delay.
+    capabilities = TransportCapabilities(max_native_delay=0.0, redelivers=False)
 
     def __init__(
         self,
@@ -115,8 +116,8 @@ class DynamoDBTransport:
         spread: int = 3,
         idle_poll: float = 0.05,
         idle_poll_max: float = 1.0,
-        lease_timeout: float = 60.0,
         lease_check_interval: float = 15.0,
+        config: LifecycleConfig | None = None,
     ) -> None:
         if store.ready_shards < 1:
             raise ConfigurationError(
@@ -128,13 +129,13 @@ class DynamoDBTransport:
             raise ConfigurationError(
                 f"need 0 < idle_poll <= idle_poll_max <= 20 s, not idle_poll={idle_poll}, idle_poll_max={idle_poll_max}"
             )
-        if lease_timeout < 0 or lease_check_interval <= 0:
-            raise ConfigurationError("lease_timeout must be >= 0 and lease_check_interval > 0 seconds")
+        if lease_check_interval <= 0:
+            raise ConfigurationError(f"lease_check_interval must be > 0 seconds, not {lease_check_interval}")
         self.store = store
         self.spread = spread
         self.idle_poll = idle_poll
         self.idle_poll_max = idle_poll_max
-        self.lease_timeout = lease_timeout
+        self.config = config or LifecycleConfig()
         self.lease_check_interval = lease_check_interval
         self._next_shard: dict[str, int] = {}
         self._idle: dict[str, tuple[float, float]] = {}  # queue -> (back-off, earliest next Query)
@@ -206,13 +207,14 @@ class DynamoDBTransport:
         return []
 
     async def _stale_leases(self, queue: str, want: int) -> list[Delivery]:
-        if self.lease_timeout <= 0:
+        lease_timeout = self.config.lease_timeout
+        if lease_timeout <= 0:
             return []
         now = time.monotonic()
         if now - self._lease_checked.setdefault(queue, now) < self.lease_check_interval:
             return []
         self._lease_checked[queue] = now
-        stale = await self.store.stale_active_ids(queue, time.time() - self.lease_timeout, want)
+        stale = await self.store.stale_active_ids(queue, time.time() - lease_timeout, want)
         if stale:
             logger.warning("offering %d job(s) of %r whose worker stopped heartbeating", len(stale), queue)
         return [Delivery(queue, job_id, receipt=None, receive_count=2) for job_id in stale]
@@ -232,6 +234,10 @@ class DynamoDBTransport:
     async def depth(self, queue: str) -> int:
         """Waiting jobs (the ``by_state`` index count)."""
         return (await self.store.count_jobs(queue)).get("waiting", 0)
+
+    async def stats(self, queue: str) -> dict[str, int]:
+        """No breakdown beyond ``depth`` (``capabilities.has_stats`` is False)."""
+        return {}
 
     async def purge(self, queue: str) -> None:
         """Nothing to purge besides the records, which the state store owns."""

@@ -111,7 +111,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.errors import for_code
 
-from asyncmq_cloud.core.protocols import Delivery
+from asyncmq_cloud.core.protocols import Delivery, TransportCapabilities
 from asyncmq_cloud.errors import ClosedError, ConfigurationError, ResourceMissingError
 from asyncmq_cloud.resources import KafkaTopicSpec
 from asyncmq_cloud.transports._envelope import MAX_REASON, encode_envelope
@@ -141,11 +141,8 @@ class KafkaTransport:
         **options: fields of :class:`KafkaTransportConfig`.
     """
 
-    #: Kafka holds no delays: every delay goes through the delay store.
-    max_native_delay: float = 0.0
-    supports_fifo = False
-    #: Records behind the committed offset are read again after a crash or rebalance.
-    redelivers = True
+    #: No native delay; records behind the committed offset come back after a crash or rebalance.
+    capabilities = TransportCapabilities(max_native_delay=0.0, redelivers=True)
 
     def __init__(self, config: KafkaTransportConfig | None = None, **options: Any) -> None:
         base = config.model_dump() if config is not None else {}
@@ -436,6 +433,10 @@ class KafkaTransport:
             start = meta.offset if meta is not None and meta.offset >= 0 else starts.get(tp, 0)
             lag += max(0, ends.get(tp, 0) - max(start, starts.get(tp, 0)))
         return lag
+
+    async def stats(self, queue: str) -> dict[str, int]:
+        """No breakdown beyond ``depth`` (``capabilities.has_stats`` is False)."""
+        return {}
 
     async def purge(self, queue: str) -> None:
         """Delete every record of the queue's topic (Kafka ``DeleteRecords`` up to the end offsets)."""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from asyncmq_cloud.core.protocols import Delivery
+from asyncmq_cloud.core.protocols import Delivery, TransportCapabilities
 from asyncmq_cloud.errors import ClosedError
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class MemoryTransport:
     """
 
     def __init__(self, *, max_native_delay: float = 0.0, visibility_timeout: float = 30.0) -> None:
-        self.max_native_delay = max_native_delay
+        self.capabilities = TransportCapabilities(max_native_delay=max_native_delay)
         self.visibility_timeout = visibility_timeout
         self._queues: dict[str, list[_Message]] = {}
         self._ids = itertools.count(1)
@@ -70,7 +70,7 @@ class MemoryTransport:
         if self._closed:
             raise ClosedError("MemoryTransport is closed")
         self._count("send")
-        visible_at = time.time() + max(0.0, min(delay, self.max_native_delay))
+        visible_at = time.time() + max(0.0, min(delay, self.capabilities.max_native_delay))
         messages = self._queues.setdefault(queue, [])
         messages.extend(_Message(next(self._ids), job_id, visible_at) for job_id in job_ids)
         self._wakeup.set()
@@ -84,7 +84,8 @@ class MemoryTransport:
             if message.visible_at <= now:
                 message.visible_at = now + self.visibility_timeout
                 message.receive_count += 1
-                out.append(Delivery(queue, message.job_id, message.mid, message.receive_count))
+                lease_until = time.monotonic() + self.visibility_timeout
+                out.append(Delivery(queue, message.job_id, message.mid, message.receive_count, lease_until=lease_until))
         return out
 
     async def receive(self, queue: str, max_messages: int, wait: float) -> list[Delivery]:
@@ -120,6 +121,7 @@ class MemoryTransport:
         for message in self._queues.get(delivery.queue, []):
             if message.mid == delivery.receipt:
                 message.visible_at = time.time() + seconds
+                delivery.lease_until = time.monotonic() + seconds
 
     async def release(self, delivery: Delivery, delay: float = 0.0) -> None:
         await self.extend(delivery, delay)
@@ -131,6 +133,10 @@ class MemoryTransport:
 
     async def depth(self, queue: str) -> int:
         return len(self._queues.get(queue, []))
+
+    async def stats(self, queue: str) -> dict[str, int]:
+        """No breakdown beyond ``depth`` (``capabilities.has_stats`` is False)."""
+        return {}
 
     async def purge(self, queue: str) -> None:
         self._queues[queue] = []

@@ -125,7 +125,7 @@ from pydantic import Field
 
 from asyncmq_cloud.aws import AwsClients, error_code, translate_error, translated
 from asyncmq_cloud.config import _Model
-from asyncmq_cloud.core.protocols import Delivery
+from asyncmq_cloud.core.protocols import Delivery, TransportCapabilities
 from asyncmq_cloud.errors import (
     ClosedError,
     CloudBackendError,
@@ -148,6 +148,7 @@ from asyncmq_cloud.transports._sqs_messages import (
     GROUP_PER_JOB,
     RECEIVE_ATTRIBUTES,
     PoisonMessage,
+    SQSReceipt,
     decode_envelope,
     encode_envelope,
     fifo_ids,
@@ -236,8 +237,6 @@ class SQSTransport:
         **options: fields of :class:`SQSTransportConfig`.
     """
 
-    supports_fifo = True
-
     def __init__(
         self,
         config: SQSTransportConfig | None = None,
@@ -252,8 +251,9 @@ class SQSTransport:
         if clients is not None and (endpoint_url or region_name):
             raise ConfigurationError("pass endpoint_url/region_name to the shared AwsClients, not to the transport")
         self.fifo = self.config.fifo
-        #: Longest delay SQS holds itself: 900 s on standard queues, none on FIFO.
-        self.max_native_delay: float = 0.0 if self.fifo else float(MAX_DELAY_SECONDS)
+        #: SQS holds delays itself up to 900 s on standard queues, none on FIFO; ``stats`` counts by kind.
+        native_delay = 0.0 if self.fifo else float(MAX_DELAY_SECONDS)
+        self.capabilities = TransportCapabilities(max_native_delay=native_delay, supports_fifo=True, has_stats=True)
         self._owns_clients = clients is None
         self._clients = clients or AwsClients(endpoint_url=endpoint_url, region_name=region_name)
         self._urls: dict[str, str] = {}
@@ -441,13 +441,10 @@ class SQSTransport:
                 Delivery(
                     queue,
                     job_id,
-                    message["ReceiptHandle"],
+                    SQSReceipt(message["ReceiptHandle"], url),
                     count,
-                    extra={
-                        "url": url,
-                        "received": started,
-                        "visible_until": started + self.config.visibility_timeout,
-                    },
+                    received_at=started,
+                    lease_until=started + self.config.visibility_timeout,
                 )
             )
         asked = min(max_messages, MAX_RECEIVE_MESSAGES)
@@ -493,8 +490,8 @@ class SQSTransport:
             raise ClosedError("SQSTransport is closed; create a new one")
         by_url: dict[str, list[dict[str, Any]]] = {}
         for delivery in deliveries:
-            url = delivery.extra.get("url") or await self._url(delivery.queue)
-            by_url.setdefault(url, []).append({"ReceiptHandle": delivery.receipt})
+            receipt: SQSReceipt = delivery.receipt
+            by_url.setdefault(receipt.url, []).append({"ReceiptHandle": receipt.handle})
         for url, entries in by_url.items():
             self._deletes.post(url, entries, log_failed_delete)
 
@@ -511,28 +508,29 @@ class SQSTransport:
     async def extend(self, delivery: Delivery, seconds: float) -> None:
         """Keep the message invisible for about ``seconds`` more (lazy; capped at 12 h from receipt)."""
         now = time.monotonic()
-        visible_until = float(delivery.extra.get("visible_until", now))
+        visible_until = now if delivery.lease_until is None else delivery.lease_until
         if visible_until - now >= seconds * self.config.extend_threshold:
             return
         timeout = self._capped(delivery, seconds, now)
         if timeout <= 0:
             return
         if await self._change_visibility(delivery, timeout):
-            delivery.extra["visible_until"] = now + timeout
+            delivery.lease_until = now + timeout
 
     async def release(self, delivery: Delivery, delay: float = 0.0) -> None:
         """Make the message visible again after ``delay`` seconds (0 = now)."""
         now = time.monotonic()
         timeout = self._capped(delivery, delay, now) if delay > 0 else 0
         if await self._change_visibility(delivery, timeout):
-            delivery.extra["visible_until"] = now + timeout
+            delivery.lease_until = now + timeout
 
     def _capped(self, delivery: Delivery, seconds: float, now: float) -> int:
-        received = float(delivery.extra.get("received", now))
+        receipt: SQSReceipt = delivery.receipt
+        received = delivery.received_at
         left = MAX_VISIBILITY_SECONDS - (now - received) - VISIBILITY_CAP_MARGIN
         wanted = math.ceil(seconds)
-        if wanted > left and not delivery.extra.get("cap_warned"):
-            delivery.extra["cap_warned"] = True
+        if wanted > left and not receipt.cap_warned:
+            receipt.cap_warned = True
             logger.warning(
                 "job %s/%s has held its SQS message for %.0f s; SQS allows %d s of visibility from receipt. "
                 "The message will reappear; while this job's heartbeat is fresh the next worker's claim puts it "
@@ -545,11 +543,11 @@ class SQSTransport:
         return max(0, min(wanted, math.floor(left)))
 
     async def _change_visibility(self, delivery: Delivery, timeout: int) -> bool:
-        url = delivery.extra.get("url") or await self._url(delivery.queue)
+        receipt: SQSReceipt = delivery.receipt
         client = await self._client()
         try:
             await client.change_message_visibility(
-                QueueUrl=url, ReceiptHandle=delivery.receipt, VisibilityTimeout=timeout
+                QueueUrl=receipt.url, ReceiptHandle=receipt.handle, VisibilityTimeout=timeout
             )
         except Exception as exc:
             if is_stale(exc):

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
-from asyncmq_cloud.core.protocols import Delivery
+from asyncmq_cloud.core.protocols import Delivery, TransportCapabilities
 
 if TYPE_CHECKING:
     from asyncmq_cloud.core.protocols import ResourceSpec
 
 
 class RedisListTransport:
-    max_native_delay = 0.0
+    capabilities = TransportCapabilities(max_native_delay=0.0, redelivers=True)
 
     def __init__(self, url: str, prefix: str) -> None:
         self.url = url
@@ -60,7 +60,8 @@ class RedisListTransport:
 
     async def receive(self, queue: str, max_messages: int, wait: float) -> list[Delivery]:
         raw: Any = await self.client.lpop(f"{self.prefix}:ready:{queue}", max_messages)
-        return [Delivery(queue, json.loads(item)["id"]) for item in raw or []]
+        received = time.monotonic()
+        return [Delivery(queue, json.loads(item)["id"], received_at=received) for item in raw or []]
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         return None
@@ -76,6 +77,9 @@ class RedisListTransport:
 
     async def depth(self, queue: str) -> int:
         return int(await self.client.llen(f"{self.prefix}:ready:{queue}"))
+
+    async def stats(self, queue: str) -> dict[str, int]:
+        return {}
 
     async def purge(self, queue: str) -> None:
         await self.client.delete(f"{self.prefix}:ready:{queue}")

@@ -119,8 +119,8 @@ async def test_redelivered_reference_takes_over_a_dead_workers_job(memory_state_
     dead = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=config)
     job_id = await Queue(qname, backend=dead).add(T + "add", args=[2, 2])
     assert (await dead.dequeue(qname)) is not None
-    assert dead._keeper is not None
-    dead._keeper.cancel()  # ... and the worker dies: no heartbeat (not even its lease keeper), no ack
+    assert dead._leases.task is not None
+    dead._leases.task.cancel()  # ... and the worker dies: no heartbeat (not even its lease keeper), no ack
     alive = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=config)
     await asyncio.sleep(0.15)  # visibility expired, the lease has not
     assert await alive.dequeue(qname) is None
@@ -217,7 +217,7 @@ async def test_receive_takes_only_the_free_capacity_of_registered_workers(memory
     await backend.dequeue(qname)
     assert asked == [4], "nothing running: the whole capacity"
     await backend.deregister_worker("w1")
-    assert backend._receive_size(qname) == 1, "the worker is gone: one at a time again"
+    assert backend._leases.receive_size(qname) == 1, "the worker is gone: one at a time again"
     await backend.close()
 
 
@@ -258,7 +258,7 @@ async def test_the_backend_renews_its_leases_without_asyncmq_heartbeats(memory_s
     await handle_job(qname, job, worker)
     assert await worker.get_job_result(qname, job_id) == 3
     await asyncio.sleep(0.3)
-    assert worker._keeper is not None and worker._keeper.done(), "the keeper stops with the last lease"
+    assert worker._leases.task is not None and worker._leases.task.done(), "the keeper stops with the last lease"
     await worker.close()
     await rival.close()
 
@@ -325,3 +325,46 @@ async def test_a_delayed_send_the_broker_refuses_goes_to_the_delay_store(memory_
     await backend.promote_due_delayed(qname)
     job = await backend.dequeue(qname)
     assert job is not None and job["id"] == job_id
+
+
+class OrderedTransport(MemoryTransport):
+    """A memory broker that records the order of sends and acks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+
+    async def send(self, queue: str, job_ids: Any, delay: float = 0.0) -> None:
+        self.order.append("send")
+        await super().send(queue, job_ids, delay)
+
+    async def ack(self, deliveries: Any) -> None:
+        self.order.append("ack")
+        await super().ack(deliveries)
+
+
+async def test_a_retry_hands_the_reference_over_before_acking_the_old_one(memory_state_store: Any, qname: str) -> None:
+    """A crash between the two must leave the old delivery to come back, never a waiting job without one."""
+    transport = OrderedTransport()
+    backend = CloudBackend(memory_state_store, transport, MemoryDelayStore())
+    await Queue(qname, backend=backend).add(T + "add", args=[1, 2])
+    job = await backend.dequeue(qname)
+    assert job is not None
+    transport.order.clear()
+    await backend.retry_active_job(qname, job, time.time())
+    assert transport.order == ["send", "ack"]
+    again = await backend.dequeue(qname)
+    assert again is not None and again["id"] == job["id"]
+    await backend.close()
+
+
+def test_a_backend_called_from_a_new_event_loop_starts_again(memory_state_store: Any, qname: str) -> None:
+    """AsyncMQ's CLI runs each backend call in a fresh event loop (decision 26): every public
+    method starts the backend again on the new loop, the state in the stores stays."""
+    backend = CloudBackend(memory_state_store, MemoryTransport(), MemoryDelayStore())
+    job_id = asyncio.run(Queue(qname, backend=backend).add(T + "add", args=[1, 2]))
+    first = backend._loop
+    assert first is not None and first.is_closed()
+    assert asyncio.run(backend.get_job_state(qname, job_id)) == "waiting"
+    assert backend._loop is not None and backend._loop is not first
+    asyncio.run(backend.close())

@@ -1,0 +1,170 @@
+"""How job references reach the broker after a state write, so that no order of failures strands a job.
+
+* A just-created job whose reference the broker refuses is deleted again and the
+  caller sees the error (:meth:`HandOver.send_or_undo`).
+* A job a transition just made ``waiting`` (retry, dependency release, stalled
+  recovery, ``retry_job``) whose reference the broker refuses goes to the delay
+  store as due now; the next promotion pass sends it (:meth:`HandOver.hand_over`).
+* Delayed ids go to the broker when it holds delays (``max_native_delay``), else
+  to the delay store (:meth:`HandOver.schedule`).
+* ``promote_due_delayed`` claims due ids from the delay store, sends their
+  references and moves ``delayed -> waiting`` conditionally. A claim also accepts a
+  ``delayed`` job whose ``run_at`` has passed, so a crash after the send loses
+  nothing; a crash before it leaves a ``delayed`` record whose ``run_at`` is past,
+  which the periodic repair pass finds and promotes (:meth:`HandOver.promote_due`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from asyncmq.core.enums import State
+
+from asyncmq_cloud.core.protocols import Components
+
+logger = logging.getLogger("asyncmq_cloud.lifecycle")
+
+
+class HandOver:
+    """The "never strand a job" rules (see the module docstring).
+
+    Args:
+        parts: the backend's components (read at call time).
+    """
+
+    def __init__(self, parts: Components) -> None:
+        self._parts = parts
+        #: Queue -> time of its last repair pass (the first promotion only starts the clock).
+        self._last_repair: dict[str, float] = {}
+
+    async def send_or_undo(self, queue: str, job_ids: Sequence[str]) -> None:
+        """Send the references of just-created jobs; if the broker refuses, delete the jobs and raise.
+
+        The caller sees the error and nothing is left half-written (a waiting record
+        no reference points to). Should the broker have taken the reference after
+        all (an ambiguous timeout), the claim finds no job and drops it.
+        """
+        try:
+            await self._parts.transport.send(queue, job_ids)
+        except Exception:  # not on cancellation: a cancelled caller's send may still go out (SQS batcher)
+            with anyio.CancelScope(shield=True):
+                for job_id in job_ids:
+                    try:
+                        await self._parts.store.delete(queue, job_id)
+                    except Exception:  # the send error is the one to report
+                        logger.warning("could not undo job %s/%s after a failed send", queue, job_id, exc_info=True)
+            raise
+
+    async def hand_over(self, queue: str, job_ids: Sequence[str]) -> None:
+        """Send the references of jobs a transition just made ``waiting``; never strand them.
+
+        If the broker refuses (down, timing out), the ids go to the delay store as due
+        now: the next ``promote_due_delayed`` pass of any worker or scanner sends them.
+        Only if the delay store fails too does the error propagate.
+        """
+        if not job_ids:
+            return
+        try:
+            await self._parts.transport.send(queue, job_ids)
+        except Exception as exc:
+            logger.warning(
+                "could not send %d reference(s) of %r (%s); the next promotion pass sends them",
+                len(job_ids),
+                queue,
+                exc,
+            )
+            now = time.time()
+            for job_id in job_ids:
+                await self._parts.delay_store.schedule(queue, job_id, now)
+
+    async def schedule(self, queue: str, job_ids: Sequence[str], run_at: float) -> None:
+        """Hand delayed ids to the broker (native delay) or to the delay store.
+
+        An id that became due meanwhile still goes to the delay store: the next
+        promotion pass moves it properly, instead of leaving a ``delayed`` record
+        with a reference that the repair pass would send a second time.
+        """
+        transport = self._parts.transport
+        delay = run_at - time.time()
+        if 0 < delay <= transport.capabilities.max_native_delay:
+            try:
+                await transport.send(queue, job_ids, delay)
+                return
+            except Exception as exc:  # the delay store holds them instead
+                logger.warning("could not send %d delayed reference(s) of %r (%s)", len(job_ids), queue, exc)
+        for job_id in job_ids:
+            await self._parts.delay_store.schedule(queue, job_id, run_at)
+
+    async def promote_due(self, queue: str) -> list[dict[str, Any]]:
+        """Move due delayed jobs to ``waiting`` and send them; exactly once per job."""
+        config = self._parts.config
+        now = time.time()
+        due = await self._parts.delay_store.claim_due(queue, now, config.promote_batch)
+        ids = [job_id for job_id, _ in due]
+        # The first call only starts the clock: a repair pass reads every delayed
+        # record, so it runs once per repair_interval, not on every worker start.
+        if now - self._last_repair.setdefault(queue, now) >= config.repair_interval:
+            self._last_repair[queue] = now
+            ids.extend(await self._stranded(queue, now))
+        return await self._promote(queue, ids)
+
+    async def pop_due(self, queue: str) -> list[dict[str, Any]]:
+        """Remove due ids from the delay store and return their jobs still ``delayed`` (AsyncMQ's raw hook)."""
+        store = self._parts.store
+        due = await self._parts.delay_store.claim_due(queue, time.time(), self._parts.config.promote_batch)
+        jobs = []
+        for job_id, _ in due:
+            record = await store.get(queue, job_id)
+            if record is not None and record.state == State.DELAYED:
+                jobs.append(record.job())
+        return jobs
+
+    async def remove_delayed(self, queue: str, job_id: str) -> bool:
+        """Delete a job that is still ``delayed`` (and its delay-store entry); False otherwise."""
+        record = await self._parts.store.get(queue, job_id)
+        if record is None or record.state != State.DELAYED:
+            return False
+        await self._parts.delay_store.cancel(queue, job_id)
+        return await self._parts.store.delete(queue, job_id) is not None
+
+    async def _stranded(self, queue: str, now: float) -> list[str]:
+        cutoff = now - self._parts.config.repair_grace
+        delayed = await self._parts.store.list_jobs(queue, State.DELAYED)
+        stranded = [r.id for r in delayed if (r.run_at or 0) <= cutoff]
+        if stranded:
+            logger.warning(
+                "repairing %d delayed job(s) of %r past due by > %ss",
+                len(stranded),
+                queue,
+                self._parts.config.repair_grace,
+            )
+        return stranded
+
+    async def _promote(self, queue: str, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Send the references, then ONE conditional batch write ``delayed -> waiting``.
+
+        Send first: a crash after the send leaves ``delayed`` records that a
+        worker can already claim (a due ``delayed`` job is claimable), and a
+        crash before it leaves them to the repair pass; no order of crashes
+        strands a job. The price is a possible duplicate reference, which the
+        claim drops. Returns ``{"id", "status"}`` stubs (AsyncMQ's scanner only
+        logs the ids): reading every payload back would double the hot path.
+        """
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return []
+        try:
+            await self._parts.transport.send(queue, ids)
+        except Exception:
+            # Claimed from the delay store but not sent: put them back as due now, so the
+            # next pass retries them instead of waiting for the repair pass.
+            now = time.time()
+            for job_id in ids:
+                await self._parts.delay_store.schedule(queue, job_id, now)
+            raise
+        moved = await self._parts.store.promote(queue, ids)
+        return [{"id": job_id, "status": State.WAITING} for job_id in moved]

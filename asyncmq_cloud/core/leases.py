@@ -1,0 +1,243 @@
+"""Claims and leases: taking jobs from the broker, holding them, renewing them.
+
+The worker knows jobs only by ``(queue, job_id)``; the backend keeps, for every job
+it claimed, the :class:`Lease` (the delivery and the claim token) in a
+:class:`LeaseKeeper`. The keeper receives references (never more than the free
+capacity of the workers registered through the backend, the rest of a receive
+buffered for the next ``dequeue``), claims their jobs, heartbeats the jobs it
+holds and remembers the jobs cancelled through the backend, so that AsyncMQ's
+``is_job_cancelled`` checks right after a claim need no store read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from asyncmq_cloud.core import states
+from asyncmq_cloud.core.protocols import Components, Delivery
+from asyncmq_cloud.core.registry import WorkerRegistry
+from asyncmq_cloud.errors import TransientError
+
+logger = logging.getLogger("asyncmq_cloud.lifecycle")
+
+#: Lease renewal period when ``lease_timeout`` is 0 (no take-over): still extends broker leases.
+LEASE_RENEW_SECONDS = 20.0
+
+
+@dataclass
+class Lease:
+    """What this process holds for a job it claimed.
+
+    Attributes:
+        delivery: the transport's delivery of the job's reference (acked at the end of the run).
+        token: the claim token; every end of the run is conditional on it.
+        claimed_at: when the claim was written (epoch seconds).
+        renewed_at: last heartbeat written for the job (by AsyncMQ or by the lease keeper).
+    """
+
+    delivery: Delivery
+    token: str
+    claimed_at: float
+    renewed_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.renewed_at = self.renewed_at or self.claimed_at
+
+
+class LeaseKeeper:
+    """The claims and leases of a backend, and the task that heartbeats them.
+
+    Args:
+        parts: the backend's components (transport and config are read at call time).
+        workers: the worker registry, whose capacity bounds a receive.
+        renew: heartbeats one job (``(queue, job_id, now)``): a store write and a broker
+            lease extension (the backend's ``save_heartbeat``).
+    """
+
+    def __init__(
+        self,
+        parts: Components,
+        workers: WorkerRegistry,
+        renew: Callable[[str, str, float], Awaitable[None]],
+    ) -> None:
+        self._parts = parts
+        self._workers = workers
+        self._renew = renew
+        #: The leases held, by ``(queue, job_id)``.
+        self.held: dict[tuple[str, str], Lease] = {}
+        #: Received references not claimed yet, per queue (the rest of a receive).
+        self.buffer: dict[str, deque[Delivery]] = {}
+        #: Jobs cancelled through this backend (their runs see it without a store read).
+        self._cancelled_here: set[tuple[str, str]] = set()
+        #: The running keeper task of the current event loop, if any.
+        self.task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    # -- claiming ---------------------------------------------------------------------
+    async def take(self, queue: str) -> dict[str, Any] | None:
+        """Claim the next job of ``queue`` (from the buffer, else one receive); None if none is claimable."""
+        parts = self._parts
+        buffered = self.buffer.setdefault(queue, deque())
+        if not buffered:
+            want = self.receive_size(queue)
+            buffered.extend(await parts.transport.receive(queue, want, parts.config.receive_wait))
+        lease = parts.config.lease_timeout
+        while buffered:
+            delivery = buffered.popleft()
+            token = uuid.uuid4().hex
+            now = time.time()
+            stale_before = now - lease if lease > 0 else None
+            try:
+                record = await parts.store.claim(queue, delivery.job_id, token, now, stale_before=stale_before)
+            except TransientError:
+                buffered.appendleft(delivery)  # claimed next time; never dropped unacknowledged
+                raise
+            if record is None:
+                await self._unclaimable(delivery, now)
+                continue
+            self.add(queue, record.id, Lease(delivery, token, now))
+            job = record.job()
+            job.setdefault("active_since", now)
+            return job
+        return None
+
+    async def _unclaimable(self, delivery: Delivery, now: float) -> None:
+        """A reference whose job could not be claimed.
+
+        Held by a live worker (its lease is fresh): put it back until the lease
+        would run out, so that the job is taken over if that worker dies.
+        Anything else (duplicate, cancelled, removed, finished, not yet due): the
+        state store is the truth and the reference is spent. A transport that
+        does not redeliver (``capabilities.redelivers`` False: DynamoDB, where the
+        index is the queue) has nothing to put back, so nothing is read.
+        """
+        transport, lease = self._parts.transport, self._parts.config.lease_timeout
+        if lease > 0 and transport.capabilities.redelivers:
+            record = await self._parts.store.get(delivery.queue, delivery.job_id)
+            if record is not None and record.state == states.ACTIVE:
+                await transport.release(delivery, max(1.0, states.lease_time(record) + lease - now))
+                return
+        await transport.ack([delivery])
+
+    # -- holding ----------------------------------------------------------------------
+    def get(self, queue: str, job_id: str) -> Lease | None:
+        return self.held.get((queue, job_id))
+
+    def holds(self, queue: str, job_id: str) -> bool:
+        return (queue, job_id) in self.held
+
+    def add(self, queue: str, job_id: str, lease: Lease) -> None:
+        """Hold ``lease`` and make sure the keeper of this event loop runs."""
+        self.held[(queue, job_id)] = lease
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._keep(), name="asyncmq-cloud lease keeper")
+
+    def pop(self, queue: str, job_id: str) -> Lease | None:
+        """Stop holding the job (its run ended); ``None`` if it was not held here."""
+        self._cancelled_here.discard((queue, job_id))
+        return self.held.pop((queue, job_id), None)
+
+    async def ack(self, lease: Lease | None) -> None:
+        """Ack the lease's delivery (nothing when ``lease`` is ``None``)."""
+        if lease is not None:
+            await self._parts.transport.ack([lease.delivery])
+
+    def mark_cancelled(self, queue: str, job_id: str) -> None:
+        self._cancelled_here.add((queue, job_id))
+
+    def known_cancelled(self, queue: str, job_id: str) -> bool | None:
+        """``True``: cancelled through this backend; ``False``: claimed less than
+        ``cancel_cache_ttl`` ago (the claim proved it was not cancelled); ``None``: unknown."""
+        if (queue, job_id) in self._cancelled_here:
+            return True
+        lease = self.held.get((queue, job_id))
+        if lease is not None and time.time() - lease.claimed_at < self._parts.config.cancel_cache_ttl:
+            return False
+        return None
+
+    def receive_size(self, queue: str) -> int:
+        """References to take in one receive: the free capacity of this process's workers, capped by ``prefetch``.
+
+        AsyncMQ's worker calls ``dequeue`` only with a free slot, and registers
+        its concurrency first; what it does not run yet must not be hidden from
+        other workers, so a receive never takes more than the registered
+        concurrency minus the jobs this backend has running. Without a
+        registered worker (a hand-written loop) it takes one.
+        """
+        capacity = self._workers.capacity(queue)
+        if capacity <= 0:
+            return 1
+        running = sum(1 for q, _ in self.held if q == queue)
+        return max(1, min(self._parts.config.prefetch, capacity - running))
+
+    # -- the keeper -------------------------------------------------------------------
+    def renew_every(self) -> float:
+        lease = self._parts.config.lease_timeout
+        return lease / 3 if lease > 0 else LEASE_RENEW_SECONDS
+
+    def pause(self, every: float) -> float:
+        """Half the renewal period, or half the shortest broker lease left, if shorter."""
+        pause, mono = every / 2, time.monotonic()
+        for lease in self.held.values():
+            lease_until = lease.delivery.lease_until
+            if lease_until is not None:
+                pause = min(pause, max(0.05, (lease_until - mono) / 2))
+        return pause
+
+    async def _keep(self) -> None:
+        """Heartbeat every job this backend runs, whether or not AsyncMQ does.
+
+        AsyncMQ writes heartbeats only with ``enable_stalled_check`` (off by default).
+        Without them a job running longer than ``lease_timeout`` would look abandoned
+        and be taken over (run twice), and on SQS its message would reappear after
+        the visibility timeout. The lease belongs to the backend that claimed the
+        job, so the backend renews it: each lease not renewed for ``lease_timeout / 3``
+        seconds, or whose broker lease (``Delivery.lease_until``) ends within that
+        time, gets a heartbeat (store) and a broker lease extension. Stops when this
+        backend holds no lease.
+        """
+        every = self.renew_every()
+        while self.held and not self._stopped:
+            await asyncio.sleep(self.pause(every))
+            now, mono = time.time(), time.monotonic()
+            for (queue, job_id), lease in list(self.held.items()):
+                # A broker lease that runs out sooner (SQS visibility) is renewed in time, too.
+                lease_until = lease.delivery.lease_until
+                expiring = lease_until is not None and lease_until - mono < every
+                if (now - lease.renewed_at < every and not expiring) or self.held.get((queue, job_id)) is not lease:
+                    continue
+                try:
+                    await self._renew(queue, job_id, now)
+                except Exception:  # keep renewing the others; the next round retries this one
+                    logger.warning("could not renew the lease of %s/%s", queue, job_id, exc_info=True)
+
+    async def stop(self) -> None:
+        """Stop the keeper for good and return the buffered references (the backend closes)."""
+        self._stopped = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        self.task = None
+        with anyio.CancelScope(shield=True):
+            for buffered in self.buffer.values():
+                for delivery in buffered:
+                    try:
+                        await self._parts.transport.release(delivery, 0.0)
+                    except Exception:  # pragma: no cover - best effort on shutdown
+                        logger.warning("could not return prefetched job %s", delivery.job_id, exc_info=True)
+            self.buffer.clear()
+
+    def reset(self) -> None:
+        """Forget the buffer, every lease and the keeper: their event loop ended (the backend starts again)."""
+        self.buffer.clear()
+        self.held.clear()
+        self.task = None

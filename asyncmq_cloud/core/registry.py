@@ -1,0 +1,105 @@
+"""What a backend knows about queue flags and workers: the paused-flag cache and the worker registry."""
+
+from __future__ import annotations
+
+import time
+
+from asyncmq import monkay
+from asyncmq.backends.base import WorkerInfo
+
+from asyncmq_cloud.core.protocols import Components, WorkerRecord
+from asyncmq_cloud.errors import TransientError
+
+
+class PauseFlags:
+    """Paused flags of queues, each read reused for ``pause_cache_ttl``.
+
+    AsyncMQ's worker asks ``is_queue_paused`` on every loop iteration: at most one
+    store read per second and queue. A pause or resume through this backend is
+    seen at once, another process's within ``pause_cache_ttl``.
+
+    Args:
+        parts: the backend's components (store and config are read at call time).
+    """
+
+    def __init__(self, parts: Components) -> None:
+        self._parts = parts
+        #: Queue -> (paused, ``time.monotonic()`` of the read or write).
+        self.cache: dict[str, tuple[bool, float]] = {}
+
+    async def set(self, queue: str, paused: bool) -> None:
+        await self._parts.store.set_paused(queue, paused)
+        self.cache[queue] = (paused, time.monotonic())
+
+    def fresh(self, queue: str) -> bool | None:
+        """The cached flag if younger than ``pause_cache_ttl``, else ``None``."""
+        cached = self.cache.get(queue)
+        if cached is not None and time.monotonic() - cached[1] < self._parts.config.pause_cache_ttl:
+            return cached[0]
+        return None
+
+    async def read(self, queue: str) -> bool:
+        """Read the flag from the store; during a store outage, the last known flag (else ``False``).
+
+        AsyncMQ's worker loop asks on every pass and does not catch errors: answer
+        with the last known flag (decision 37); the claim that follows meets the
+        outage as ``dequeue``.
+        """
+        cached = self.cache.get(queue)
+        try:
+            paused = await self._parts.store.is_paused(queue)
+        except TransientError:
+            return cached[0] if cached is not None else False
+        self.cache[queue] = (paused, time.monotonic())
+        return paused
+
+
+class WorkerRegistry:
+    """The workers registered through this backend, and the registry in the store.
+
+    The backend's own workers (queue and concurrency) bound how many references
+    one receive takes (:meth:`capacity`). Entries in the store expire ``ttl()``
+    seconds after their heartbeat.
+
+    Args:
+        parts: the backend's components (store and config are read at call time).
+    """
+
+    def __init__(self, parts: Components) -> None:
+        self._parts = parts
+        self._here: dict[str, tuple[str, int]] = {}
+        self._heartbeat_ttl: float | None = None
+
+    def ttl(self) -> float:
+        """``LifecycleConfig.worker_ttl``, or (when 0) AsyncMQ's ``heartbeat_ttl``, read once.
+
+        Read at first use, not when the backend is built: a backend is usually
+        built inside the AsyncMQ settings class, before those settings can be read.
+        """
+        configured = self._parts.config.worker_ttl
+        if configured:
+            return configured
+        if self._heartbeat_ttl is None:
+            self._heartbeat_ttl = float(monkay.settings.heartbeat_ttl)
+        return self._heartbeat_ttl
+
+    def capacity(self, queue: str) -> int:
+        """Total concurrency of this backend's workers on ``queue`` (0 = none registered)."""
+        return sum(concurrency for q, concurrency in self._here.values() if q == queue)
+
+    async def register(self, worker_id: str, queue: str, concurrency: int, timestamp: float) -> None:
+        self._here[worker_id] = (queue, concurrency)
+        await self._parts.store.register_worker(WorkerRecord(worker_id, queue, concurrency, timestamp), self.ttl())
+
+    def forget(self, worker_id: str) -> None:
+        """Drop a worker of this backend from the capacity count (before its store entry goes)."""
+        self._here.pop(worker_id, None)
+
+    async def live(self) -> list[WorkerInfo]:
+        """Registered workers whose heartbeat is younger than ``ttl()``."""
+        cutoff = time.time() - self.ttl()
+        return [
+            WorkerInfo(id=w.id, queue=w.queue, concurrency=w.concurrency, heartbeat=w.heartbeat)
+            for w in await self._parts.store.list_workers()
+            if w.heartbeat >= cutoff
+        ]

@@ -1,0 +1,114 @@
+"""Repeatable (cron / every) job definitions, over the state store.
+
+AsyncMQ's scheduler calls ``get_due_repeatables`` and then, right away,
+``list_repeatables`` on every pass. The second call reuses the first one's read
+(once, if younger than :data:`REPEATABLES_REUSE_SECONDS` and no repeatable of the
+queue changed through this backend in between): one store read per pass.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from asyncmq.backends.base import RepeatableInfo
+from asyncmq.core.repeatables import normalize_repeatable_job_def, repeatable_identity
+from asyncmq.schedulers import compute_next_run
+
+from asyncmq_cloud.core.protocols import Components, RepeatableRecord
+
+#: How long a repeatables read of ``get_due_repeatables`` may answer the next ``list_repeatables``.
+REPEATABLES_REUSE_SECONDS = 1.0
+
+
+def _info(record: RepeatableRecord) -> RepeatableInfo:
+    return RepeatableInfo(job_def=dict(record.job_def), next_run=record.next_run, paused=record.paused)
+
+
+class Repeatables:
+    """AsyncMQ's repeatable hooks (the backend's methods of the same names delegate here).
+
+    Args:
+        parts: the backend's components (the store is read at call time).
+    """
+
+    def __init__(self, parts: Components) -> None:
+        self._parts = parts
+        self._read: dict[str, tuple[list[RepeatableRecord], float]] = {}
+
+    async def upsert(self, queue: str, job_def: dict[str, Any]) -> float:
+        clean = normalize_repeatable_job_def(job_def)
+        next_run = float(compute_next_run(clean))
+        self._read.pop(queue, None)
+        await self._parts.store.put_repeatable(queue, RepeatableRecord(repeatable_identity(clean), clean, next_run))
+        return next_run
+
+    async def listed(self, queue: str) -> list[RepeatableInfo]:
+        reused = self._read.pop(queue, None)
+        if reused is not None and time.monotonic() - reused[1] <= REPEATABLES_REUSE_SECONDS:
+            records = reused[0]
+        else:
+            records = await self._parts.store.list_repeatables(queue)
+        return [_info(r) for r in records]
+
+    async def due(self, queue: str) -> list[RepeatableInfo]:
+        records = await self._parts.store.list_repeatables(queue)
+        self._read[queue] = (records, time.monotonic())
+        now = time.time()
+        return [_info(r) for r in records if not r.paused and r.next_run <= now]
+
+    async def advance(self, queue: str, job_def: dict[str, Any]) -> float:
+        self._read.pop(queue, None)
+        clean = normalize_repeatable_job_def(job_def)
+        next_run = float(compute_next_run(clean))
+        # Conditional: a pause or remove that landed since get_due_repeatables stays (never written back).
+        await self._parts.store.advance_repeatable(queue, repeatable_identity(clean), next_run)
+        return next_run
+
+    async def find(self, queue: str, job_def: dict[str, Any]) -> RepeatableRecord | None:
+        """The stored repeatable ``job_def`` names: by its identity, else by the fields it gives.
+
+        AsyncMQ's dashboard posts only the fields it shows (``task_id``, ``cron``/``every``,
+        ``queue``), not ``args``/``kwargs``/``retries``, so their identity never matches the stored
+        one: a definition that agrees on every posted field (and names a task) is taken instead,
+        if exactly one does; KeyError if several do.
+        """
+        store = self._parts.store
+        record = await store.get_repeatable(queue, repeatable_identity(job_def))
+        wanted = normalize_repeatable_job_def(job_def)
+        if record is not None or "task_id" not in wanted:
+            return record
+        matches = [
+            r
+            for r in await store.list_repeatables(queue)
+            if all(r.job_def.get(name) == value for name, value in wanted.items())
+        ]
+        if len(matches) > 1:
+            raise KeyError(f"{len(matches)} repeatables of {queue} match {wanted}: give the full definition")
+        return matches[0] if matches else None
+
+    async def remove(self, queue: str, job_def: dict[str, Any] | str) -> None:
+        self._read.pop(queue, None)
+        if isinstance(job_def, str):
+            key = job_def
+        else:
+            record = await self.find(queue, job_def)
+            key = record.key if record is not None else repeatable_identity(job_def)
+        await self._parts.store.delete_repeatable(queue, key)
+
+    async def pause(self, queue: str, job_def: dict[str, Any]) -> None:
+        self._read.pop(queue, None)
+        record = await self.find(queue, job_def)
+        if record is not None:
+            record.paused = True
+            await self._parts.store.put_repeatable(queue, record)
+
+    async def resume(self, queue: str, job_def: dict[str, Any]) -> float:
+        self._read.pop(queue, None)
+        record = await self.find(queue, job_def)
+        if record is None:
+            raise KeyError(f"Repeatable job not found: {job_def}")
+        record.paused = False
+        record.next_run = float(compute_next_run(normalize_repeatable_job_def(record.job_def)))
+        await self._parts.store.put_repeatable(queue, record)
+        return record.next_run
