@@ -75,15 +75,9 @@ class AwsChecks(Checks):
         users = [(clients, "dynamodb") for _, _, clients in self.tables] + ([(self.sqs, "sqs")] if self.sqs else [])
         if not users:
             return
-        regions: dict[int, str] = {}
-        for clients, _ in users:
-            try:
-                regions[id(clients)] = regions.get(id(clients)) or clients.resolve_region()
-            except CloudBackendError as exc:
-                fix = "set AWS_DEFAULT_REGION (or AWS_REGION), or region_name= in the backend settings"
-                self.say("FAIL", "aws-region", str(exc), fix)
-                return
-        self.say("ok", "aws-region", f"AWS region {', '.join(sorted(set(regions.values())))}")
+        regions = self._regions(users)
+        if regions is None:
+            return
         if not await self._credentials(users[0][0]):
             self.say("skip", "aws", "DynamoDB/SQS endpoints and resources not checked until credentials are found")
             return
@@ -91,6 +85,23 @@ class AwsChecks(Checks):
         for clients, service in users:
             if (id(clients), service) not in probes:
                 probes[(id(clients), service)] = await self._probe(clients, service, regions[id(clients)])
+        await self._resources(probes)
+
+    def _regions(self, users: list[tuple[AwsClients, str]]) -> dict[int, str] | None:
+        """The region of each set of clients (reported), or ``None`` after reporting the one that has none."""
+        regions: dict[int, str] = {}
+        for clients, _ in users:
+            try:
+                regions[id(clients)] = regions.get(id(clients)) or clients.resolve_region()
+            except CloudBackendError as exc:
+                fix = "set AWS_DEFAULT_REGION (or AWS_REGION), or region_name= in the backend settings"
+                self.say("FAIL", "aws-region", str(exc), fix)
+                return None
+        self.say("ok", "aws-region", f"AWS region {', '.join(sorted(set(regions.values())))}")
+        return regions
+
+    async def _resources(self, probes: dict[tuple[int, str], Any]) -> None:
+        """Each table, then each SQS queue, on the endpoints that answered."""
         for role, spec, clients in self.tables:
             if (client := probes[(id(clients), "dynamodb")]) is not None:
                 await self._table(client, role, spec)
