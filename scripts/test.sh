@@ -4,7 +4,7 @@
 #   2. ruff, mypy (strict) and the tests that need no service (tests/unit and the pure checks);
 #   3. every service started once, in the background (scripts/services.py up), while the tools
 #      (checkov, the Kubernetes validator, Chromium + playwright-core) install;
-#   4. the rest of the suite on pytest-xdist workers that share those services through the
+#   4. the whole suite on pytest-xdist workers that share those services through the
 #      variables the test plugin honours (REDIS_URL, AWS_ENDPOINT_URL, ...).
 # Extra arguments go to the last pytest run. PYTEST_WORKERS sets the worker count (default 4:
 # the tests mostly wait on services and timers, so more workers than cores pays off here).
@@ -45,7 +45,7 @@ for path in tests/unit tests/test_architecture.py tests/test_drift_basebackend.p
   [ -e "$path" ] && NO_SERVICE_TESTS+=("$path")
 done
 echo "== pytest: tests that need no service"
-.venv/bin/python -m pytest -q "${NO_SERVICE_TESTS[@]}"
+.venv/bin/python -m pytest -q -m "not (redis or moto or localstack or elasticmq or kafka)" "${NO_SERVICE_TESTS[@]}"
 phase_done "no-service tests"
 
 echo "== services: redis, moto, localstack, elasticmq, kafka (started once, in the background)"
@@ -110,11 +110,10 @@ set -a
 set +a
 phase_done "services (beyond the tools)"
 
+# The whole suite, the tests above included (about 10 s): one summary that counts every test.
 echo "== pytest: the suite on ${PYTEST_WORKERS:-4} workers"
-ignores=()
-for path in "${NO_SERVICE_TESTS[@]}"; do ignores+=("--ignore=$path"); done
 status=0
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-4}" --dist loadgroup "${ignores[@]}" "$@" || status=$?
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-4}" --dist loadgroup "$@" || status=$?
 phase_done "suite"
 report_phases
 exit "$status"

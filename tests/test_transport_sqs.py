@@ -426,9 +426,10 @@ async def test_api_calls_per_job(moto_endpoint: str, producer: str) -> None:
         moto_endpoint, store=f"dynamodb://{tables[0]}", delay_store=f"dynamodb://{tables[1]}", create_missing=True
     ) as backend:
         try:
-            # The pause flag is read once per pause_cache_ttl, not per job: a long TTL keeps the
-            # count to the job's own path however slowly the machine runs.
-            backend.config = LifecycleConfig(receive_wait=1, prefetch=10, pause_cache_ttl=60)
+            # The pause flag is read once per pause_cache_ttl, and the cancel flag again only when
+            # a task starts more than cancel_cache_ttl after its claim: long TTLs keep the count
+            # to the job's own path however slowly the machine runs.
+            backend.config = LifecycleConfig(receive_wait=1, prefetch=10, pause_cache_ttl=60, cancel_cache_ttl=60)
             await backend.provision([queue])
             clients = (await backend.clients.sqs(), await backend.clients.dynamodb())
             jobs = [{"task_id": T + "record", "args": [f"{producer}-{i}-{suffix}"]} for i in range(n)]

@@ -53,7 +53,10 @@ def qname() -> str:
 async def test_store_calls_per_job(state_store: Any, qname: str) -> None:
     store = Counting(state_store)
     transport = MemoryTransport()
-    backend = CloudBackend(store, transport, MemoryDelayStore())  # type: ignore[arg-type]
+    # A task starting more than cancel_cache_ttl after its claim reads the cancel flag once more:
+    # a long TTL keeps the count to the job's own path on a slow machine.
+    config = LifecycleConfig(cancel_cache_ttl=60)
+    backend = CloudBackend(store, transport, MemoryDelayStore(), config=config)  # type: ignore[arg-type]
     await backend.start()
     job_id = await Queue(qname, backend=backend).add(T + "add", args=[1, 2])
     assert store.calls == Counter({"start": 1, "create": 1}) and transport.calls == {"send": 1}
