@@ -113,7 +113,7 @@ phase_done "services (beyond the tools)"
 # The whole suite, the tests above included (about 10 s): one summary that counts every test.
 echo "== pytest: the suite on ${PYTEST_WORKERS:-4} workers"
 status=0
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-4}" --dist loadgroup "$@" || status=$?
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-4}" --dist worksteal "$@" || status=$?
 phase_done "suite"
 report_phases
 exit "$status"

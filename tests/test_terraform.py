@@ -5,7 +5,8 @@
   DLQ names, redrive, FIFO, DLQ retention, defaults. They need no terraform.
 * ``terraform fmt -check``, ``validate`` (module and both examples) and ``terraform test``
   (mocked AWS provider) run offline where a ``terraform`` binary and a local mirror of the
-  ``hashicorp/aws`` provider exist (``../shared/SERVICES.md``). Where they do not, these
+  ``hashicorp/aws`` provider exist (``$TF_PLUGIN_MIRROR``, ``/opt/tf-plugins`` or
+  ``/usr/share/terraform/plugins``). Where they do not, these
   tests skip and say so: the provider cannot be downloaded here (docs/decisions.md, entry 29).
 * ``checkov`` (installed by ``scripts/test.sh`` into ``.cache/tools/checkov``, its own venv)
   must report no failed check, with network access to its platform disabled.
