@@ -33,7 +33,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 
-from asyncmq_cloud.core.protocols import Delivery
+from asyncmq_cloud.core.records import Delivery
 from asyncmq_cloud.transports._envelope import PoisonMessage, decode_envelope
 
 logger = logging.getLogger("asyncmq_cloud.transports.kafka")

@@ -111,7 +111,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
 from aiokafka.errors import for_code
 
-from asyncmq_cloud.core.protocols import Delivery, TransportCapabilities
+from asyncmq_cloud.core.records import Delivery, TransportCapabilities
 from asyncmq_cloud.errors import ClosedError, ConfigurationError, ResourceMissingError
 from asyncmq_cloud.resources import KafkaTopicSpec
 from asyncmq_cloud.transports._envelope import MAX_REASON, encode_envelope

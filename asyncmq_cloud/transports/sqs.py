@@ -125,7 +125,7 @@ from pydantic import Field
 
 from asyncmq_cloud.aws import AwsClients, error_code, translate_error, translated
 from asyncmq_cloud.config import _Model
-from asyncmq_cloud.core.protocols import Delivery, TransportCapabilities
+from asyncmq_cloud.core.records import Delivery, TransportCapabilities
 from asyncmq_cloud.errors import (
     ClosedError,
     CloudBackendError,
