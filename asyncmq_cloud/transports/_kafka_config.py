@@ -2,7 +2,8 @@
 
 Every knob is documented on :class:`KafkaTransportConfig`; the security settings
 (TLS, SASL PLAIN/SCRAM, Amazon MSK IAM) become the keyword arguments that
-aiokafka's producer, consumer and admin client share (:func:`client_kwargs`).
+aiokafka's producer, consumer and admin client share (:func:`client_kwargs`);
+:func:`consumer_kwargs` adds a queue's group settings.
 Anything aiokafka accepts that is not declared here goes through
 ``producer_options`` / ``consumer_options`` unchanged.
 """
@@ -232,3 +233,19 @@ def client_kwargs(config: KafkaTransportConfig) -> dict[str, Any]:
         if config.sasl_mechanism == "OAUTHBEARER":  # the caller's provider, for the admin client too
             kwargs["sasl_oauth_token_provider"] = config.producer_options["sasl_oauth_token_provider"]
     return kwargs
+
+
+def consumer_kwargs(config: KafkaTransportConfig, common: dict[str, Any], queue: str) -> dict[str, Any]:
+    """Keywords of the consumer of ``queue``'s group: ``common`` plus the group and poll settings."""
+    c = config
+    return {
+        **common,
+        "group_id": c.group(queue),
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": c.session_timeout_ms,
+        "heartbeat_interval_ms": c.heartbeat_interval_ms,
+        "max_poll_interval_ms": c.max_poll_interval_ms,
+        "fetch_max_wait_ms": c.fetch_max_wait_ms,
+        **c.consumer_options,
+    }
