@@ -169,7 +169,8 @@ class SQSTransport:
     Args:
         config: settings; keyword ``options`` override or replace it.
         clients: a shared, caller-owned :class:`AwsClients` (not closed by ``close()``).
-        endpoint_url: / region_name: for a private :class:`AwsClients`.
+        endpoint_url: endpoint of a private :class:`AwsClients`.
+        region_name: region of a private :class:`AwsClients`.
         **options: fields of :class:`SQSTransportConfig`.
     """
 
