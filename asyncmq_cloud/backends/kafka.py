@@ -60,7 +60,7 @@ class KafkaBackend(PresetBackend):
         retry_mode: / max_attempts: / aio_config: / client_kwargs: for the AWS clients the
             backend creates.
         **transport_options: further
-            :class:`~asyncmq_cloud.transports._kafka_config.KafkaTransportConfig` fields
+            :class:`~asyncmq_cloud.transports.kafka.KafkaTransportConfig` fields
             (``group_prefix``, ``client_id``, ``topic_config``, ``linger_ms``, ``max_batch_size``,
             ``compression_type``, ``request_timeout_ms``, ``max_in_flight_per_partition``,
             ``commit_interval``, ``revoke_timeout``, ``session_timeout_ms``,

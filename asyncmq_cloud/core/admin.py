@@ -16,7 +16,8 @@ from asyncmq.backends.base import DelayedInfo
 from asyncmq.core.enums import State
 from asyncmq.core.inspection import normalize_job_type, sanitize_job_types
 
-from asyncmq_cloud.core.protocols import WAITING_CHILDREN, Components
+from asyncmq_cloud.core.protocols import Components
+from asyncmq_cloud.core.records import WAITING_CHILDREN
 
 if TYPE_CHECKING:
     from asyncmq_cloud.core.protocols import StateStore

@@ -16,7 +16,8 @@ from typing import Any
 from asyncmq.core.enums import State
 
 from asyncmq_cloud.core.handover import HandOver
-from asyncmq_cloud.core.protocols import WAITING_CHILDREN, Components, JobRecord
+from asyncmq_cloud.core.protocols import Components
+from asyncmq_cloud.core.records import WAITING_CHILDREN, JobRecord
 
 
 class Dependencies:

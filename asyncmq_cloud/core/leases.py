@@ -23,7 +23,8 @@ from typing import Any
 import anyio
 
 from asyncmq_cloud.core import states
-from asyncmq_cloud.core.protocols import Components, Delivery
+from asyncmq_cloud.core.protocols import Components
+from asyncmq_cloud.core.records import Delivery
 from asyncmq_cloud.core.registry import WorkerRegistry
 from asyncmq_cloud.errors import TransientError
 

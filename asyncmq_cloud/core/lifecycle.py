@@ -54,14 +54,8 @@ from asyncmq_cloud.core.backend import BackendCore, lazily_started
 from asyncmq_cloud.core.dependencies import Dependencies
 from asyncmq_cloud.core.handover import HandOver
 from asyncmq_cloud.core.leases import LeaseKeeper
-from asyncmq_cloud.core.protocols import (
-    CANCELLED,
-    WAITING_CHILDREN,
-    DelayStore,
-    JobRecord,
-    StateStore,
-    Transport,
-)
+from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
+from asyncmq_cloud.core.records import CANCELLED, WAITING_CHILDREN, JobRecord
 from asyncmq_cloud.core.states import CANCELLABLE, RETRYABLE
 from asyncmq_cloud.core.validation import validate_queue_name, validate_run_at
 from asyncmq_cloud.errors import TransientError

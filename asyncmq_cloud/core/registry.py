@@ -7,7 +7,8 @@ import time
 from asyncmq import monkay
 from asyncmq.backends.base import WorkerInfo
 
-from asyncmq_cloud.core.protocols import Components, WorkerRecord
+from asyncmq_cloud.core.protocols import Components
+from asyncmq_cloud.core.records import WorkerRecord
 from asyncmq_cloud.errors import TransientError
 
 

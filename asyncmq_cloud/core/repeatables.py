@@ -15,7 +15,8 @@ from asyncmq.backends.base import RepeatableInfo
 from asyncmq.core.repeatables import normalize_repeatable_job_def, repeatable_identity
 from asyncmq.schedulers import compute_next_run
 
-from asyncmq_cloud.core.protocols import Components, RepeatableRecord
+from asyncmq_cloud.core.protocols import Components
+from asyncmq_cloud.core.records import RepeatableRecord
 
 #: How long a repeatables read of ``get_due_repeatables`` may answer the next ``list_repeatables``.
 REPEATABLES_REUSE_SECONDS = 1.0

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Final
 
-from asyncmq_cloud.core.protocols import CANCELLED as CANCELLED
-from asyncmq_cloud.core.protocols import WAITING_CHILDREN as WAITING_CHILDREN
-from asyncmq_cloud.core.protocols import JobRecord
+from asyncmq_cloud.core.records import CANCELLED as CANCELLED
+from asyncmq_cloud.core.records import WAITING_CHILDREN as WAITING_CHILDREN
+from asyncmq_cloud.core.records import JobRecord
 
 WAITING: Final = "waiting"
 DELAYED: Final = "delayed"

@@ -2,7 +2,8 @@
 
 Every knob is documented on :class:`KafkaTransportConfig`; the security settings
 (TLS, SASL PLAIN/SCRAM, Amazon MSK IAM) become the keyword arguments that
-aiokafka's producer, consumer and admin client share (:func:`client_kwargs`).
+aiokafka's producer, consumer and admin client share (:func:`client_kwargs`);
+:func:`consumer_kwargs` adds a queue's group settings.
 Anything aiokafka accepts that is not declared here goes through
 ``producer_options`` / ``consumer_options`` unchanged.
 """
@@ -64,19 +65,27 @@ class KafkaTransportConfig(_Model):
         commit_interval: seconds between offset commits (also on rebalance and close).
         revoke_timeout: longest wait, on a rebalance, for the jobs of revoked
             partitions to finish before their offsets are committed.
-        session_timeout_ms: / heartbeat_interval_ms: / max_poll_interval_ms: consumer
-            group liveness (a SIGKILLed worker's partitions move after the session timeout).
+        session_timeout_ms: consumer group liveness: a SIGKILLed worker's partitions move
+            to the other members after this long.
+        heartbeat_interval_ms: consumer group liveness: how often the consumer heartbeats.
+        max_poll_interval_ms: consumer group liveness: longest gap between two polls
+            before the member leaves the group.
         fetch_max_wait_ms: how long the broker holds an empty fetch (an idle consumer polls this
             often; a record that arrives is answered at once, so it is not pick-up latency).
         security_protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
         sasl_mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
-        sasl_username: / sasl_password: SASL PLAIN/SCRAM credentials.
-        ssl_cafile: / ssl_certfile: / ssl_keyfile: / ssl_password: TLS files (mutual TLS
-            with a certificate and key); ``ssl_check_hostname`` verifies the broker name.
+        sasl_username: SASL PLAIN/SCRAM user name.
+        sasl_password: SASL PLAIN/SCRAM password.
+        ssl_cafile: TLS CA file that verifies the broker.
+        ssl_certfile: TLS client certificate (mutual TLS).
+        ssl_keyfile: TLS client key (mutual TLS).
+        ssl_password: password of ``ssl_keyfile``.
+        ssl_check_hostname: verify the broker's host name against its certificate.
         msk_iam: Amazon MSK IAM authentication (SASL_SSL + OAUTHBEARER with tokens signed by
             the AWS credential chain; needs ``pip install "asyncmq-cloud[msk]"``).
         msk_region: AWS region of the MSK cluster (``None`` = ``AWS_REGION``/``AWS_DEFAULT_REGION``).
-        producer_options: / consumer_options: further aiokafka keywords, passed through.
+        producer_options: further ``AIOKafkaProducer`` keywords, passed through.
+        consumer_options: further ``AIOKafkaConsumer`` keywords, passed through.
     """
 
     bootstrap_servers: str = Field("localhost:9092", min_length=1)
@@ -232,3 +241,19 @@ def client_kwargs(config: KafkaTransportConfig) -> dict[str, Any]:
         if config.sasl_mechanism == "OAUTHBEARER":  # the caller's provider, for the admin client too
             kwargs["sasl_oauth_token_provider"] = config.producer_options["sasl_oauth_token_provider"]
     return kwargs
+
+
+def consumer_kwargs(config: KafkaTransportConfig, common: dict[str, Any], queue: str) -> dict[str, Any]:
+    """Keywords of the consumer of ``queue``'s group: ``common`` plus the group and poll settings."""
+    c = config
+    return {
+        **common,
+        "group_id": c.group(queue),
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "session_timeout_ms": c.session_timeout_ms,
+        "heartbeat_interval_ms": c.heartbeat_interval_ms,
+        "max_poll_interval_ms": c.max_poll_interval_ms,
+        "fetch_max_wait_ms": c.fetch_max_wait_ms,
+        **c.consumer_options,
+    }

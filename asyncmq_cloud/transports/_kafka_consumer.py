@@ -33,7 +33,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 
-from asyncmq_cloud.core.protocols import Delivery
+from asyncmq_cloud.core.records import Delivery
 from asyncmq_cloud.transports._envelope import PoisonMessage, decode_envelope
 
 logger = logging.getLogger("asyncmq_cloud.transports.kafka")
@@ -117,10 +117,12 @@ class QueueConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
 
     Args:
         queue: the AsyncMQ queue name (references name it; others are poison).
-        topic: / group: its topic and consumer group.
+        topic: its topic.
+        group: its consumer group.
         consumer_kwargs: keywords of ``AIOKafkaConsumer`` (connection, security, liveness).
         max_in_flight: per-partition bound on fetched, unfinished records.
-        commit_interval: / revoke_timeout: see :class:`KafkaTransportConfig`.
+        commit_interval: see :class:`KafkaTransportConfig`.
+        revoke_timeout: see :class:`KafkaTransportConfig`.
         dead_letter: sends a poison record to the dead-letter topic.
     """
 

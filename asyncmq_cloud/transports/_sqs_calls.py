@@ -5,7 +5,8 @@
 * :func:`create_or_update`: idempotent ``CreateQueue`` (an existing queue gets the attributes);
 * :func:`is_stale`: "this receipt handle no longer holds the message", which the emulators
   spell differently (ElasticMQ/moto ``ReceiptHandleIsInvalid``, LocalStack
-  ``InvalidParameterValue ... not available``).
+  ``InvalidParameterValue ... not available``); :func:`drop_stale` and
+  :func:`change_visibility` treat such a receipt as nothing left to do.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from asyncmq_cloud.errors import PermanentError, TransientError
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
+
+    from asyncmq_cloud.core.records import Delivery
+    from asyncmq_cloud.transports._sqs_messages import SQSReceipt
+    from asyncmq_cloud.transports.sqs import SQSTransport
 
 logger = logging.getLogger("asyncmq_cloud.transports.sqs")
 
@@ -51,6 +56,32 @@ def is_stale(exc: BaseException) -> bool:
         return True
     # LocalStack: InvalidParameterValue "... Message does not exist or is not available for visibility timeout change"
     return code.startswith("InvalidParameterValue") and "not available" in str(exc)
+
+
+def drop_stale(results: list[BaseException | None], url: str) -> list[BaseException | None]:
+    """``DeleteMessageBatch`` results with stale-receipt failures counted as done (logged)."""
+    for index, result in enumerate(results):
+        if result is not None and STALE_RECEIPT.search(str(result)):
+            # Deleted already, or received again by another worker (whose claim drops it).
+            logger.warning("SQS delete on %s: receipt no longer valid (%s); nothing to delete", url, result)
+            results[index] = None
+    return results
+
+
+async def change_visibility(transport: SQSTransport, delivery: Delivery, timeout: int) -> bool:
+    """``ChangeMessageVisibility``; False (logged) when the receipt no longer holds the message."""
+    receipt: SQSReceipt = delivery.receipt
+    client = await transport._client()
+    try:
+        await client.change_message_visibility(
+            QueueUrl=receipt.url, ReceiptHandle=receipt.handle, VisibilityTimeout=timeout
+        )
+    except Exception as exc:
+        if is_stale(exc):
+            logger.warning("job %s/%s: SQS message no longer held (%s)", delivery.queue, delivery.job_id, exc)
+            return False
+        raise translate_error(exc, resource=transport._resource(delivery.queue)) from exc
+    return True
 
 
 async def create_or_update(client: SQSClient, name: str, attributes: dict[str, str]) -> str:

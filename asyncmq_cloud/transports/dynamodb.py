@@ -74,7 +74,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from asyncmq_cloud.config import LifecycleConfig
-from asyncmq_cloud.core.protocols import Delivery, TransportCapabilities
+from asyncmq_cloud.core.records import Delivery, TransportCapabilities
 from asyncmq_cloud.core.validation import validate_queue_name
 from asyncmq_cloud.errors import ClosedError, ConfigurationError
 

@@ -107,15 +107,21 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic, RecordsToDelete
-from aiokafka.errors import for_code
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
-from asyncmq_cloud.core.protocols import Delivery, TransportCapabilities
-from asyncmq_cloud.errors import ClosedError, ConfigurationError, ResourceMissingError
+from asyncmq_cloud.core.records import Delivery, TransportCapabilities
+from asyncmq_cloud.errors import ClosedError, ConfigurationError
 from asyncmq_cloud.resources import KafkaTopicSpec
 from asyncmq_cloud.transports._envelope import MAX_REASON, encode_envelope
-from asyncmq_cloud.transports._kafka_config import KafkaTransportConfig, client_kwargs
+from asyncmq_cloud.transports._kafka_admin import (
+    TOPIC_ALREADY_EXISTS,
+    create_topics,
+    ensure_topic,
+    purge_topic,
+    topic_depth,
+)
+from asyncmq_cloud.transports._kafka_config import KafkaTransportConfig, client_kwargs, consumer_kwargs
 from asyncmq_cloud.transports._kafka_consumer import QueueConsumer
 from asyncmq_cloud.transports._kafka_errors import kafka_errors, start_client, translate_kafka_error
 
@@ -124,8 +130,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("asyncmq_cloud.transports.kafka")
 
-#: Error code of CreateTopics for a topic that exists (Kafka protocol: TOPIC_ALREADY_EXISTS).
-TOPIC_ALREADY_EXISTS = 36
 #: Header names on a dead-lettered record.
 ERROR_HEADER = "asyncmq-error"
 SOURCE_TOPIC_HEADER = "asyncmq-source-topic"
@@ -260,37 +264,8 @@ class KafkaTransport:
 
     async def provision(self, queue: str) -> None:
         """Create the queue's topic and dead-letter topic if missing (idempotent)."""
-        spec = self.spec(queue)
-        topics = [spec.name, spec.dlq_name]
         admin = await self._admin_client()
-        new = [NewTopic(t, spec.partitions, spec.replication_factor, topic_configs=dict(spec.config)) for t in topics]
-        with kafka_errors(self._resource(queue)):
-            reply = await admin.create_topics(new)
-        for name, code, *rest in reply.topic_errors:
-            if code and code != TOPIC_ALREADY_EXISTS:
-                message = rest[0] if rest and rest[0] else ""
-                raise translate_kafka_error(for_code(code)(message), f"Kafka topic {name!r}")
-        self._topics_ok.update(topics)
-
-    async def _ensure_topic(self, queue: str) -> str:
-        """The queue's topic, checked to exist once per process (or created with ``create_missing``)."""
-        topic = self.topic(queue)
-        if topic in self._topics_ok:
-            return topic
-        admin = await self._admin_client()
-        with kafka_errors(self._resource(queue)):
-            existing = set(await admin.list_topics())
-        if topic in existing:
-            self._topics_ok.add(topic)
-        elif self.config.create_missing:
-            await self.provision(queue)
-        else:
-            raise ResourceMissingError(
-                f"{self._resource(queue)} does not exist: create it with `asyncmq-cloud provision --queue {queue}` "
-                "or `await backend.provision([...])` (development), your topic tooling (production), "
-                "or set create_missing=True"
-            )
-        return topic
+        self._topics_ok.update(await create_topics(admin, self.spec(queue), self._resource(queue)))
 
     # -- send --------------------------------------------------------------------------
     async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0) -> None:
@@ -300,7 +275,7 @@ class KafkaTransport:
         if delay > 0:
             raise ConfigurationError("Kafka has no per-message delay; delayed jobs go through the delay store")
         producer = await self._ready()
-        topic = await self._ensure_topic(queue)
+        topic = await ensure_topic(self, queue)
         with kafka_errors(self._resource(queue)):
             pending = [
                 await producer.send(topic, value=encode_envelope(queue, job_id).encode(), key=job_id.encode())
@@ -318,22 +293,12 @@ class KafkaTransport:
         if consumer is not None:
             return consumer
         await self._ready()
-        topic = await self._ensure_topic(queue)
+        topic = await ensure_topic(self, queue)
         async with self._lock:
             if queue in self._consumers:
                 return self._consumers[queue]
             c = self.config
-            kwargs = {
-                **self._common,
-                "group_id": c.group(queue),
-                "enable_auto_commit": False,
-                "auto_offset_reset": "earliest",
-                "session_timeout_ms": c.session_timeout_ms,
-                "heartbeat_interval_ms": c.heartbeat_interval_ms,
-                "max_poll_interval_ms": c.max_poll_interval_ms,
-                "fetch_max_wait_ms": c.fetch_max_wait_ms,
-                **c.consumer_options,
-            }
+            kwargs = consumer_kwargs(c, self._common, queue)
             consumer = QueueConsumer(
                 queue,
                 topic,
@@ -399,13 +364,6 @@ class KafkaTransport:
         self.produced["dlq"] += 1
 
     # -- depth / purge -------------------------------------------------------------------
-    async def _partitions(self, queue: str) -> list[TopicPartition]:
-        topic = await self._ensure_topic(queue)
-        admin = await self._admin_client()
-        with kafka_errors(self._resource(queue)):
-            described = await admin.describe_topics([topic])
-        return [TopicPartition(topic, p["partition"]) for t in described for p in t["partitions"]]
-
     async def _offsets_client(self) -> AIOKafkaConsumer:
         """A consumer outside every group, for offset lookups: joining a group would rebalance the workers."""
         if self._offsets is None:
@@ -414,25 +372,9 @@ class KafkaTransport:
             self._offsets = offsets
         return self._offsets
 
-    async def _end_offsets(self, queue: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        client = await self._offsets_client()
-        with kafka_errors(self._resource(queue)):
-            return dict(await client.end_offsets(partitions))
-
     async def depth(self, queue: str) -> int:
         """Records not yet committed by the queue's group (its lag), over every partition."""
-        partitions = await self._partitions(queue)
-        ends = await self._end_offsets(queue, partitions)
-        admin = await self._admin_client()
-        with kafka_errors(self._resource(queue)):
-            committed = await admin.list_consumer_group_offsets(self.config.group(queue), partitions=partitions)
-            starts = await (await self._offsets_client()).beginning_offsets(partitions)
-        lag = 0
-        for tp in partitions:
-            meta = committed.get(tp)
-            start = meta.offset if meta is not None and meta.offset >= 0 else starts.get(tp, 0)
-            lag += max(0, ends.get(tp, 0) - max(start, starts.get(tp, 0)))
-        return lag
+        return await topic_depth(self, queue)
 
     async def stats(self, queue: str) -> dict[str, int]:
         """No breakdown beyond ``depth`` (``capabilities.has_stats`` is False)."""
@@ -440,8 +382,15 @@ class KafkaTransport:
 
     async def purge(self, queue: str) -> None:
         """Delete every record of the queue's topic (Kafka ``DeleteRecords`` up to the end offsets)."""
-        partitions = await self._partitions(queue)
-        ends = await self._end_offsets(queue, partitions)
-        admin = await self._admin_client()
-        with kafka_errors(self._resource(queue)):
-            await admin.delete_records({tp: RecordsToDelete(end) for tp, end in ends.items() if end > 0})
+        await purge_topic(self, queue)
+
+
+__all__ = [
+    "ERROR_HEADER",
+    "SOURCE_OFFSET_HEADER",
+    "SOURCE_PARTITION_HEADER",
+    "SOURCE_TOPIC_HEADER",
+    "TOPIC_ALREADY_EXISTS",
+    "KafkaTransport",
+    "KafkaTransportConfig",
+]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from asyncmq_cloud.core.protocols import Delivery, TransportCapabilities
+from asyncmq_cloud.core.records import Delivery, TransportCapabilities
 from asyncmq_cloud.errors import ClosedError
 
 if TYPE_CHECKING:

@@ -115,45 +115,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from asyncmq_cloud.aws import AwsClients, error_code, translate_error, translated
-from asyncmq_cloud.config import _Model
-from asyncmq_cloud.core.protocols import Delivery, TransportCapabilities
-from asyncmq_cloud.errors import (
-    ClosedError,
-    CloudBackendError,
-    ConfigurationError,
-    PermanentError,
-)
+from asyncmq_cloud.aws import AwsClients, translated
+from asyncmq_cloud.core.records import Delivery, TransportCapabilities
+from asyncmq_cloud.errors import ClosedError, ConfigurationError
 from asyncmq_cloud.resources import SqsQueueSpec, validate_sqs_queue_name
 from asyncmq_cloud.transports._batcher import LingerBatcher
 from asyncmq_cloud.transports._sqs_calls import (
     BATCH_ENTRY_ATTEMPTS,
-    MISSING,
-    STALE_RECEIPT,
     STATS,
     batch_call,
-    create_or_update,
-    is_stale,
+    change_visibility,
+    drop_stale,
     log_failed_delete,
+)
+from asyncmq_cloud.transports._sqs_config import (
+    FIFO_DEDUP_WINDOW_SECONDS,
+    MAX_BATCH_ENTRIES,
+    MAX_DELAY_SECONDS,
+    MAX_MESSAGE_BYTES,
+    MAX_RECEIVE_MESSAGES,
+    MAX_VISIBILITY_SECONDS,
+    MAX_WAIT_SECONDS,
+    SQSTransportConfig,
+    delay_attributes,
 )
 from asyncmq_cloud.transports._sqs_messages import (
     GROUP_PER_JOB,
     RECEIVE_ATTRIBUTES,
-    PoisonMessage,
     SQSReceipt,
-    decode_envelope,
+    capped_visibility,
     encode_envelope,
-    fifo_ids,
-    poison_attributes,
+    read_messages,
+    send_entries,
+    to_dlq,
 )
+from asyncmq_cloud.transports._sqs_queues import provision_queue, queue_spec, queue_url
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -162,70 +162,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("asyncmq_cloud.transports.sqs")
 
-# Limits: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
-# and the API reference of each action named below.
-#: Largest message body (1 MiB since 2025; 262,144 bytes on older emulators, the value checked).
-MAX_MESSAGE_BYTES = 262_144
-#: ``DelaySeconds`` range (SendMessage); not settable per message on FIFO queues.
-MAX_DELAY_SECONDS = 900
-#: ``VisibilityTimeout`` maximum, counted from the *first receipt* (ChangeMessageVisibility).
-MAX_VISIBILITY_SECONDS = 43_200
-#: Entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch.
-MAX_BATCH_ENTRIES = 10
-#: ``MaxNumberOfMessages`` of ReceiveMessage.
-MAX_RECEIVE_MESSAGES = 10
-#: ``WaitTimeSeconds`` maximum of ReceiveMessage (long polling).
-MAX_WAIT_SECONDS = 20
-#: FIFO ``MessageDeduplicationId`` window: a repeated id within it is silently dropped.
-FIFO_DEDUP_WINDOW_SECONDS = 300
-#: Margin (s) kept under the 12-hour cap: receipt time is measured at the request's start.
-VISIBILITY_CAP_MARGIN = 5.0
-
-
-class SQSTransportConfig(_Model):
-    """Settings of :class:`SQSTransport` (see the module docstring for each).
-
-    Attributes:
-        queue_prefix: prepended to every AsyncMQ queue name (``[A-Za-z0-9_-]``).
-        fifo: use ``.fifo`` queues.
-        fifo_group: FIFO ``MessageGroupId``; ``None`` = the AsyncMQ queue name,
-            ``"job"`` = the job id.
-        visibility_timeout: seconds a received message stays invisible.
-        max_receive_count: receives before SQS redrives a message to the DLQ.
-        retention_seconds: message retention of the queue (``None`` = SQS's 4 days).
-        kms_key_id: KMS key id/alias/ARN for SSE-KMS (provision only).
-        kms_data_key_reuse_seconds: data key reuse period (provision only).
-        queue_attributes: further ``CreateQueue`` attributes (provision only).
-        linger: seconds a send batch waits for more entries (the sender waits too).
-        busy_linger: the wait of a send batch opened while a send call of the
-            same queue is in flight (concurrent producers): a stream of
-            staggered sends fills batches; a lone sequential producer, which
-            awaits each send, only ever waits ``linger``.
-        ack_linger: seconds a delete batch waits for more entries (nobody waits).
-        receive_pacing: after a receive that returned some but fewer messages
-            than asked for (a trickle), the next receive of that queue starts no
-            sooner than this many seconds after it, so it collects a batch.
-        create_missing: create a missing queue on first use instead of raising.
-        extend_threshold: ``extend`` calls SQS only when less than this fraction
-            of the requested extension remains on the message.
-    """
-
-    queue_prefix: str = Field("", max_length=70, pattern=r"^[A-Za-z0-9_\-]*$")
-    fifo: bool = False
-    fifo_group: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[!-~]+$")
-    visibility_timeout: int = Field(30, ge=0, le=MAX_VISIBILITY_SECONDS)
-    max_receive_count: int = Field(5, ge=1, le=1000)
-    retention_seconds: int | None = Field(None, ge=60, le=1_209_600)
-    kms_key_id: str | None = Field(None, min_length=1)
-    kms_data_key_reuse_seconds: int | None = Field(None, ge=60, le=86_400)
-    queue_attributes: dict[str, str] = Field(default_factory=dict)
-    linger: float = Field(0.005, ge=0, le=1)
-    busy_linger: float = Field(0.02, ge=0, le=1)
-    ack_linger: float = Field(0.5, ge=0, le=5)
-    receive_pacing: float = Field(0.2, ge=0, le=5)
-    create_missing: bool = False
-    extend_threshold: float = Field(0.5, ge=0, le=1)
-
 
 class SQSTransport:
     """Job references on Amazon SQS (see the module docstring).
@@ -233,7 +169,8 @@ class SQSTransport:
     Args:
         config: settings; keyword ``options`` override or replace it.
         clients: a shared, caller-owned :class:`AwsClients` (not closed by ``close()``).
-        endpoint_url: / region_name: for a private :class:`AwsClients`.
+        endpoint_url: endpoint of a private :class:`AwsClients`.
+        region_name: region of a private :class:`AwsClients`.
         **options: fields of :class:`SQSTransportConfig`.
     """
 
@@ -320,46 +257,10 @@ class SQSTransport:
 
     def spec(self, queue: str) -> SqsQueueSpec:
         """The queue + DLQ description ``provision`` creates for ``queue``."""
-        c = self.config
-        return SqsQueueSpec(
-            name=self.queue_name(queue),
-            fifo=self.fifo,
-            visibility_timeout=c.visibility_timeout,
-            max_receive_count=c.max_receive_count,
-            retention_seconds=c.retention_seconds,
-            kms_key_id=c.kms_key_id,
-            kms_data_key_reuse_seconds=c.kms_data_key_reuse_seconds,
-            attributes=tuple(sorted(c.queue_attributes.items())),
-        )
+        return queue_spec(self.config, self.queue_name(queue))
 
     def _resource(self, queue: str) -> str:
         return f"SQS queue {self.queue_name(queue)!r} of AsyncMQ queue {queue!r}"
-
-    async def _url(self, queue: str) -> str:
-        url = self._urls.get(queue)
-        if url is not None:
-            return url
-        name = self.queue_name(queue)
-        async with self._url_lock:
-            if queue not in self._urls:
-                client = await self._client()
-                try:
-                    self._urls[queue] = (await client.get_queue_url(QueueName=name))["QueueUrl"]
-                except Exception as exc:
-                    error = translate_error(exc, resource=self._resource(queue))
-                    if not (self.config.create_missing and error_code(exc) in MISSING):
-                        raise error from exc
-                    self._urls[queue] = await self._provision(queue)
-            return self._urls[queue]
-
-    async def _dlq_url(self, queue: str) -> str:
-        key = f"\0dlq:{queue}"
-        if key not in self._urls:
-            client = await self._client()
-            name = self.spec(queue).dlq_name
-            with translated(f"SQS dead-letter queue {name!r} of AsyncMQ queue {queue!r}"):
-                self._urls[key] = (await client.get_queue_url(QueueName=name))["QueueUrl"]
-        return self._urls[key]
 
     # -- provisioning --------------------------------------------------------------------------
     def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
@@ -368,40 +269,17 @@ class SQSTransport:
 
     async def provision(self, queue: str) -> None:
         """Create the queue and its DLQ (with the redrive policy) if missing; idempotent."""
-        url = await self._provision(queue)
+        url = await provision_queue(self, queue)
         self._urls[queue] = url
-
-    async def _provision(self, queue: str) -> str:
-        spec = self.spec(queue)
-        client = await self._client()
-        with translated(self._resource(queue)):
-            dlq_url = await create_or_update(client, spec.dlq_name, spec.dlq_attributes())
-            self._urls[f"\0dlq:{queue}"] = dlq_url
-            arn = (await client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]))["Attributes"]
-            return await create_or_update(client, spec.name, spec.queue_attributes(arn["QueueArn"]))
 
     # -- send ----------------------------------------------------------------------------------
     async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0) -> None:
         """Send one reference per job id; raise the first failed entry's error (after all were tried)."""
         if not job_ids:
             return
-        extra: dict[str, Any] = {}
-        if delay > 0:
-            if self.fifo:
-                raise ConfigurationError("SQS FIFO queues have no per-message delay; use the delay store")
-            if delay > MAX_DELAY_SECONDS:
-                raise ConfigurationError(f"delay {delay:.0f} s exceeds SQS's {MAX_DELAY_SECONDS} s maximum")
-            extra["DelaySeconds"] = min(MAX_DELAY_SECONDS, math.ceil(delay))  # never before the due time
-        url = await self._url(queue)
-        entries = []
-        for job_id in job_ids:
-            body = encode_envelope(queue, job_id)
-            if len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:  # pragma: no cover - ids are small
-                raise PermanentError(f"job id of {len(body)} bytes does not fit an SQS message")
-            entry = {"MessageBody": body, **extra}
-            if self.fifo:
-                entry.update(fifo_ids(queue, job_id, self.config.fifo_group))
-            entries.append(entry)
+        extra = delay_attributes(delay, self.fifo)
+        url = await queue_url(self, queue)
+        entries = send_entries(queue, job_ids, extra, self.fifo, self.config.fifo_group)
         await self._sends.submit(url, entries)
 
     async def _send_batch(self, url: str, entries: list[dict[str, Any]]) -> list[BaseException | None]:
@@ -413,7 +291,7 @@ class SQSTransport:
         """Up to ``min(max_messages, 10)`` deliveries; long-polls ``int(min(wait, 20))`` seconds."""
         if max_messages <= 0:
             return []
-        url = await self._url(queue)
+        url = await queue_url(self, queue)
         client = await self._client()
         wait_until = self._paced_until.pop(queue, 0.0)
         if wait_until > time.monotonic():
@@ -428,54 +306,11 @@ class SQSTransport:
                 AttributeNames=RECEIVE_ATTRIBUTES,  # the deprecated name: emulators need it
                 MessageAttributeNames=["All"],
             )
-        deliveries: list[Delivery] = []
-        for message in reply.get("Messages", []):
-            attributes = message.get("Attributes", {})
-            count = int(attributes.get("ApproximateReceiveCount", "1"))
-            try:
-                job_id = decode_envelope(message.get("Body", ""), queue)
-            except PoisonMessage as poison:
-                await self._quarantine(queue, url, dict(message), str(poison), count)
-                continue
-            deliveries.append(
-                Delivery(
-                    queue,
-                    job_id,
-                    SQSReceipt(message["ReceiptHandle"], url),
-                    count,
-                    received_at=started,
-                    lease_until=started + self.config.visibility_timeout,
-                )
-            )
+        deliveries = await read_messages(self, queue, url, reply.get("Messages", []), started)
         asked = min(max_messages, MAX_RECEIVE_MESSAGES)
         if 0 < len(reply.get("Messages", [])) < asked and self.config.receive_pacing > 0:
             self._paced_until[queue] = started + self.config.receive_pacing
         return deliveries
-
-    async def _quarantine(self, queue: str, url: str, message: dict[str, Any], reason: str, count: int) -> None:
-        """Move a poison message to the DLQ; on failure log and leave it to native redrive."""
-        logger.warning("poison message on %s: %s; moving it to the dead-letter queue", self._resource(queue), reason)
-        try:
-            await self._to_dlq(queue, message.get("Body", "") or "<empty>", reason, count)
-            client = await self._client()
-            with translated(self._resource(queue)):
-                await client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        except CloudBackendError:
-            logger.error("could not dead-letter a poison message of %s", self._resource(queue), exc_info=True)
-
-    async def _to_dlq(self, queue: str, body: str, reason: str, count: int) -> None:
-        dlq = await self._dlq_url(queue)
-        client = await self._client()
-        extra: dict[str, Any] = {}
-        if self.fifo:
-            extra = {"MessageGroupId": "asyncmq-dead-letters", "MessageDeduplicationId": uuid.uuid4().hex}
-        with translated(f"SQS dead-letter queue of AsyncMQ queue {queue!r}"):
-            await client.send_message(
-                QueueUrl=dlq,
-                MessageBody=body,
-                MessageAttributes=poison_attributes(reason, self.queue_name(queue), count),
-                **extra,
-            )
 
     # -- ack / visibility ----------------------------------------------------------------------
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -498,12 +333,7 @@ class SQSTransport:
     async def _delete_batch(self, url: str, entries: list[dict[str, Any]]) -> list[BaseException | None]:
         client = await self._clients.sqs()
         results = await batch_call(client.delete_message_batch, url, entries, "DeleteMessageBatch")
-        for index, result in enumerate(results):
-            if result is not None and STALE_RECEIPT.search(str(result)):
-                # Deleted already, or received again by another worker (whose claim drops it).
-                logger.warning("SQS delete on %s: receipt no longer valid (%s); nothing to delete", url, result)
-                results[index] = None
-        return results
+        return drop_stale(results, url)
 
     async def extend(self, delivery: Delivery, seconds: float) -> None:
         """Keep the message invisible for about ``seconds`` more (lazy; capped at 12 h from receipt)."""
@@ -511,61 +341,29 @@ class SQSTransport:
         visible_until = now if delivery.lease_until is None else delivery.lease_until
         if visible_until - now >= seconds * self.config.extend_threshold:
             return
-        timeout = self._capped(delivery, seconds, now)
+        timeout = capped_visibility(delivery, seconds, now)
         if timeout <= 0:
             return
-        if await self._change_visibility(delivery, timeout):
+        if await change_visibility(self, delivery, timeout):
             delivery.lease_until = now + timeout
 
     async def release(self, delivery: Delivery, delay: float = 0.0) -> None:
         """Make the message visible again after ``delay`` seconds (0 = now)."""
         now = time.monotonic()
-        timeout = self._capped(delivery, delay, now) if delay > 0 else 0
-        if await self._change_visibility(delivery, timeout):
+        timeout = capped_visibility(delivery, delay, now) if delay > 0 else 0
+        if await change_visibility(self, delivery, timeout):
             delivery.lease_until = now + timeout
-
-    def _capped(self, delivery: Delivery, seconds: float, now: float) -> int:
-        receipt: SQSReceipt = delivery.receipt
-        received = delivery.received_at
-        left = MAX_VISIBILITY_SECONDS - (now - received) - VISIBILITY_CAP_MARGIN
-        wanted = math.ceil(seconds)
-        if wanted > left and not receipt.cap_warned:
-            receipt.cap_warned = True
-            logger.warning(
-                "job %s/%s has held its SQS message for %.0f s; SQS allows %d s of visibility from receipt. "
-                "The message will reappear; while this job's heartbeat is fresh the next worker's claim puts it "
-                "back, so the job keeps running here and runs once.",
-                delivery.queue,
-                delivery.job_id,
-                now - received,
-                MAX_VISIBILITY_SECONDS,
-            )
-        return max(0, min(wanted, math.floor(left)))
-
-    async def _change_visibility(self, delivery: Delivery, timeout: int) -> bool:
-        receipt: SQSReceipt = delivery.receipt
-        client = await self._client()
-        try:
-            await client.change_message_visibility(
-                QueueUrl=receipt.url, ReceiptHandle=receipt.handle, VisibilityTimeout=timeout
-            )
-        except Exception as exc:
-            if is_stale(exc):
-                logger.warning("job %s/%s: SQS message no longer held (%s)", delivery.queue, delivery.job_id, exc)
-                return False
-            raise translate_error(exc, resource=self._resource(delivery.queue)) from exc
-        return True
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
         """Move a delivered reference to the DLQ with ``reason``, then delete it from the queue."""
         body = encode_envelope(delivery.queue, delivery.job_id)
-        await self._to_dlq(delivery.queue, body, reason, delivery.receive_count)
+        await to_dlq(self, delivery.queue, body, reason, delivery.receive_count)
         await self.ack([delivery])
 
     # -- inspection -------------------------------------------------------------------------------
     async def stats(self, queue: str) -> dict[str, int]:
         """SQS's approximate counts: ``visible``, ``in_flight`` and ``delayed`` messages."""
-        url = await self._url(queue)
+        url = await queue_url(self, queue)
         client = await self._client()
         with translated(self._resource(queue)):
             reply = await client.get_queue_attributes(QueueUrl=url, AttributeNames=list(STATS))  # type: ignore[arg-type]
@@ -578,7 +376,7 @@ class SQSTransport:
 
     async def purge(self, queue: str) -> None:
         """``PurgeQueue`` (SQS allows one per queue every 60 s)."""
-        url = await self._url(queue)
+        url = await queue_url(self, queue)
         client = await self._client()
         with translated(self._resource(queue)):
             await client.purge_queue(QueueUrl=url)

@@ -1,0 +1,136 @@
+"""The plain records the protocols of :mod:`asyncmq_cloud.core.protocols` pass around.
+
+:class:`JobRecord`, :class:`RepeatableRecord` and :class:`WorkerRecord` are what a
+:class:`~asyncmq_cloud.core.protocols.StateStore` holds; :class:`Delivery` and
+:class:`TransportCapabilities` are what a :class:`~asyncmq_cloud.core.protocols.Transport`
+hands out and declares. The rules every implementation follows are in the protocols'
+module docstring. :mod:`asyncmq_cloud.core.protocols` re-exports every name here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Store-internal state of a job whose parents have not all completed. AsyncMQ
+#: itself shows such jobs as ``waiting`` with a non-empty ``depends_on``.
+WAITING_CHILDREN = "waiting-children"
+#: Terminal state set by ``cancel_job``.
+CANCELLED = "cancelled"
+
+
+@dataclass
+class JobRecord:
+    """One job as held by a :class:`StateStore`.
+
+    Attributes:
+        queue: the AsyncMQ queue name.
+        id: the job id (unique within the queue).
+        state: one of AsyncMQ's states, ``waiting-children`` or ``cancelled``.
+        payload: the AsyncMQ job dict (result and progress live inside it).
+        run_at: when a ``delayed`` job becomes due (epoch seconds), else ``None``.
+        owner: the claim token of the worker that holds an ``active`` job.
+        heartbeat: last heartbeat of an ``active`` job (epoch seconds).
+        updated_at: last write (epoch seconds).
+        has_children: whether other jobs still wait for this one. Stores report it
+            on ``transition`` results (True when unknown): a job completed with
+            none lets the lifecycle skip AsyncMQ's follow-up ``resolve_dependency``.
+    """
+
+    queue: str
+    id: str
+    state: str
+    payload: dict[str, Any]
+    run_at: float | None = None
+    owner: str | None = None
+    heartbeat: float | None = None
+    updated_at: float = 0.0
+    has_children: bool = True
+
+    def job(self) -> dict[str, Any]:
+        """The AsyncMQ job dict with ``status`` taken from the authoritative state."""
+        status = "waiting" if self.state == WAITING_CHILDREN else self.state
+        return {**self.payload, "id": self.id, "status": status}
+
+
+@dataclass
+class RepeatableRecord:
+    """A durable repeatable (cron / every) definition."""
+
+    key: str
+    job_def: dict[str, Any]
+    next_run: float
+    paused: bool = False
+
+
+@dataclass
+class WorkerRecord:
+    """A worker registry entry (AsyncMQ's ``WorkerInfo`` plus an expiry)."""
+
+    id: str
+    queue: str
+    concurrency: int
+    heartbeat: float
+
+
+@dataclass
+class Delivery:
+    """One received job reference.
+
+    Attributes:
+        queue: the AsyncMQ queue name.
+        job_id: the referenced job.
+        receipt: the transport's own handle for the message, opaque to everything else
+            (SQS: an ``SQSReceipt`` with the receipt handle and queue URL; Kafka: a
+            ``Receipt`` with partition, offset and assignment epoch; memory: the message
+            id; DynamoDB: ``None``). Only the transport that made the delivery reads it.
+        receive_count: how many times the transport has delivered this message (1 = first).
+        received_at: ``time.monotonic()`` when the transport received the message.
+        lease_until: ``time.monotonic()`` when the broker's own lease on the message ends
+            and the message becomes visible to other workers unless extended (SQS
+            visibility timeout, memory transport); ``None`` when the broker holds the
+            message for as long as this process lives (Kafka, DynamoDB). The transport
+            moves it on ``extend``/``release``; the lifecycle's lease keeper renews
+            leases that end soon.
+    """
+
+    queue: str
+    job_id: str
+    receipt: Any = None
+    receive_count: int = 1
+    received_at: float = field(default_factory=time.monotonic)
+    lease_until: float | None = None
+
+
+@dataclass(frozen=True)
+class TransportCapabilities:
+    """What a transport can do, declared once; the lifecycle reads it instead of probing the object.
+
+    Attributes:
+        max_native_delay: longest delay (s) the broker holds a message itself; 0 = none
+            (every delay goes through the delay store).
+        redelivers: a released reference comes back later (SQS, Kafka, memory). False when
+            the transport has nothing to put back (DynamoDB: the index is the queue), so an
+            unclaimable candidate is skipped without the read that decides a release.
+        supports_fifo: the transport can keep messages in order per group (SQS FIFO queues).
+        has_stats: ``stats()`` breaks the broker's depth down by kind (SQS: visible,
+            in flight, delayed); without it ``stats()`` returns ``{}`` and only
+            ``depth()`` counts.
+    """
+
+    max_native_delay: float = 0.0
+    redelivers: bool = True
+    supports_fifo: bool = False
+    has_stats: bool = False
+
+
+__all__ = [
+    "CANCELLED",
+    "WAITING_CHILDREN",
+    "Delivery",
+    "JobRecord",
+    "RepeatableRecord",
+    "TransportCapabilities",
+    "WorkerRecord",
+]

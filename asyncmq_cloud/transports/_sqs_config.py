@@ -1,0 +1,106 @@
+"""Settings and SQS limits of :class:`~asyncmq_cloud.transports.sqs.SQSTransport`.
+
+:class:`SQSTransportConfig` declares every knob (the module docstring of
+``transports/sqs.py`` explains each one); the constants are the SQS quotas the
+transport checks against. :mod:`asyncmq_cloud.transports.sqs` re-exports every name here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import Field
+
+from asyncmq_cloud.config import _Model
+from asyncmq_cloud.errors import ConfigurationError
+
+# Limits: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
+# and the API reference of each action named below.
+#: Largest message body (1 MiB since 2025; 262,144 bytes on older emulators, the value checked).
+MAX_MESSAGE_BYTES = 262_144
+#: ``DelaySeconds`` range (SendMessage); not settable per message on FIFO queues.
+MAX_DELAY_SECONDS = 900
+#: ``VisibilityTimeout`` maximum, counted from the *first receipt* (ChangeMessageVisibility).
+MAX_VISIBILITY_SECONDS = 43_200
+#: Entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch.
+MAX_BATCH_ENTRIES = 10
+#: ``MaxNumberOfMessages`` of ReceiveMessage.
+MAX_RECEIVE_MESSAGES = 10
+#: ``WaitTimeSeconds`` maximum of ReceiveMessage (long polling).
+MAX_WAIT_SECONDS = 20
+#: FIFO ``MessageDeduplicationId`` window: a repeated id within it is silently dropped.
+FIFO_DEDUP_WINDOW_SECONDS = 300
+#: Margin (s) kept under the 12-hour cap: receipt time is measured at the request's start.
+VISIBILITY_CAP_MARGIN = 5.0
+
+
+class SQSTransportConfig(_Model):
+    """Settings of :class:`SQSTransport` (see the module docstring for each).
+
+    Attributes:
+        queue_prefix: prepended to every AsyncMQ queue name (``[A-Za-z0-9_-]``).
+        fifo: use ``.fifo`` queues.
+        fifo_group: FIFO ``MessageGroupId``; ``None`` = the AsyncMQ queue name,
+            ``"job"`` = the job id.
+        visibility_timeout: seconds a received message stays invisible.
+        max_receive_count: receives before SQS redrives a message to the DLQ.
+        retention_seconds: message retention of the queue (``None`` = SQS's 4 days).
+        kms_key_id: KMS key id/alias/ARN for SSE-KMS (provision only).
+        kms_data_key_reuse_seconds: data key reuse period (provision only).
+        queue_attributes: further ``CreateQueue`` attributes (provision only).
+        linger: seconds a send batch waits for more entries (the sender waits too).
+        busy_linger: the wait of a send batch opened while a send call of the
+            same queue is in flight (concurrent producers): a stream of
+            staggered sends fills batches; a lone sequential producer, which
+            awaits each send, only ever waits ``linger``.
+        ack_linger: seconds a delete batch waits for more entries (nobody waits).
+        receive_pacing: after a receive that returned some but fewer messages
+            than asked for (a trickle), the next receive of that queue starts no
+            sooner than this many seconds after it, so it collects a batch.
+        create_missing: create a missing queue on first use instead of raising.
+        extend_threshold: ``extend`` calls SQS only when less than this fraction
+            of the requested extension remains on the message.
+    """
+
+    queue_prefix: str = Field("", max_length=70, pattern=r"^[A-Za-z0-9_\-]*$")
+    fifo: bool = False
+    fifo_group: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[!-~]+$")
+    visibility_timeout: int = Field(30, ge=0, le=MAX_VISIBILITY_SECONDS)
+    max_receive_count: int = Field(5, ge=1, le=1000)
+    retention_seconds: int | None = Field(None, ge=60, le=1_209_600)
+    kms_key_id: str | None = Field(None, min_length=1)
+    kms_data_key_reuse_seconds: int | None = Field(None, ge=60, le=86_400)
+    queue_attributes: dict[str, str] = Field(default_factory=dict)
+    linger: float = Field(0.005, ge=0, le=1)
+    busy_linger: float = Field(0.02, ge=0, le=1)
+    ack_linger: float = Field(0.5, ge=0, le=5)
+    receive_pacing: float = Field(0.2, ge=0, le=5)
+    create_missing: bool = False
+    extend_threshold: float = Field(0.5, ge=0, le=1)
+
+
+def delay_attributes(delay: float, fifo: bool) -> dict[str, Any]:
+    """The ``DelaySeconds`` of a send delayed by ``delay`` s (none for 0); FIFO queues take no delay."""
+    extra: dict[str, Any] = {}
+    if delay > 0:
+        if fifo:
+            raise ConfigurationError("SQS FIFO queues have no per-message delay; use the delay store")
+        if delay > MAX_DELAY_SECONDS:
+            raise ConfigurationError(f"delay {delay:.0f} s exceeds SQS's {MAX_DELAY_SECONDS} s maximum")
+        extra["DelaySeconds"] = min(MAX_DELAY_SECONDS, math.ceil(delay))  # never before the due time
+    return extra
+
+
+__all__ = [
+    "FIFO_DEDUP_WINDOW_SECONDS",
+    "MAX_BATCH_ENTRIES",
+    "MAX_DELAY_SECONDS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_RECEIVE_MESSAGES",
+    "MAX_VISIBILITY_SECONDS",
+    "MAX_WAIT_SECONDS",
+    "VISIBILITY_CAP_MARGIN",
+    "SQSTransportConfig",
+    "delay_attributes",
+]

@@ -1,0 +1,67 @@
+"""The SQS queues behind :class:`~asyncmq_cloud.transports.sqs.SQSTransport`: their description and URLs.
+
+* :func:`queue_spec`: the queue + DLQ description ``provision`` creates;
+* :func:`queue_url`: a queue's URL, resolved once per transport (created on first use
+  with ``create_missing``, else a missing queue raises ``ResourceMissingError``);
+* :func:`provision_queue`: create or update the DLQ, then the queue with its redrive policy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from asyncmq_cloud.aws import error_code, translate_error, translated
+from asyncmq_cloud.resources import SqsQueueSpec
+from asyncmq_cloud.transports._sqs_calls import MISSING, create_or_update
+from asyncmq_cloud.transports._sqs_config import SQSTransportConfig
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.transports.sqs import SQSTransport
+
+
+def queue_spec(config: SQSTransportConfig, name: str) -> SqsQueueSpec:
+    """The queue + DLQ description of the SQS queue ``name`` under ``config``."""
+    c = config
+    return SqsQueueSpec(
+        name=name,
+        fifo=c.fifo,
+        visibility_timeout=c.visibility_timeout,
+        max_receive_count=c.max_receive_count,
+        retention_seconds=c.retention_seconds,
+        kms_key_id=c.kms_key_id,
+        kms_data_key_reuse_seconds=c.kms_data_key_reuse_seconds,
+        attributes=tuple(sorted(c.queue_attributes.items())),
+    )
+
+
+async def queue_url(transport: SQSTransport, queue: str) -> str:
+    """The URL of the SQS queue of AsyncMQ queue ``queue``, cached on the transport."""
+    url = transport._urls.get(queue)
+    if url is not None:
+        return url
+    name = transport.queue_name(queue)
+    async with transport._url_lock:
+        if queue not in transport._urls:
+            client = await transport._client()
+            try:
+                transport._urls[queue] = (await client.get_queue_url(QueueName=name))["QueueUrl"]
+            except Exception as exc:
+                error = translate_error(exc, resource=transport._resource(queue))
+                if not (transport.config.create_missing and error_code(exc) in MISSING):
+                    raise error from exc
+                transport._urls[queue] = await provision_queue(transport, queue)
+        return transport._urls[queue]
+
+
+async def provision_queue(transport: SQSTransport, queue: str) -> str:
+    """Create (or update) the DLQ, then the queue with its redrive policy; the queue's URL."""
+    spec = transport.spec(queue)
+    client = await transport._client()
+    with translated(transport._resource(queue)):
+        dlq_url = await create_or_update(client, spec.dlq_name, spec.dlq_attributes())
+        transport._urls[f"\0dlq:{queue}"] = dlq_url
+        arn = (await client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]))["Attributes"]
+        return await create_or_update(client, spec.name, spec.queue_attributes(arn["QueueArn"]))
+
+
+__all__ = ["provision_queue", "queue_spec", "queue_url"]
