@@ -794,16 +794,8 @@ def _cli_start(name: str) -> int:
             file=sys.stderr,
             flush=True,
         )
-        while not stop_requested:
-            proc = service.process
-            if proc is None or proc.poll() is not None:
-                print(
-                    f"[services] {name} exited unexpectedly; log tail:\n{tail(service.log_path)}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                return 1
-            time.sleep(0.5)
+        if _watch([service], stop_requested):
+            return 1
     print(f"[services] {name} stopped", file=sys.stderr, flush=True)
     return 0
 
@@ -857,6 +849,7 @@ def _cli_up(names: list[str], env_file: Path) -> int:
 
 
 def _watch(services: list[Service], stop_requested: list[int]) -> int:
+    """Wait for a stop signal: 0 then, 1 (with the log's tail) as soon as a service exits by itself."""
     while not stop_requested:
         for service in services:
             proc = service.process
