@@ -24,7 +24,7 @@ from asyncmq_cloud.errors import ClosedError, ConfigurationError, PayloadTooLarg
 if TYPE_CHECKING:
     from asyncmq_cloud.core.protocols import ResourceSpec
 
-#: Same default limit as the Redis store; DynamoDB's is lower (400 KB item).
+#: Default payload limit of the memory and the Redis store (defined once, here); DynamoDB's is lower.
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
 
 
