@@ -55,13 +55,13 @@ class Component:
     _unclosed_advice: ClassVar[str] = "call close() or use 'async with'"
 
     _stack: AsyncExitStack
-    _children: list[Closeable]
+    _owned: list[Closeable]
     _started: bool
     _closed: bool
 
     def __init__(self) -> None:
         self._stack = AsyncExitStack()
-        self._children = []
+        self._owned = []
         self._start_lock = asyncio.Lock()
         self._started = False
         self._closed = False
@@ -87,7 +87,7 @@ class Component:
 
     def _adopt(self, child: _C) -> _C:
         """Make ``child`` (built by this component for itself) close with it; returns ``child``."""
-        self._children.append(child)
+        self._owned.append(child)
         return child
 
     def _warns_unclosed(self) -> bool:
@@ -133,7 +133,7 @@ class Component:
                 try:
                     await self._stack.aclose()
                 finally:
-                    await _close_all(self._children)
+                    await _close_all(self._owned)
 
     async def __aenter__(self) -> Self:
         await self.start()

@@ -321,10 +321,10 @@ class AwsClients(Component):
 class AwsComponent(Component):
     """A component that calls AWS through :class:`AwsClients`: its own (closed with it) or shared ones.
 
-    Subclasses call :meth:`_use_clients` in ``__init__`` and set ``_resource`` (named in errors).
+    Subclasses call :meth:`_use_clients` in ``__init__`` and set ``_aws_resource`` (named in errors).
     """
 
-    _resource: str = "AWS"
+    _aws_resource: str | None = None
     _clients: AwsClients
     _owns_clients: bool
 
@@ -368,7 +368,7 @@ class AwsComponent(Component):
         try:
             return await call
         except Exception as exc:
-            raise translate_error(exc, resource=self._resource) from exc
+            raise translate_error(exc, resource=self._aws_resource) from exc
 
 
 __all__ = [

@@ -157,7 +157,7 @@ class DueIndexMixin(AwsComponent):
                 except Exception as exc:
                     if is_conditional_failure(exc):
                         return None  # a rival claimed it, or it was cancelled or re-scheduled
-                    raise translate_error(exc, resource=self._resource) from exc
+                    raise translate_error(exc, resource=self._aws_resource) from exc
             old = response.get("Attributes")
             return (str(old[SK]["S"]), float(old[DUE_SK]["N"])) if old else None
 

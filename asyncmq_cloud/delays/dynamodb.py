@@ -177,7 +177,7 @@ class DynamoDBDelayStore(DueIndexMixin):
         self.lookback_seconds = float(lookback_seconds)
         self.orphan_ttl_seconds = float(orphan_ttl_seconds)
         self.spec = delay_table(self.table_name)
-        self._resource = f"DynamoDB table {self.table_name!r}"
+        self._aws_resource = f"DynamoDB table {self.table_name!r}"
         self._cursors: dict[str, int] = {}
         self._contended: set[str] = set()
 

@@ -37,7 +37,7 @@ class DynamoDBBase(AwsComponent):
         except Exception as exc:
             if is_conditional_failure(exc):
                 return None
-            raise translate_error(exc, resource=self._resource) from exc
+            raise translate_error(exc, resource=self._aws_resource) from exc
 
     async def _update(self, key: Mapping[str, Any], expression: str, **kwargs: Any) -> dict[str, Any] | None:
         """One ``UpdateItem``; returns its response, ``None`` when its condition failed."""

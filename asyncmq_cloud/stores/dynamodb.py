@@ -151,7 +151,7 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin, WriteMixin):
         self.completed_ttl = completed_ttl
         self.create_missing = create_missing
         self.spec = jobs_table(self.table_name)
-        self._resource = f"DynamoDB table {self.table_name!r}"
+        self._aws_resource = f"DynamoDB table {self.table_name!r}"
         self._known_queues: set[str] = set()
         self._registering: dict[str, asyncio.Future[None]] = {}
 
@@ -192,7 +192,7 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin, WriteMixin):
             )
             if size > self.max_payload_bytes:
                 raise PayloadTooLargeError(
-                    f"job {record.id!r} encodes to a {size}-byte DynamoDB item; {self._resource} accepts "
+                    f"job {record.id!r} encodes to a {size}-byte DynamoDB item; {self._aws_resource} accepts "
                     f"{self.max_payload_bytes} (DynamoDB's limit is 400 KB per item): store large data "
                     "elsewhere (S3) and pass a reference",
                     size=size,
@@ -332,7 +332,7 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin, WriteMixin):
         if not states.transition_allowed(await self.get(queue, job_id), *expect):
             return False
         raise PayloadTooLargeError(
-            f"job {job_id!r} would encode to a {size}-byte DynamoDB item; {self._resource} accepts "
+            f"job {job_id!r} would encode to a {size}-byte DynamoDB item; {self._aws_resource} accepts "
             f"{self.max_payload_bytes}",
             size=size,
             limit=self.max_payload_bytes,
