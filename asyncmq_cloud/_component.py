@@ -52,7 +52,7 @@ class Component:
 
     _closed_hint: ClassVar[str] = "; create a new one"
     _warn_unclosed: ClassVar[bool] = False
-    _unclosed_advice: ClassVar[str] = "call close() or use 'async with'"
+    _unclosed_advice: ClassVar[str] = "; call close() or use 'async with'"
 
     _stack: AsyncExitStack
     _owned: list[Closeable]
@@ -144,7 +144,7 @@ class Component:
 
     def __del__(self, _warn: Callable[..., Any] = warnings.warn) -> None:
         if getattr(self, "_started", False) and not getattr(self, "_closed", True) and self._warns_unclosed():
-            _warn(f"unclosed {self!r}; {self._unclosed_advice}", ResourceWarning, source=self)
+            _warn(f"unclosed {self!r}{self._unclosed_advice}", ResourceWarning, source=self)
 
 
 async def _close_all(children: list[Closeable]) -> None:

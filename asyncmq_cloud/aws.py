@@ -232,7 +232,7 @@ class AwsClients(Component):
     """
 
     _warn_unclosed = True
-    _unclosed_advice = "call await close()"
+    _unclosed_advice = ": call await close()"
 
     def __init__(
         self,
