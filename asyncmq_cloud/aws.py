@@ -33,10 +33,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from contextlib import AsyncExitStack, contextmanager
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import aiohttp
 from aiobotocore.config import AioConfig
@@ -53,9 +53,16 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from asyncmq_cloud._aws_codes import (
+    ACCESS_CODES,
+    CONDITIONAL_FAILED,
+    MISSING_CODES,
+    TRANSIENT_CANCEL_REASONS,
+    TRANSIENT_CODES,
+)
+from asyncmq_cloud._component import Component
 from asyncmq_cloud.errors import (
     AccessDeniedError,
-    ClosedError,
     CloudBackendError,
     ConfigurationError,
     PermanentError,
@@ -75,70 +82,11 @@ if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
     from types_aiobotocore_sqs import SQSClient
 
+T = TypeVar("T")
 RetryMode = Literal["standard", "adaptive", "legacy"]
 
 #: Retries after the first call (botocore's ``max_attempts``): at most 5 calls in all.
 DEFAULT_MAX_ATTEMPTS = 4
-
-#: Codes worth repeating: throttling, server-side failures and write conflicts.
-TRANSIENT_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "LimitExceededException",
-        "TransactionInProgressException",
-        "TransactionConflictException",
-        "ReplicatedWriteConflictException",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "BandwidthLimitExceeded",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalServerError",
-        "InternalFailure",
-        "InternalError",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "OverLimit",
-        "KmsThrottled",
-        "KMSThrottlingException",
-    }
-)
-#: Codes that mean "these credentials may not do this" (besides ``*AccessDenied*``).
-ACCESS_CODES = frozenset(
-    {
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "SignatureDoesNotMatch",
-        "InvalidSignatureException",
-        "MissingAuthenticationToken",
-        "IncompleteSignature",
-        "AuthFailure",
-        "UnauthorizedOperation",
-    }
-)
-#: Codes for a queue/table that does not exist.
-MISSING_CODES = frozenset(
-    {
-        "ResourceNotFoundException",
-        "TableNotFoundException",
-        "QueueDoesNotExist",
-        "AWS.SimpleQueueService.NonExistentQueue",
-    }
-)
-#: ``TransactionCanceledException`` reasons that a retry may clear.
-TRANSIENT_CANCEL_REASONS = frozenset(
-    {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
-)
-CONDITIONAL_FAILED = "ConditionalCheckFailedException"
 
 
 def error_code(exc: BaseException) -> str:
@@ -229,7 +177,52 @@ def translated(resource: str | None = None) -> Iterator[None]:
         raise translate_error(exc, resource=resource) from exc
 
 
-class AwsClients:
+@dataclass(frozen=True)
+class AwsOptions:
+    """The AWS client keywords every preset and component accepts, in one typed value.
+
+    Attributes:
+        endpoint_url: endpoint for every service (LocalStack, ElasticMQ, moto); else the environment's.
+        region_name: AWS region (else ``AWS_DEFAULT_REGION``/profile, then ``AWS_REGION``).
+        retry_mode: botocore's retry mode.
+        max_attempts: retries after the first call (``None``: :data:`DEFAULT_MAX_ATTEMPTS`).
+        aio_config: an ``AioConfig`` whose knobs are passed through (its ``retries`` win).
+        client_kwargs: further ``create_client`` keywords (``aws_access_key_id``, ...).
+    """
+
+    endpoint_url: str | None = None
+    region_name: str | None = None
+    retry_mode: RetryMode = "standard"
+    max_attempts: int | None = None
+    aio_config: AioConfig | None = None
+    client_kwargs: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.retry_mode not in ("standard", "adaptive", "legacy"):
+            raise ConfigurationError(f"retry_mode must be 'standard', 'adaptive' or 'legacy', not {self.retry_mode!r}")
+        if self.max_attempts is not None and self.max_attempts < 0:
+            raise ConfigurationError(
+                f"max_attempts (retries after the first call) must be >= 0, not {self.max_attempts}"
+            )
+
+    def clients(self, session: AioSession | None = None) -> AwsClients:
+        """A new :class:`AwsClients` with these options (the caller owns and closes it)."""
+        return AwsClients(options=self, session=session)
+
+    def use(self, clients: AwsClients | None) -> tuple[AwsClients, bool]:
+        """``clients`` (shared, borrowed) or new ones built from these options; the flag says "owned".
+
+        Raises:
+            ConfigurationError: shared clients together with endpoint, region, config or client keywords.
+        """
+        if clients is None:
+            return self.clients(), True
+        if self.endpoint_url or self.region_name or self.aio_config or self.client_kwargs:
+            raise ConfigurationError("pass endpoint_url/region_name/aio_config/client_kwargs to the shared clients")
+        return clients, False
+
+
+class AwsClients(Component):
     """Owns one aiobotocore session and one client per service.
 
     ``start()``/``close()`` are idempotent; a closed instance cannot be reopened
@@ -237,6 +230,9 @@ class AwsClients:
     ``close()`` (they sit on an ``AsyncExitStack``). Share one instance between
     a store, a transport and a delay store to share connection pools.
     """
+
+    _warn_unclosed = True
+    _unclosed_advice = ": call await close()"
 
     def __init__(
         self,
@@ -248,30 +244,21 @@ class AwsClients:
         client_kwargs: Mapping[str, Any] | None = None,
         aio_config: AioConfig | None = None,
         session: AioSession | None = None,
+        options: AwsOptions | None = None,
     ) -> None:
-        if retry_mode not in ("standard", "adaptive", "legacy"):
-            raise ConfigurationError(f"retry_mode must be 'standard', 'adaptive' or 'legacy', not {retry_mode!r}")
-        if max_attempts < 0:
-            raise ConfigurationError(f"max_attempts (retries after the first call) must be >= 0, not {max_attempts}")
-        self.endpoint_url = endpoint_url
-        self.region_name = region_name
-        self.retry_mode = retry_mode
-        self.max_attempts = max_attempts
-        self.client_kwargs = dict(client_kwargs or {})
-        self.aio_config = aio_config
+        super().__init__()
+        if options is None:
+            options = AwsOptions(endpoint_url, region_name, retry_mode, max_attempts, aio_config, client_kwargs)
+        self.options = options
+        self.endpoint_url = options.endpoint_url
+        self.region_name = options.region_name
+        self.retry_mode = options.retry_mode
+        self.max_attempts = DEFAULT_MAX_ATTEMPTS if options.max_attempts is None else options.max_attempts
+        self.client_kwargs = dict(options.client_kwargs or {})
+        self.aio_config = options.aio_config
         self._session = session
-        self._stack: AsyncExitStack | None = None
         self._clients: dict[str, Any] = {}
         self._lock = asyncio.Lock()
-        self._closed = False
-
-    @property
-    def started(self) -> bool:
-        return self._stack is not None and not self._closed
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     @property
     def session(self) -> AioSession | None:
@@ -297,31 +284,11 @@ class AwsClients:
             raise ConfigurationError("no AWS region: pass region_name or set AWS_DEFAULT_REGION or AWS_REGION")
         return str(region)
 
-    async def start(self) -> None:
-        """Prepare the session (idempotent). Clients are opened on first use."""
-        if self._closed:
-            raise ClosedError("AwsClients is closed; create a new one")
-        if self._stack is None:
-            self.region_name = self.resolve_region()
-            self._session = self._session or get_session()
-            self._stack = AsyncExitStack()
-
-    async def close(self) -> None:
-        """Close every client (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
-        stack, self._stack = self._stack, None
-        self._clients.clear()
-        if stack is not None:
-            await stack.aclose()
-
-    async def __aenter__(self) -> AwsClients:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
+    async def _open(self, stack: AsyncExitStack) -> None:
+        """Prepare the session. Clients are opened on first use."""
+        self.region_name = self.resolve_region()
+        self._session = self._session or get_session()
+        stack.callback(self._clients.clear)
 
     async def client(self, service: str) -> Any:
         """The (cached) aiobotocore client for ``service``, created on first use."""
@@ -329,12 +296,9 @@ class AwsClients:
         if existing is not None:
             return existing
         async with self._lock:
-            if self._closed:
-                raise ClosedError("AwsClients is closed; create a new one")
-            if self._stack is None:
-                await self.start()
+            await self._ensure_started()
             if service not in self._clients:
-                assert self._stack is not None and self._session is not None
+                assert self._session is not None
                 session: Any = self._session  # the stubs overload create_client per literal service name
                 kwargs: dict[str, Any] = {"region_name": self.region_name, "config": self.config()}
                 kwargs.update(self.client_kwargs)
@@ -353,13 +317,69 @@ class AwsClients:
         client: SQSClient = await self.client("sqs")
         return client
 
-    def __del__(self) -> None:
-        if getattr(self, "_stack", None) is not None and not getattr(self, "_closed", True):
-            warnings.warn(f"unclosed {self!r}: call await close()", ResourceWarning, stacklevel=1)
+
+class AwsComponent(Component):
+    """A component that calls AWS through :class:`AwsClients`: its own (closed with it) or shared ones.
+
+    Subclasses call :meth:`_use_clients` in ``__init__`` and set ``_aws_resource`` (named in errors).
+    """
+
+    _aws_resource: str | None = None
+    _clients: AwsClients
+    _owns_clients: bool
+
+    def _use_clients(
+        self, clients: AwsClients | None, *, endpoint_url: str | None, region_name: str | None, what: str
+    ) -> AwsClients:
+        """Borrow the caller's ``clients`` or build (and own) private ones.
+
+        Args:
+            clients: shared, caller-owned clients (never closed here), or ``None``.
+            endpoint_url: endpoint of the private clients.
+            region_name: region of the private clients.
+            what: this component's kind, for the error message ("store", "transport").
+        """
+        if clients is not None and (endpoint_url or region_name):
+            raise ConfigurationError(f"pass endpoint_url/region_name to the shared AwsClients, not to the {what}")
+        self._owns_clients = clients is None
+        if clients is None:
+            clients = self._adopt(AwsClients(endpoint_url=endpoint_url, region_name=region_name))
+        self._clients = clients
+        return clients
+
+    @property
+    def clients(self) -> AwsClients:
+        """The :class:`AwsClients` this component calls through (shared or its own)."""
+        return self._clients
+
+    async def _open(self, stack: AsyncExitStack) -> None:
+        await self._clients.start()
+
+    async def _dynamodb(self) -> DynamoDBClient:
+        self._check_open()
+        return await self._clients.dynamodb()
+
+    async def _sqs(self) -> SQSClient:
+        self._check_open()
+        return await self._clients.sqs()
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        """Await an SDK call; SDK errors become :mod:`asyncmq_cloud.errors`."""
+        try:
+            return await call
+        except Exception as exc:
+            raise translate_error(exc, resource=self._aws_resource) from exc
 
 
 __all__ = [
+    "ACCESS_CODES",
+    "CONDITIONAL_FAILED",
+    "MISSING_CODES",
+    "TRANSIENT_CANCEL_REASONS",
+    "TRANSIENT_CODES",
     "AwsClients",
+    "AwsComponent",
+    "AwsOptions",
     "cancellation_codes",
     "error_code",
     "is_conditional_failure",

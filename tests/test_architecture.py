@@ -7,6 +7,11 @@
   is never compared, matched or tested with ``startswith``/``endswith``/``in``; printing
   it in a message is fine.
 
+* no package module is over 400 lines and no function over 60 (ruff's complexity rule
+  C901 is on as well);
+* no ``getattr``/``hasattr`` probes a component for an undeclared capability: the few
+  calls left are listed in ``ALLOWED_PROBES`` with their reason.
+
 The ``test_check_*`` tests feed each check a small broken input to show that it fails.
 """
 
@@ -196,3 +201,82 @@ def test_check_class_name_dispatch_flags_comparisons_not_messages() -> None:
     assert class_name_dispatch(ast.parse("ok = x.__class__.__name__ in names\n")) == [1]
     assert class_name_dispatch(ast.parse("kind = type(x).__name__\nif kind == 'A':\n    pass\n")) == [2]
     assert class_name_dispatch(ast.parse("print(f'{type(x).__name__}: {x}')\n")) == []
+
+
+# -- size limits and capability probes ------------------------------------------------------
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+#: The only getattr/hasattr calls the package may make: (module, the call's first argument, why).
+#: Each is on something other than a component: a module (lazy export), the object's own
+#: partly-built self in ``__del__``, an SDK exception, an SDK config or client object.
+ALLOWED_PROBES: tuple[tuple[str, str, str], ...] = (
+    ("asyncmq_cloud", "module", "the lazy export of a backend class by name"),
+    ("asyncmq_cloud.aws", "self.aio_config", "botocore's AioConfig: whether the user set retries"),
+    ("asyncmq_cloud._component", "self", "__del__ of a partly-built object (constructor raised)"),
+    ("asyncmq_cloud.backends._preset", "self.settings", "a preset's own settings dataclass, read by field name"),
+    ("asyncmq_cloud.transports._kafka_errors", "exc", "aiokafka errors carry a retriable class flag"),
+    ("asyncmq_cloud.transports._kafka_errors", "client", "aiokafka admin clients close(), others stop()"),
+)
+
+
+def module_lines(path: Path) -> int:
+    return len(path.read_text().splitlines())
+
+
+def long_functions(tree: ast.AST, limit: int = MAX_FUNCTION_LINES) -> list[tuple[str, int, int]]:
+    """``(name, first line, length)`` of every function longer than ``limit`` lines (docstring included)."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            length = (node.end_lineno or node.lineno) - first + 1
+            if length > limit:
+                found.append((node.name, node.lineno, length))
+    return found
+
+
+def probes(tree: ast.AST) -> list[tuple[int, str]]:
+    """``(line, first argument)`` of every ``getattr``/``hasattr`` call."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("getattr", "hasattr"):
+            found.append((node.lineno, ast.unparse(node.args[0]) if node.args else ""))
+    return found
+
+
+def test_no_package_module_is_over_the_line_limit() -> None:
+    over = {
+        str(path.relative_to(ROOT.parent)): lines
+        for path in sorted(ROOT.rglob("*.py"))
+        if (lines := module_lines(path)) > MAX_MODULE_LINES
+    }
+    assert not over, f"modules over {MAX_MODULE_LINES} lines (split them by responsibility): {over}"
+
+
+def test_no_package_function_is_over_the_line_limit() -> None:
+    over = {name: found for name, (tree, _) in _package_modules().items() if (found := long_functions(tree))}
+    assert not over, f"functions over {MAX_FUNCTION_LINES} lines: {over}"
+
+
+def test_no_capability_probe_on_components() -> None:
+    allowed = {(module, arg) for module, arg, _ in ALLOWED_PROBES}
+    found = {
+        (name, arg): line
+        for name, (tree, _) in _package_modules().items()
+        for line, arg in probes(tree)
+        if (name, arg) not in allowed
+    }
+    assert not found, (
+        f"getattr/hasattr outside the allow-list (declare the capability in core/protocols.py instead): {found}"
+    )
+    present = {(name, arg) for name, (tree, _) in _package_modules().items() for _, arg in probes(tree)}
+    stale = allowed - present
+    assert not stale, f"allow-list entries no longer in the code (remove them): {stale}"
+
+
+def test_check_limits_and_probes_fail_on_bad_input() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(61))
+    assert long_functions(ast.parse(f"def f():\n{body}\n")) == [("f", 1, 62)]
+    assert long_functions(ast.parse("@deco\nasync def g():\n    return 1\n")) == []
+    found = probes(ast.parse("if getattr(self.transport, 'redelivers', True):\n    pass\nhasattr(store, 'x')\n"))
+    assert found == [(1, "self.transport"), (3, "store")]

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
-from asyncmq_cloud.delays import dynamodb as module
+from asyncmq_cloud.delays import _dynamodb_claim as module
 from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore
 from asyncmq_cloud.errors import (
     ClosedError,

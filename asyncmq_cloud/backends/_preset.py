@@ -1,24 +1,29 @@
-"""What the keyword-built backends (``SQSBackend``, ``DynamoDBBackend``) share.
+"""What the keyword-built backends (``SQSBackend``, ``KafkaBackend``, ``DynamoDBBackend``) share.
 
-Each builds its own :class:`AwsClients` unless given shared ones, creates missing
-tables on ``start()`` with ``create_missing``, rebuilds itself when AsyncMQ's CLI
-calls it from a new event loop, and closes the clients it created.
+Each keeps its settings as two typed values, the AWS client keywords
+(:class:`~asyncmq_cloud.aws.AwsOptions`) and its own frozen settings dataclass; it
+builds its own :class:`AwsClients` from the first unless given shared ones, creates
+missing tables on ``start()`` with ``create_missing``, rebuilds its parts from both
+values when AsyncMQ's CLI calls it from a new event loop, and closes the clients it created.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiobotocore.config import AioConfig
 
-from asyncmq_cloud.aws import AwsClients, RetryMode
+from asyncmq_cloud.aws import AwsClients, AwsOptions, RetryMode
+from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
 
-def own_clients(
-    clients: AwsClients | None,
+
+def aws_options(
     *,
     endpoint_url: str | None,
     region_name: str | None,
@@ -26,60 +31,47 @@ def own_clients(
     max_attempts: int | None,
     aio_config: AioConfig | None,
     client_kwargs: Mapping[str, Any] | None,
-) -> tuple[AwsClients, bool]:
-    """The clients to use and whether the backend owns (and so closes) them."""
-    if clients is not None:
-        if endpoint_url or region_name or aio_config or client_kwargs:
-            raise ConfigurationError("pass endpoint_url/region_name/aio_config/client_kwargs to the shared clients")
-        return clients, False
-    extra: dict[str, Any] = {} if max_attempts is None else {"max_attempts": max_attempts}
-    built = AwsClients(
+) -> AwsOptions:
+    """The preset's AWS client keywords as one :class:`AwsOptions` (validated)."""
+    return AwsOptions(
         endpoint_url=endpoint_url,
         region_name=region_name,
         retry_mode=retry_mode,
+        max_attempts=max_attempts,
         aio_config=aio_config,
         client_kwargs=client_kwargs,
-        **extra,
     )
-    return built, True
 
 
 class PresetBackend(CloudBackend):
     """A :class:`CloudBackend` built from keywords (see the module docstring).
 
-    Subclasses set ``_init_kwargs`` (their constructor arguments), ``clients``,
-    ``create_missing`` and ``_owns_clients`` before calling ``CloudBackend.__init__``,
-    and name in ``_loop_bound_args`` the arguments that may hold loop-bound objects.
+    Subclasses keep their own settings in ``settings`` (a frozen dataclass), call
+    :meth:`_use_aws` and then build their parts with :meth:`_build` before calling
+    ``CloudBackend.__init__``; ``_loop_bound_args`` names the settings (and ``clients``)
+    that may hold objects bound to an event loop.
     """
 
     _loop_bound_args: tuple[str, ...] = ()
-    _init_kwargs: dict[str, Any]
+    settings: Any
+    aws: AwsOptions
     clients: AwsClients
     create_missing: bool
+    _given_clients: AwsClients | None
     _owns_clients: bool
     _provisioned: bool = False
 
-    def _take_arguments(self, arguments: dict[str, Any], extra: Mapping[str, Any] | None = None) -> AwsClients:
-        """Keep the constructor ``arguments`` (``locals()``) for rebuilding; set up the AWS clients.
-
-        Reads ``clients``, ``create_missing`` and the client-building arguments
-        (``endpoint_url``, ``region_name``, ``retry_mode``, ``max_attempts``,
-        ``aio_config``, ``client_kwargs``); returns the clients to build the stores with.
-        """
-        skip = ("self", "__class__", "transport_options")
-        self._init_kwargs = {k: v for k, v in arguments.items() if k not in skip} | dict(extra or {})
-        args = self._init_kwargs
-        self.clients, self._owns_clients = own_clients(
-            args["clients"],
-            endpoint_url=args["endpoint_url"],
-            region_name=args["region_name"],
-            retry_mode=args["retry_mode"],
-            max_attempts=args["max_attempts"],
-            aio_config=args["aio_config"],
-            client_kwargs=args["client_kwargs"],
-        )
-        self.create_missing = bool(args["create_missing"])
+    def _use_aws(self, aws: AwsOptions, clients: AwsClients | None, *, create_missing: bool) -> AwsClients:
+        """Keep the AWS options; borrow ``clients`` or build (and own) new ones; returns the clients in use."""
+        self.aws = aws
+        self._given_clients = clients
+        self.clients, self._owns_clients = aws.use(clients)
+        self.create_missing = create_missing
         return self.clients
+
+    def _build(self, config: LifecycleConfig) -> tuple[StateStore, Transport, DelayStore]:
+        """The store, transport and delay store, from ``settings`` and ``clients``."""
+        raise NotImplementedError
 
     async def start(self) -> None:
         """Start everything; with ``create_missing`` also create the tables (idempotent)."""
@@ -95,17 +87,19 @@ class PresetBackend(CloudBackend):
         Only possible when this backend built them (stores given as URLs, no shared
         ``clients``); the abandoned ones belong to a finished loop.
         """
-        given = [name for name in self._loop_bound_args if not _rebuildable(self._init_kwargs[name])]
+        given = [name for name in self._loop_bound_args if not _rebuildable(self._setting(name))]
         if given:
             raise ConfigurationError(
                 f"{type(self).__name__} was used from a second event loop, but its {', '.join(given)} were given "
                 "as objects bound to the first one; pass URLs (store='dynamodb://...') or one backend per loop"
             )
         super()._rebind()
-        fresh = type(self)(**self._init_kwargs)
-        self.clients, self.store, self.delay_store = fresh.clients, fresh.store, fresh.delay_store
-        self.transport = fresh.transport
+        self.clients, self._owns_clients = self.aws.use(None)
+        self.store, self.transport, self.delay_store = self._build(self.config)
         self._provisioned = False
+
+    def _setting(self, name: str) -> Any:
+        return self._given_clients if name == "clients" else getattr(self.settings, name)
 
     async def close(self) -> None:
         """Flush and close the stores and transport, then the clients this backend created."""

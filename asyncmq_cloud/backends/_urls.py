@@ -14,7 +14,7 @@ Stores are imported lazily so an app that uses DynamoDB does not need redis-py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from asyncmq_cloud.errors import ConfigurationError
@@ -101,7 +101,8 @@ def build_delay_store(spec: str | DelayStore | None, *, store: StateStore, clien
     """The delay store for ``spec``; ``None`` picks the one that matches ``store``.
 
     DynamoDB store -> ``dynamodb://asyncmq-delays`` on the same clients; Redis store ->
-    a sorted set on the same Redis and prefix; memory store -> memory.
+    a sorted set on the same Redis and prefix; memory store -> memory. A Redis delay store
+    on the state store's Redis URL shares its connection pool (:class:`~asyncmq_cloud.redis.RedisClients`).
     """
     if spec is not None and not isinstance(spec, str):
         return spec
@@ -115,8 +116,10 @@ def build_delay_store(spec: str | DelayStore | None, *, store: StateStore, clien
     if parsed.kind == "redis":
         from asyncmq_cloud.delays.redis import RedisDelayStore
 
-        # cast: its translating decorator types methods as Awaitable, the protocol as coroutines
-        return cast("DelayStore", RedisDelayStore(parsed.target, prefix=parsed.prefix))
+        redis = _redis_store(store)
+        if redis is not None and redis.url == parsed.target:  # one pool for both stores
+            return RedisDelayStore(prefix=parsed.prefix, clients=redis.clients)
+        return RedisDelayStore(parsed.target, prefix=parsed.prefix)
     from asyncmq_cloud.delays.memory import MemoryDelayStore
 
     return MemoryDelayStore()
@@ -136,7 +139,7 @@ def _default_delay_store(store: StateStore, clients: AwsClients) -> DelayStore:
     if (redis := _redis_store(store)) is not None:
         from asyncmq_cloud.delays.redis import RedisDelayStore
 
-        return cast("DelayStore", RedisDelayStore(redis.url, prefix=redis.prefix))
+        return RedisDelayStore(prefix=redis.prefix, clients=redis.clients)  # one pool for both stores
     raise ConfigurationError(
         f"delay_store is required with a {type(store).__name__} state store: pass a DelayStore or a URL ({_FORMS})"
     )

@@ -26,12 +26,13 @@ Nothing is created implicitly in production: ``await backend.provision()`` or
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiobotocore.config import AioConfig
 
 from asyncmq_cloud.aws import AwsClients, RetryMode
-from asyncmq_cloud.backends._preset import PresetBackend
+from asyncmq_cloud.backends._preset import PresetBackend, aws_options
 from asyncmq_cloud.backends._urls import build_delay_store
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.protocols import DelayStore
@@ -42,6 +43,22 @@ from asyncmq_cloud.transports.dynamodb import DynamoDBTransport
 
 #: Default retention of finished jobs before TTL may delete them: 7 days.
 DEFAULT_RETENTION_SECONDS = 7 * 86_400
+
+
+@dataclass(frozen=True)
+class DynamoDBSettings:
+    """The settings of a :class:`DynamoDBBackend` besides the AWS client keywords (see its arguments)."""
+
+    table: str = JOBS_TABLE_NAME
+    delay_store: str | DelayStore = f"dynamodb://{DELAY_TABLE_NAME}"
+    shards: int = 1
+    retention: float | None = DEFAULT_RETENTION_SECONDS
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+    spread: int = 3
+    idle_poll: float = 0.05
+    idle_poll_max: float = 1.0
+    lease_check_interval: float = 15.0
+    create_missing: bool = False
 
 
 class DynamoDBBackend(PresetBackend):
@@ -89,32 +106,48 @@ class DynamoDBBackend(PresetBackend):
     ) -> None:
         if not 1 <= shards <= 64:
             raise ConfigurationError(f"shards must be in 1..64, not {shards}")
-        clients = self._take_arguments(locals())
+        self.settings = DynamoDBSettings(
+            table, delay_store, shards, retention, max_payload_bytes, spread, idle_poll, idle_poll_max,
+            lease_check_interval, create_missing,
+        )  # fmt: skip
+        aws = aws_options(
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            retry_mode=retry_mode,
+            max_attempts=max_attempts,
+            aio_config=aio_config,
+            client_kwargs=client_kwargs,
+        )
+        self._use_aws(aws, clients, create_missing=create_missing)
         config = config or LifecycleConfig()
-        store = DynamoDBStateStore(
-            table,
-            clients=clients,
-            completed_ttl=retention,
-            max_payload_bytes=max_payload_bytes,
-            ready_shards=shards,
-        )
-        transport = DynamoDBTransport(
-            store,
-            spread=spread,
-            idle_poll=idle_poll,
-            idle_poll_max=idle_poll_max,
-            lease_check_interval=lease_check_interval,
-            config=config,
-        )
-        delays = build_delay_store(delay_store, store=store, clients=clients)
+        store, transport, delays = self._build(config)
         super().__init__(store, transport, delays, config=config)
         self.store: DynamoDBStateStore = store
         self.transport: DynamoDBTransport = transport
         self._provisioned = False
+
+    def _build(self, config: LifecycleConfig) -> tuple[DynamoDBStateStore, DynamoDBTransport, DelayStore]:
+        s = self.settings
+        store = DynamoDBStateStore(
+            s.table,
+            clients=self.clients,
+            completed_ttl=s.retention,
+            max_payload_bytes=s.max_payload_bytes,
+            ready_shards=s.shards,
+        )
+        transport = DynamoDBTransport(
+            store,
+            spread=s.spread,
+            idle_poll=s.idle_poll,
+            idle_poll_max=s.idle_poll_max,
+            lease_check_interval=s.lease_check_interval,
+            config=config,
+        )
+        return store, transport, build_delay_store(s.delay_store, store=store, clients=self.clients)
 
     async def provision(self, queues: Sequence[str] = ()) -> None:
         """Create the jobs and delay tables (idempotent); queues need nothing of their own."""
         await super().provision(queues)
 
 
-__all__ = ["DEFAULT_RETENTION_SECONDS", "DynamoDBBackend"]
+__all__ = ["DEFAULT_RETENTION_SECONDS", "DynamoDBBackend", "DynamoDBSettings"]

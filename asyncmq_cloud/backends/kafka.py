@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiobotocore.config import AioConfig
 
 from asyncmq_cloud.aws import AwsClients, RetryMode
-from asyncmq_cloud.backends._preset import PresetBackend
+from asyncmq_cloud.backends._preset import PresetBackend, aws_options
 from asyncmq_cloud.backends._urls import build_delay_store, build_state_store
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.protocols import DelayStore, StateStore
@@ -38,6 +39,20 @@ from asyncmq_cloud.transports.kafka import KafkaTransport
 
 #: Environment variable read when ``bootstrap_servers`` is not given.
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """The settings of a :class:`KafkaBackend` besides the AWS client keywords (see its arguments)."""
+
+    bootstrap_servers: str | None = None
+    topic_prefix: str = "asyncmq-"
+    store: str | StateStore = f"dynamodb://{JOBS_TABLE_NAME}"
+    delay_store: str | DelayStore | None = None
+    partitions: int = 4
+    replication_factor: int = 1
+    create_missing: bool = False
+    transport_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 class KafkaBackend(PresetBackend):
@@ -92,24 +107,40 @@ class KafkaBackend(PresetBackend):
         client_kwargs: Mapping[str, Any] | None = None,
         **transport_options: Any,
     ) -> None:
-        clients = self._take_arguments(locals(), transport_options)
-        transport = KafkaTransport(
-            bootstrap_servers=bootstrap_servers or os.environ.get(BOOTSTRAP_ENV) or "localhost:9092",
-            topic_prefix=topic_prefix,
-            partitions=partitions,
-            replication_factor=replication_factor,
-            create_missing=create_missing,
-            **transport_options,
+        self.settings = KafkaSettings(
+            bootstrap_servers, topic_prefix, store, delay_store, partitions, replication_factor, create_missing,
+            dict(transport_options),
+        )  # fmt: skip
+        aws = aws_options(
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            retry_mode=retry_mode,
+            max_attempts=max_attempts,
+            aio_config=aio_config,
+            client_kwargs=client_kwargs,
         )
-        state_store = build_state_store(store, clients=clients)
-        delays = build_delay_store(delay_store, store=state_store, clients=clients)
+        self._use_aws(aws, clients, create_missing=create_missing)
+        state_store, transport, delays = self._build(config or LifecycleConfig())
         super().__init__(state_store, transport, delays, config=config)
         self.transport: KafkaTransport = transport
         self._provisioned = False
+
+    def _build(self, config: LifecycleConfig) -> tuple[StateStore, KafkaTransport, DelayStore]:
+        s = self.settings
+        transport = KafkaTransport(
+            bootstrap_servers=s.bootstrap_servers or os.environ.get(BOOTSTRAP_ENV) or "localhost:9092",
+            topic_prefix=s.topic_prefix,
+            partitions=s.partitions,
+            replication_factor=s.replication_factor,
+            create_missing=s.create_missing,
+            **s.transport_options,
+        )
+        state_store = build_state_store(s.store, clients=self.clients)
+        return state_store, transport, build_delay_store(s.delay_store, store=state_store, clients=self.clients)
 
     async def provision(self, queues: Sequence[str] = ()) -> None:
         """Create the tables and, for each of ``queues``, the topic and its dead-letter topic (idempotent)."""
         await super().provision(queues)
 
 
-__all__ = ["KafkaBackend"]
+__all__ = ["KafkaBackend", "KafkaSettings"]

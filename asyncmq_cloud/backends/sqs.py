@@ -23,17 +23,32 @@ in ``terraform/`` is the production path.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiobotocore.config import AioConfig
 
 from asyncmq_cloud.aws import AwsClients, RetryMode
-from asyncmq_cloud.backends._preset import PresetBackend
+from asyncmq_cloud.backends._preset import PresetBackend, aws_options
 from asyncmq_cloud.backends._urls import build_delay_store, build_state_store
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.protocols import DelayStore, StateStore
 from asyncmq_cloud.resources import JOBS_TABLE_NAME
 from asyncmq_cloud.transports.sqs import SQSTransport
+
+
+@dataclass(frozen=True)
+class SQSSettings:
+    """The settings of an :class:`SQSBackend` besides the AWS client keywords (see its arguments)."""
+
+    queue_prefix: str = ""
+    store: str | StateStore = f"dynamodb://{JOBS_TABLE_NAME}"
+    delay_store: str | DelayStore | None = None
+    fifo: bool = False
+    create_missing: bool = False
+    visibility_timeout: int = 30
+    max_receive_count: int = 5
+    transport_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 class SQSBackend(PresetBackend):
@@ -84,25 +99,41 @@ class SQSBackend(PresetBackend):
         client_kwargs: Mapping[str, Any] | None = None,
         **transport_options: Any,
     ) -> None:
-        clients = self._take_arguments(locals(), transport_options)
-        state_store = build_state_store(store, clients=clients)
-        transport = SQSTransport(
-            clients=clients,
-            queue_prefix=queue_prefix,
-            fifo=fifo,
-            create_missing=create_missing,
-            visibility_timeout=visibility_timeout,
-            max_receive_count=max_receive_count,
-            **transport_options,
+        self.settings = SQSSettings(
+            queue_prefix, store, delay_store, fifo, create_missing, visibility_timeout, max_receive_count,
+            dict(transport_options),
+        )  # fmt: skip
+        aws = aws_options(
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            retry_mode=retry_mode,
+            max_attempts=max_attempts,
+            aio_config=aio_config,
+            client_kwargs=client_kwargs,
         )
-        delays = build_delay_store(delay_store, store=state_store, clients=clients)
+        self._use_aws(aws, clients, create_missing=create_missing)
+        state_store, transport, delays = self._build(config or LifecycleConfig())
         super().__init__(state_store, transport, delays, config=config)
         self.transport: SQSTransport = transport
         self._provisioned = False
+
+    def _build(self, config: LifecycleConfig) -> tuple[StateStore, SQSTransport, DelayStore]:
+        s = self.settings
+        state_store = build_state_store(s.store, clients=self.clients)
+        transport = SQSTransport(
+            clients=self.clients,
+            queue_prefix=s.queue_prefix,
+            fifo=s.fifo,
+            create_missing=s.create_missing,
+            visibility_timeout=s.visibility_timeout,
+            max_receive_count=s.max_receive_count,
+            **s.transport_options,
+        )
+        return state_store, transport, build_delay_store(s.delay_store, store=state_store, clients=self.clients)
 
     async def provision(self, queues: Sequence[str] = ()) -> None:
         """Create the tables and, for each of ``queues``, the SQS queue and its DLQ (idempotent)."""
         await super().provision(queues)
 
 
-__all__ = ["SQSBackend"]
+__all__ = ["SQSBackend", "SQSSettings"]

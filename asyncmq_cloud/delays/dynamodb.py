@@ -99,20 +99,27 @@ has passed, and the repair pass promotes its job instead.
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
-import random
 import time
 import zlib
-from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from asyncmq_cloud.aws import AwsClients, is_conditional_failure, translate_error
+from asyncmq_cloud.aws import AwsClients
 from asyncmq_cloud.core.validation import validate_queue_name, validate_run_at
-from asyncmq_cloud.errors import ClosedError, ConfigurationError, InvalidNameError
+from asyncmq_cloud.delays._dynamodb_claim import (
+    CLAIM_ROUNDS,
+    CONTENTION_SPREAD,
+    CURSOR_SETTLE_SECONDS,
+    DELETE_CONCURRENCY,
+    QUERY_CONCURRENCY,
+    DueIndexMixin,
+    _Entries,
+    _Items,
+)
+from asyncmq_cloud.errors import ConfigurationError, InvalidNameError
 from asyncmq_cloud.resources import (
     DELAY_TABLE_NAME,
-    DUE_INDEX,
     DUE_PK,
     DUE_SK,
     PK,
@@ -125,28 +132,8 @@ from asyncmq_cloud.resources import (
 from asyncmq_cloud.stores._dynamodb_codec import num, ttl_num
 
 if TYPE_CHECKING:
-    from types_aiobotocore_dynamodb import DynamoDBClient
-
     from asyncmq_cloud.core.protocols import ResourceSpec
 
-T = TypeVar("T")
-#: ``list`` is also a method name below; keep the builtin for annotations.
-_Entries = list[tuple[str, float]]
-_Items = list[dict[str, Any]]
-
-#: A bucket older than this (wall clock, past its end) whose Query came back
-#: empty is skipped by the cursor: covers GSI propagation and writer clock skew.
-CURSOR_SETTLE_SECONDS = 10.0
-#: Bucket Queries in flight at once (a scanner's first call reads the whole lookback).
-QUERY_CONCURRENCY = 8
-#: Conditional deletes in flight at once per ``claim_due`` call.
-DELETE_CONCURRENCY = 16
-#: Query-then-delete rounds per ``claim_due`` call when rivals took candidates.
-CLAIM_ROUNDS = 3
-#: After a claim lost candidates to a rival, the next ones read this many times
-#: ``limit`` candidates and try a random ``limit`` of them, so racing scanners
-#: mostly try different entries (a failed conditional delete still costs 1 WCU).
-CONTENTION_SPREAD = 4
 #: A scanner's first claim on a queue issues one Query per bucket of the lookback.
 MAX_LOOKBACK_BUCKETS = 1440
 #: ``list``/``count`` issue one Query per shard.
@@ -155,10 +142,8 @@ MAX_SHARDS = 256
 #: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html#limits-partition-sort-keys
 MAX_SORT_KEY_BYTES = 1024
 
-logger = logging.getLogger("asyncmq_cloud.delays.dynamodb")
 
-
-class DynamoDBDelayStore:
+class DynamoDBDelayStore(DueIndexMixin):
     """Delayed job ids in a DynamoDB table with a due-time index (see the module docstring).
 
     Args:
@@ -185,62 +170,26 @@ class DynamoDBDelayStore:
     ) -> None:
         self.table_name = validate_table_name(table_name)
         _check_layout(bucket_seconds, shards, lookback_seconds, orphan_ttl_seconds)
-        if clients is not None and (endpoint_url or region_name):
-            raise ConfigurationError("pass endpoint_url/region_name to the shared AwsClients, not to the store")
+        super().__init__()
+        self._use_clients(clients, endpoint_url=endpoint_url, region_name=region_name, what="store")
         self.bucket_seconds = float(bucket_seconds)
         self.shards = shards
         self.lookback_seconds = float(lookback_seconds)
         self.orphan_ttl_seconds = float(orphan_ttl_seconds)
         self.spec = delay_table(self.table_name)
-        self._owns_clients = clients is None
-        self._clients = clients or AwsClients(endpoint_url=endpoint_url, region_name=region_name)
-        self._resource = f"DynamoDB table {self.table_name!r}"
+        self._aws_resource = f"DynamoDB table {self.table_name!r}"
         self._cursors: dict[str, int] = {}
         self._contended: set[str] = set()
-        self._started = False
-        self._closed = False
-
-    @property
-    def clients(self) -> AwsClients:
-        """The :class:`AwsClients` this store calls through (shared or its own)."""
-        return self._clients
-
-    # -- lifecycle -------------------------------------------------------------------
-    async def start(self) -> None:
-        if self._closed:
-            raise ClosedError("DynamoDBDelayStore is closed; create a new one")
-        if self._started:
-            return
-        await self._clients.start()
-        self._started = True
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_clients:
-            await self._clients.close()
-
-    async def __aenter__(self) -> DynamoDBDelayStore:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def provision(self) -> None:
         """Create the table, its ``due`` index and TTL on ``expires_at`` (idempotent)."""
-        await provision_table(await self._client(), self.spec)
+        await provision_table(await self._dynamodb(), self.spec)
 
     def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
         """The delay table (the same for every queue)."""
         return [self.spec]
 
     # -- layout ----------------------------------------------------------------------
-    def bucket(self, t: float) -> int:
-        """The due-time bucket of epoch time ``t``."""
-        return math.floor(t / self.bucket_seconds)
-
     def _key(self, queue: str, job_id: str) -> dict[str, Any]:
         if not isinstance(job_id, str) or not job_id or len(job_id.encode("utf-8")) > MAX_SORT_KEY_BYTES:
             raise InvalidNameError(
@@ -250,38 +199,6 @@ class DynamoDBDelayStore:
 
     def _pk(self, queue: str, shard: int) -> dict[str, str]:
         return {"S": f"Q#{queue}#S#{shard}"}
-
-    def _due_pk(self, queue: str, bucket: int) -> dict[str, str]:
-        return {"S": f"{queue}#{bucket}"}
-
-    # -- SDK boundary ------------------------------------------------------------------
-    async def _client(self) -> DynamoDBClient:
-        if self._closed:
-            raise ClosedError("DynamoDBDelayStore is closed; create a new one")
-        return await self._clients.dynamodb()
-
-    async def _call(self, call: Awaitable[T]) -> T:
-        """Await an SDK call; SDK errors become :mod:`asyncmq_cloud.errors`."""
-        try:
-            return await call
-        except Exception as exc:
-            raise translate_error(exc, resource=self._resource) from exc
-
-    async def _query_pages(self, want: int | None = None, **query: Any) -> _Items:
-        """Pages of a ``Query`` until exhausted or ``want`` items were seen."""
-        client = await self._client()
-        pages: _Items = []
-        seen, start = 0, None
-        while True:
-            extra: dict[str, Any] = {"ExclusiveStartKey": start} if start else {}
-            if want is not None:
-                extra["Limit"] = want - seen
-            page: dict[str, Any] = dict(await self._call(client.query(TableName=self.table_name, **query, **extra)))
-            pages.append(page)
-            seen += int(page.get("Count", 0))
-            start = page.get("LastEvaluatedKey")
-            if not start or (want is not None and seen >= want):
-                return pages
 
     # -- the DelayStore protocol -------------------------------------------------------
     async def schedule(self, queue: str, job_id: str, run_at: float) -> None:
@@ -293,12 +210,12 @@ class DynamoDBDelayStore:
             DUE_PK: self._due_pk(queue, self.bucket(max(run_at, time.time()))),
             TTL_ATTRIBUTE: ttl_num(run_at + self.orphan_ttl_seconds),
         }
-        client = await self._client()
+        client = await self._dynamodb()
         await self._call(client.put_item(TableName=self.table_name, Item=item))
 
     async def cancel(self, queue: str, job_id: str) -> bool:
         key = self._key(validate_queue_name(queue), job_id)
-        client = await self._client()
+        client = await self._dynamodb()
         response = await self._call(client.delete_item(TableName=self.table_name, Key=key, ReturnValues="ALL_OLD"))
         return bool(response.get("Attributes"))
 
@@ -332,103 +249,6 @@ class DynamoDBDelayStore:
             **extra,
         )
 
-    async def claim_due(self, queue: str, now: float, limit: int) -> _Entries:
-        """Remove and return up to ``limit`` due entries, oldest first (see "Exactly once")."""
-        validate_queue_name(queue)
-        now = validate_run_at(now)
-        if limit <= 0:
-            return []
-        claimed: _Entries = []
-        for _ in range(CLAIM_ROUNDS):
-            want = limit - len(claimed)
-            spread = CONTENTION_SPREAD if queue in self._contended else 1
-            candidates = await self._candidates(queue, now, want * spread)
-            if not candidates:
-                break
-            if len(candidates) > want:  # rivals seen lately: try a random sample of a wider window
-                picked = sorted(random.sample(range(len(candidates)), want))
-                candidates = [candidates[i] for i in picked]
-            won, error = await self._take(candidates)
-            claimed.extend(won)
-            if error is not None:
-                if not claimed:
-                    raise error
-                # What was won is removed already: return it, or those jobs would wait for the repair pass.
-                logger.warning("claim of %r kept %d entries after a failed delete: %s", queue, len(claimed), error)
-                break
-            if len(won) < len(candidates):
-                self._contended.add(queue)
-            else:
-                self._contended.discard(queue)
-            if len(claimed) >= limit or len(won) == len(candidates):
-                break  # enough, or no rival took anything: the index had no more due entries
-        return claimed
-
-    async def _candidates(self, queue: str, now: float, want: int) -> _Items:
-        """Due index entries from the cursor's bucket up to ``bucket(now)``, oldest first; advances the cursor."""
-        lowest = self.bucket(now - self.lookback_seconds)
-        cursor = max(self._cursors.get(queue, lowest), lowest)
-        self._cursors[queue] = cursor
-        # A bucket is closed when no writer can still file an entry under it and
-        # every entry in it is due: its end is past both ``now`` and the settle margin.
-        closed_before = min(now, time.time() - CURSOR_SETTLE_SECONDS)
-        found: _Items = []
-        skipping = True
-        last = self.bucket(now)
-        for first in range(cursor, last + 1, QUERY_CONCURRENCY):
-            chunk = range(first, min(first + QUERY_CONCURRENCY, last + 1))
-            results = await asyncio.gather(*(self._bucket_query(queue, b, now, want - len(found)) for b in chunk))
-            for bucket, items in zip(chunk, results, strict=True):
-                if skipping and not items and (bucket + 1) * self.bucket_seconds <= closed_before:
-                    self._cursors[queue] = max(self._cursors.get(queue, bucket + 1), bucket + 1)
-                else:
-                    skipping = False
-                found.extend(items)
-            if len(found) >= want:
-                break
-        return found[:want]
-
-    async def _bucket_query(self, queue: str, bucket: int, now: float, want: int) -> _Items:
-        pages = await self._query_pages(
-            want,
-            IndexName=DUE_INDEX,
-            KeyConditionExpression="#due = :due AND #run_at <= :now",
-            ExpressionAttributeNames={"#due": DUE_PK, "#run_at": DUE_SK},
-            ExpressionAttributeValues={":due": self._due_pk(queue, bucket), ":now": num(now)},
-            ScanIndexForward=True,
-        )
-        return [dict(item) for page in pages for item in page.get("Items", [])]
-
-    async def _take(self, candidates: Sequence[dict[str, Any]]) -> tuple[_Entries, Exception | None]:
-        """Conditionally delete each candidate: the entries this caller won (in order) and the first error."""
-        client = await self._client()
-        limit = asyncio.Semaphore(DELETE_CONCURRENCY)
-
-        async def take(item: dict[str, Any]) -> tuple[str, float] | None:
-            async with limit:
-                try:
-                    response = await client.delete_item(
-                        TableName=self.table_name,
-                        Key={PK: item[PK], SK: item[SK]},
-                        ConditionExpression="attribute_exists(#pk) AND #run_at = :seen",
-                        ExpressionAttributeNames={"#pk": PK, "#run_at": DUE_SK},
-                        ExpressionAttributeValues={":seen": item[DUE_SK]},
-                        ReturnValues="ALL_OLD",
-                    )
-                except Exception as exc:
-                    if is_conditional_failure(exc):
-                        return None  # a rival claimed it, or it was cancelled or re-scheduled
-                    raise translate_error(exc, resource=self._resource) from exc
-            old = response.get("Attributes")
-            return (str(old[SK]["S"]), float(old[DUE_SK]["N"])) if old else None
-
-        results = await asyncio.gather(*(take(item) for item in candidates), return_exceptions=True)
-        fatal = [r for r in results if isinstance(r, BaseException) and not isinstance(r, Exception)]
-        if fatal:
-            raise fatal[0]  # cancelled: what was won is left to the repair pass
-        errors = [r for r in results if isinstance(r, Exception)]
-        return [r for r in results if isinstance(r, tuple)], errors[0] if errors else None
-
 
 def _check_layout(bucket_seconds: float, shards: int, lookback_seconds: float, orphan_ttl_seconds: float) -> None:
     """Raise :class:`ConfigurationError` naming the first knob that breaks its rule."""
@@ -450,4 +270,11 @@ def _check_layout(bucket_seconds: float, shards: int, lookback_seconds: float, o
         )
 
 
-__all__ = ["CURSOR_SETTLE_SECONDS", "DynamoDBDelayStore"]
+__all__ = [
+    "CLAIM_ROUNDS",
+    "CONTENTION_SPREAD",
+    "CURSOR_SETTLE_SECONDS",
+    "DELETE_CONCURRENCY",
+    "QUERY_CONCURRENCY",
+    "DynamoDBDelayStore",
+]

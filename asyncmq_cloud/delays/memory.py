@@ -9,26 +9,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from asyncmq_cloud._component import Component
 from asyncmq_cloud.core.validation import validate_queue_name, validate_run_at
-from asyncmq_cloud.errors import ClosedError
 
 if TYPE_CHECKING:
     from asyncmq_cloud.core.protocols import ResourceSpec
 
 
-class MemoryDelayStore:
+class MemoryDelayStore(Component):
     """Delayed job ids held in process memory (tests and reference runs only)."""
 
+    _closed_hint = ""
+
     def __init__(self) -> None:
+        super().__init__()
         self._due: dict[str, dict[str, float]] = {}
-        self._closed = False
-
-    async def start(self) -> None:
-        if self._closed:
-            raise ClosedError("MemoryDelayStore is closed")
-
-    async def close(self) -> None:
-        self._closed = True
 
     async def provision(self) -> None:
         return None

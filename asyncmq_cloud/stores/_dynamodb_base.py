@@ -1,7 +1,7 @@
 """Shared plumbing of :class:`~asyncmq_cloud.stores.dynamodb.DynamoDBStateStore` and its mixins.
 
-One place turns SDK calls into answers: :meth:`DynamoDBBase._call` translates
-errors, :meth:`DynamoDBBase._conditional` turns a failed condition into ``None``.
+One place turns SDK calls into answers: :meth:`~asyncmq_cloud.aws.AwsComponent._call`
+translates errors, :meth:`DynamoDBBase._conditional` turns a failed condition into ``None``.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from asyncmq_cloud.aws import AwsClients, is_conditional_failure, translate_error
-from asyncmq_cloud.errors import ClosedError, FlowTooLargeError
+from asyncmq_cloud.aws import AwsComponent, is_conditional_failure, translate_error
+from asyncmq_cloud.errors import FlowTooLargeError
 from asyncmq_cloud.stores import _dynamodb_codec as codec
 
 if TYPE_CHECKING:
@@ -20,27 +20,15 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class DynamoDBBase:
+class DynamoDBBase(AwsComponent):
     """Client access, error handling, transactions and the queue registry."""
 
     table_name: str
-    _clients: AwsClients
-    _resource: str
     _known_queues: set[str]
     _registering: dict[str, asyncio.Future[None]]
-    _closed: bool
 
     async def _client(self) -> DynamoDBClient:
-        if self._closed:
-            raise ClosedError("DynamoDBStateStore is closed; create a new one")
-        return await self._clients.dynamodb()
-
-    async def _call(self, call: Awaitable[T]) -> T:
-        """Await an SDK call; SDK errors become :mod:`asyncmq_cloud.errors`."""
-        try:
-            return await call
-        except Exception as exc:
-            raise translate_error(exc, resource=self._resource) from exc
+        return await self._dynamodb()
 
     async def _conditional(self, call: Awaitable[T]) -> T | None:
         """Await an SDK call whose failed condition is an answer (``None``), not an error."""
@@ -49,7 +37,7 @@ class DynamoDBBase:
         except Exception as exc:
             if is_conditional_failure(exc):
                 return None
-            raise translate_error(exc, resource=self._resource) from exc
+            raise translate_error(exc, resource=self._aws_resource) from exc
 
     async def _update(self, key: Mapping[str, Any], expression: str, **kwargs: Any) -> dict[str, Any] | None:
         """One ``UpdateItem``; returns its response, ``None`` when its condition failed."""

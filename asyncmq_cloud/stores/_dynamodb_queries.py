@@ -116,5 +116,5 @@ class QueryMixin(DynamoDBBase):
                     break
                 await asyncio.sleep(min(0.05 * 2**attempt, 1.0))  # throttled: back off, then retry the rest
             if pending:
-                raise TransientError(f"BatchGetItem on {self._resource} kept returning UnprocessedKeys (throttled)")
+                raise TransientError(f"BatchGetItem on {self._aws_resource} kept returning UnprocessedKeys (throttled)")
         return [codec.record_from_item(items[k[codec.PK]["S"]]) for k in keys if k[codec.PK]["S"] in items]

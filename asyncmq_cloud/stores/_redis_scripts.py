@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from importlib import resources
 
 from asyncmq_cloud.core import states
+from asyncmq_cloud.redis import load_lua
 
 #: Scripts that start with ``state_common.lua`` (they take ``prefix, ...`` as ARGV).
 JOB_SCRIPTS = (
@@ -53,9 +53,8 @@ def load_script(name: str) -> str:
     Args:
         name: one of :data:`JOB_SCRIPTS` or :data:`PLAIN_SCRIPTS`.
     """
-    lua = resources.files("asyncmq_cloud") / "lua"
-    body = (lua / f"state_{name}.lua").read_text("utf-8")
+    body = load_lua(f"state_{name}")
     if name in JOB_SCRIPTS:
-        common = (lua / "state_common.lua").read_text("utf-8")
+        common = load_lua("state_common")
         body = f"{lua_state_sets()}\n{common}\n{body}"
     return body

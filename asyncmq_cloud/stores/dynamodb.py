@@ -85,13 +85,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from asyncmq_cloud.aws import AwsClients
 from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import JobRecord
 from asyncmq_cloud.core.validation import validate_queue_name
-from asyncmq_cloud.errors import ClosedError, ConfigurationError, PayloadTooLargeError
+from asyncmq_cloud.errors import ConfigurationError, PayloadTooLargeError
 from asyncmq_cloud.resources import JOBS_TABLE_NAME, jobs_table, provision_table, validate_table_name
 
 if TYPE_CHECKING:
@@ -100,12 +101,13 @@ from asyncmq_cloud.stores import _dynamodb_codec as codec
 from asyncmq_cloud.stores._dynamodb_deps import DependencyMixin
 from asyncmq_cloud.stores._dynamodb_meta import MetaMixin
 from asyncmq_cloud.stores._dynamodb_queries import QueryMixin
+from asyncmq_cloud.stores._dynamodb_writes import WriteMixin
 
 #: Default ``max_payload_bytes``: the item limit minus room for later attributes.
 DEFAULT_MAX_PAYLOAD_BYTES = codec.DYNAMODB_MAX_ITEM_BYTES - codec.ITEM_HEADROOM_BYTES
 
 
-class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
+class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin, WriteMixin):
     """Job records and queue metadata in one DynamoDB table (see the module docstring).
 
     Args:
@@ -143,49 +145,22 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
             )
         if completed_ttl is not None and completed_ttl <= 0:
             raise ConfigurationError(f"completed_ttl must be > 0 seconds or None, not {completed_ttl}")
-        if clients is not None and (endpoint_url or region_name):
-            raise ConfigurationError("pass endpoint_url/region_name to the shared AwsClients, not to the store")
+        super().__init__()
+        self._use_clients(clients, endpoint_url=endpoint_url, region_name=region_name, what="store")
         self.max_payload_bytes = max_payload_bytes
         self.completed_ttl = completed_ttl
         self.create_missing = create_missing
         self.spec = jobs_table(self.table_name)
-        self._owns_clients = clients is None
-        self._clients = clients or AwsClients(endpoint_url=endpoint_url, region_name=region_name)
-        self._resource = f"DynamoDB table {self.table_name!r}"
+        self._aws_resource = f"DynamoDB table {self.table_name!r}"
         self._known_queues: set[str] = set()
         self._registering: dict[str, asyncio.Future[None]] = {}
-        self._started = False
-        self._closed = False
-
-    @property
-    def clients(self) -> AwsClients:
-        """The :class:`AwsClients` this store calls through (shared or its own)."""
-        return self._clients
 
     # -- lifecycle -------------------------------------------------------------------
-    async def start(self) -> None:
-        if self._closed:
-            raise ClosedError("DynamoDBStateStore is closed; create a new one")
-        if self._started:
-            return
-        await self._clients.start()
-        self._started = True
+    async def _open(self, stack: AsyncExitStack) -> None:
+        """Start the clients; with ``create_missing`` create the table."""
+        await super()._open(stack)
         if self.create_missing:
             await self.provision()
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_clients:
-            await self._clients.close()
-
-    async def __aenter__(self) -> DynamoDBStateStore:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def provision(self) -> None:
         await provision_table(await self._client(), self.spec)
@@ -193,11 +168,6 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
     def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
         """The jobs table (the same for every queue)."""
         return [self.spec]
-
-    def _expires(self, state: str, now: float) -> float | None:
-        if self.completed_ttl is not None and state in codec.TERMINAL_STATES:
-            return now + self.completed_ttl
-        return None
 
     # -- job records -----------------------------------------------------------------
     async def create(
@@ -222,7 +192,7 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
             )
             if size > self.max_payload_bytes:
                 raise PayloadTooLargeError(
-                    f"job {record.id!r} encodes to a {size}-byte DynamoDB item; {self._resource} accepts "
+                    f"job {record.id!r} encodes to a {size}-byte DynamoDB item; {self._aws_resource} accepts "
                     f"{self.max_payload_bytes} (DynamoDB's limit is 400 KB per item): store large data "
                     "elsewhere (S3) and pass a reference",
                     size=size,
@@ -343,52 +313,6 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
         results = await asyncio.gather(*(move(job_id) for job_id in ids))
         return [job_id for job_id, moved in zip(ids, results, strict=True) if moved]
 
-    def _state_change(
-        self, queue: str, job_id: str, state: str, now: float, *, heartbeat: str | None
-    ) -> tuple[list[str], list[str], dict[str, Any]]:
-        """SET/REMOVE clauses for a new state: index keys, TTL, ``updated_at``."""
-        sets = ["#state = :state", "#upd = :now", "#g1pk = :g1pk"]
-        removes: list[str] = []
-        values: dict[str, Any] = {
-            ":state": {"S": state},
-            ":now": codec.num(now),
-            ":g1pk": {"S": codec.state_partition(queue, state)},
-        }
-        if state == states.CLAIMED:
-            sets += ["#apk = :apk", f"#ask = {heartbeat or ':now'}"]
-            values[":apk"] = {"S": codec.active_shard(queue, job_id)}
-        else:
-            removes += ["#apk", "#ask"]
-        if self.ready_shards and state in states.CLAIMABLE:
-            # Back in the ready index, ranked by priority and the time it became ready.
-            sets += ["#rpk = :rpk", "#rsk = if_not_exists(#prio, :prio0) + :now"]
-            values[":rpk"] = {"S": codec.ready_shard(queue, job_id, self.ready_shards)}
-            values[":prio0"] = {"N": format(codec.DEFAULT_PRIORITY * codec.PRIORITY_SCALE, "f")}
-        elif self.ready_shards:
-            removes += ["#rpk", "#rsk"]
-        expires = self._expires(state, now)
-        if expires is None:
-            removes.append("#exp")
-        else:
-            sets.append("#exp = :exp")
-            values[":exp"] = codec.ttl_num(expires)
-        return sets, removes, values
-
-    async def _update_job(
-        self, queue: str, job_id: str, expression: str, condition: str, values: dict[str, Any]
-    ) -> JobRecord | None:
-        """One conditional ``UpdateItem`` returning the new record (``None``: condition failed)."""
-        names = {n: v for n, v in codec.NAMES.items() if n in expression or n in condition}
-        response = await self._update(
-            codec.job_key(queue, job_id),
-            expression,
-            ConditionExpression=condition,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-        )
-        return codec.record_from_item(response["Attributes"]) if response is not None else None
-
     async def _fits(
         self,
         queue: str,
@@ -408,7 +332,7 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin):
         if not states.transition_allowed(await self.get(queue, job_id), *expect):
             return False
         raise PayloadTooLargeError(
-            f"job {job_id!r} would encode to a {size}-byte DynamoDB item; {self._resource} accepts "
+            f"job {job_id!r} would encode to a {size}-byte DynamoDB item; {self._aws_resource} accepts "
             f"{self.max_payload_bytes}",
             size=size,
             limit=self.max_payload_bytes,

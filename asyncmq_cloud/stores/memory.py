@@ -16,22 +16,26 @@ import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from asyncmq_cloud._component import Component
 from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import JobRecord, RepeatableRecord, WorkerRecord
 from asyncmq_cloud.core.validation import encoded_size, validate_queue_name
-from asyncmq_cloud.errors import ClosedError, ConfigurationError, PayloadTooLargeError
+from asyncmq_cloud.errors import ConfigurationError, PayloadTooLargeError
 
 if TYPE_CHECKING:
     from asyncmq_cloud.core.protocols import ResourceSpec
 
-#: Same default limit as the Redis store; DynamoDB's is lower (400 KB item).
+#: Default payload limit of the memory and the Redis store (defined once, here); DynamoDB's is lower.
 DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
 
 
-class MemoryStateStore:
+class MemoryStateStore(Component):
     """A dict-backed StateStore (single process, no persistence)."""
 
+    _closed_hint = ""
+
     def __init__(self, *, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+        super().__init__()
         self.max_payload_bytes = max_payload_bytes
         self._jobs: dict[tuple[str, str], JobRecord] = {}
         self._created: dict[tuple[str, str], float] = {}
@@ -43,14 +47,6 @@ class MemoryStateStore:
         self._repeatables: dict[str, dict[str, RepeatableRecord]] = {}
         self._workers: dict[str, tuple[WorkerRecord, float]] = {}
         self._locks: dict[str, tuple[str, float]] = {}
-        self._closed = False
-
-    async def start(self) -> None:
-        if self._closed:
-            raise ClosedError("MemoryStateStore is closed")
-
-    async def close(self) -> None:
-        self._closed = True
 
     async def provision(self) -> None:
         return None
@@ -58,13 +54,6 @@ class MemoryStateStore:
     def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
         """Nothing: it lives in process memory."""
         return []
-
-    async def __aenter__(self) -> MemoryStateStore:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     # -- job records -----------------------------------------------------------
     async def create(

@@ -52,7 +52,8 @@ noeviction``: an evicted job hash would leave its indexes pointing at nothing.
 lost on a crash) or accept that an RDB-only server forgets everything since its
 last snapshot. A failover to a replica can likewise lose the last writes.
 
-**Errors.** redis-py errors are translated in :func:`_translated`: connection
+**Errors.** redis-py errors are translated in
+:func:`asyncmq_cloud.redis.translate_redis_error`: connection
 loss, timeouts, loading and read-only replicas raise
 :class:`~asyncmq_cloud.errors.TransientError`; authentication and ACL failures
 :class:`~asyncmq_cloud.errors.AccessDeniedError`; anything else
@@ -61,77 +62,34 @@ loss, timeouts, loading and read-only replicas raise
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-import warnings
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
-
-import redis.asyncio as aioredis
-from redis import exceptions as rexc
-from redis.commands.core import AsyncScript
+from typing import TYPE_CHECKING, Any
 
 from asyncmq_cloud.core import states
-from asyncmq_cloud.core.protocols import JobRecord, RepeatableRecord, WorkerRecord
+from asyncmq_cloud.core.protocols import JobRecord
 from asyncmq_cloud.core.validation import encode_payload, validate_queue_name
-from asyncmq_cloud.errors import (
-    AccessDeniedError,
-    ClosedError,
-    CloudBackendError,
-    ConfigurationError,
-    PayloadTooLargeError,
-    PermanentError,
-    TransientError,
+from asyncmq_cloud.errors import ConfigurationError, PayloadTooLargeError
+from asyncmq_cloud.redis import (
+    DEFAULT_REDIS_URL,
+    RedisClients,
+    aioredis,
+    redis_errors,
+    register_scripts,
 )
+from asyncmq_cloud.redis import to_str as _str
+from asyncmq_cloud.stores._redis_base import RedisStoreBase, _num
 from asyncmq_cloud.stores._redis_scripts import JOB_SCRIPTS, PLAIN_SCRIPTS, load_script
+from asyncmq_cloud.stores.memory import DEFAULT_MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
     from asyncmq_cloud.core.protocols import ResourceSpec
 
-#: Same default as the memory store; Redis itself accepts strings up to 512 MB.
-DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-_S = TypeVar("_S", bound="RedisStateStore")
-
-
-def _translate(exc: Exception) -> CloudBackendError:
-    """Map one redis-py (or socket) error onto the package hierarchy."""
-    message = f"redis: {exc}"
-    if isinstance(exc, rexc.AuthenticationError | rexc.AuthorizationError | rexc.NoPermissionError):
-        return AccessDeniedError(message)
-    if isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | rexc.BusyLoadingError | rexc.ReadOnlyError):
-        return TransientError(message)
-    if isinstance(exc, rexc.TryAgainError | ConnectionError | TimeoutError):
-        return TransientError(message)
-    return PermanentError(message)
-
-
-def _translated(
-    method: Callable[Concatenate[_S, _P], Awaitable[_R]],
-) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _R]]:
-    """The one boundary where redis-py errors become :mod:`asyncmq_cloud.errors`."""
-
-    @functools.wraps(method)
-    async def wrapper(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            return await method(self, *args, **kwargs)
-        except (rexc.RedisError, ConnectionError, TimeoutError) as exc:
-            raise _translate(exc) from exc
-
-    return wrapper
-
-
-def _str(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _num(value: float | None) -> str:
-    """A float as a Redis/Lua argument: ``repr`` round-trips exactly; ``''`` is None."""
-    return "" if value is None else repr(float(value))
+_translated = redis_errors
 
 
 def _opt_float(value: str | None) -> float | None:
@@ -159,7 +117,7 @@ def _to_record(queue: str, job_id: str, raw: Any) -> JobRecord | None:
     )
 
 
-class RedisStateStore:
+class RedisStateStore(RedisStoreBase):
     """Job records and queue metadata in one Redis; see the module docstring.
 
     Args:
@@ -169,64 +127,43 @@ class RedisStateStore:
         max_payload_bytes: largest encoded payload ``create`` accepts.
         client_kwargs: passed to ``BlockingConnectionPool.from_url`` (``max_connections``,
             ``timeout``, ``socket_timeout``, TLS options, ...).
+        clients: shared, caller-owned :class:`~asyncmq_cloud.redis.RedisClients` (not closed by
+            ``close()``), e.g. the delay store's; then no ``client``/``client_kwargs``.
     """
+
+    _warn_unclosed = True
 
     def __init__(
         self,
-        url: str = "redis://127.0.0.1:6379/0",
+        url: str = DEFAULT_REDIS_URL,
         *,
         prefix: str = "asyncmq-cloud",
         client: aioredis.Redis | None = None,
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         client_kwargs: Mapping[str, Any] | None = None,
+        clients: RedisClients | None = None,
     ) -> None:
         if not prefix:
             raise ConfigurationError("RedisStateStore prefix must be a non-empty string")
         if max_payload_bytes <= 0:
             raise ConfigurationError("RedisStateStore max_payload_bytes must be positive")
-        self.url = url
+        super().__init__()
+        self._use_redis(url, client=client, clients=clients, client_kwargs=client_kwargs)
+        self.url = url if clients is None else clients.url
         self.prefix = prefix
         self.max_payload_bytes = max_payload_bytes
-        self._given_client = client
-        self._client_kwargs = dict(client_kwargs or {})
-        self._redis: aioredis.Redis | None = None
         self._scripts: dict[str, AsyncScript] = {}
-        self._stack = AsyncExitStack()
-        self._closed = False
 
     # -- lifecycle -------------------------------------------------------------
     @_translated
     async def start(self) -> None:
         """Connect (when the store owns its client) and load the scripts; idempotent."""
-        if self._closed:
-            raise ClosedError("RedisStateStore is closed; create a new one")
-        if self._redis is not None:
-            return
-        client = self._given_client
-        if client is None:
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.url, **{"decode_responses": True, **self._client_kwargs}
-            )
-            client = aioredis.Redis.from_pool(pool)
-            self._stack.push_async_callback(client.aclose)
-        try:
-            scripts = {name: client.register_script(load_script(name)) for name in JOB_SCRIPTS + PLAIN_SCRIPTS}
-            # Load every script up front (one round trip) so each call is a single EVALSHA.
-            async with client.pipeline(transaction=False) as pipe:
-                for script in scripts.values():
-                    pipe.script_load(script.script)
-                await pipe.execute()
-        except BaseException:
-            await self._stack.aclose()
-            raise
-        self._scripts = scripts
-        self._redis = client
+        await super().start()
 
-    async def close(self) -> None:
-        """Close the client the store created (never a given one); idempotent."""
-        self._closed = True
-        self._redis = None
-        await self._stack.aclose()
+    async def _open(self, stack: AsyncExitStack) -> None:
+        await super()._open(stack)
+        bodies = {name: load_script(name) for name in JOB_SCRIPTS + PLAIN_SCRIPTS}
+        self._scripts = await register_scripts(self._redis_clients.client, bodies)
 
     async def provision(self) -> None:
         """Nothing to create: keys appear on first write."""
@@ -235,37 +172,6 @@ class RedisStateStore:
     def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
         """Nothing: Redis keys appear on first write."""
         return []
-
-    @property
-    def client_kwargs(self) -> dict[str, Any]:
-        """The options given to ``redis.asyncio.from_url`` (a copy)."""
-        return dict(self._client_kwargs)
-
-    async def __aenter__(self) -> RedisStateStore:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        if getattr(self, "_redis", None) is not None and self._given_client is None:
-            _warn(f"unclosed {self!r}; call close() or use 'async with'", ResourceWarning, source=self)
-
-    @property
-    def client(self) -> aioredis.Redis:
-        """The redis client in use (raises :class:`ClosedError` outside start()..close())."""
-        if self._redis is None:
-            state = "closed" if self._closed else "not started; await start() or use 'async with'"
-            raise ClosedError(f"RedisStateStore is {state}")
-        return self._redis
-
-    async def _run(self, name: str, args: Sequence[str | bytes | int | float], keys: Sequence[str] = ()) -> Any:
-        client = self.client
-        return await self._scripts[name](keys=list(keys), args=list(args), client=client)
-
-    def _key(self, queue: str, suffix: str) -> str:
-        return f"{self.prefix}:q:{validate_queue_name(queue)}:{suffix}"
 
     def _encode(self, job_id: str, payload: dict[str, Any]) -> bytes:
         body = encode_payload(payload).encode("utf-8")
@@ -396,20 +302,6 @@ class RedisStateStore:
     async def list_queues(self) -> list[str]:
         return sorted(_str(q) for q in await self.client.sunion([f"{self.prefix}:queues", f"{self.prefix}:paused"]))
 
-    # -- queue flags -------------------------------------------------------------
-    @_translated
-    async def set_paused(self, queue: str, paused: bool) -> None:
-        validate_queue_name(queue)
-        if paused:
-            await self.client.sadd(f"{self.prefix}:paused", queue)
-        else:
-            await self.client.srem(f"{self.prefix}:paused", queue)
-
-    @_translated
-    async def is_paused(self, queue: str) -> bool:
-        validate_queue_name(queue)
-        return bool(await self.client.sismember(f"{self.prefix}:paused", queue))
-
     # -- dependencies ----------------------------------------------------------
     @_translated
     async def add_dependencies(self, queue: str, child_id: str, parent_ids: Collection[str]) -> None:
@@ -425,86 +317,3 @@ class RedisStateStore:
     @_translated
     async def pending_parents(self, queue: str, child_id: str) -> set[str]:
         return {_str(p) for p in await self.client.smembers(self._key(queue, f"pending:{child_id}"))}
-
-    # -- repeatables -------------------------------------------------------------
-    @_translated
-    async def put_repeatable(self, queue: str, record: RepeatableRecord) -> None:
-        entry = json.dumps(
-            {"job_def": record.job_def, "next_run": record.next_run, "paused": record.paused}, default=str
-        )
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(self._key(queue, "repeatables"), record.key, entry)
-            pipe.sadd(f"{self.prefix}:queues", queue)
-            await pipe.execute()
-
-    @_translated
-    async def get_repeatable(self, queue: str, key: str) -> RepeatableRecord | None:
-        entry = await self.client.hget(self._key(queue, "repeatables"), key)
-        return None if entry is None else _repeatable(key, entry)
-
-    @_translated
-    async def list_repeatables(self, queue: str) -> list[RepeatableRecord]:
-        entries = await self.client.hgetall(self._key(queue, "repeatables"))
-        return sorted((_repeatable(_str(k), v) for k, v in entries.items()), key=lambda r: r.next_run)
-
-    @_translated
-    async def delete_repeatable(self, queue: str, key: str) -> bool:
-        return bool(await self.client.hdel(self._key(queue, "repeatables"), key))
-
-    @_translated
-    async def advance_repeatable(self, queue: str, key: str, next_run: float) -> bool:
-        table = self._key(queue, "repeatables")
-        async with self.client.pipeline(transaction=True) as pipe:
-            for _ in range(20):  # WATCH/MULTI: a concurrent pause or remove wins, then we re-read
-                try:
-                    await pipe.watch(table)
-                    entry = await pipe.hget(table, key)
-                    if entry is None or json.loads(entry)["paused"]:
-                        await pipe.unwatch()  # type: ignore[no-untyped-call]
-                        return False
-                    data = json.loads(entry) | {"next_run": next_run}
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.hset(table, key, json.dumps(data, default=str))
-                    await pipe.execute()
-                    return True
-                except rexc.WatchError:
-                    continue
-        raise TransientError(f"repeatable {key!r} of queue {queue!r} kept changing while being advanced")
-
-    # -- workers -------------------------------------------------------------------
-    @_translated
-    async def register_worker(self, record: WorkerRecord, ttl: float) -> None:
-        entry = json.dumps(
-            {"id": record.id, "queue": record.queue, "concurrency": record.concurrency, "heartbeat": record.heartbeat}
-        )
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(f"{self.prefix}:workers", record.id, entry)
-            pipe.zadd(f"{self.prefix}:workers:expiry", {record.id: record.heartbeat + ttl})
-            await pipe.execute()
-
-    @_translated
-    async def deregister_worker(self, worker_id: str) -> None:
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hdel(f"{self.prefix}:workers", worker_id)
-            pipe.zrem(f"{self.prefix}:workers:expiry", worker_id)
-            await pipe.execute()
-
-    @_translated
-    async def list_workers(self) -> list[WorkerRecord]:
-        entries = await self._run("workers", [self.prefix, _num(time.time())])
-        return [WorkerRecord(**json.loads(entry)) for entry in entries]
-
-    # -- locks -----------------------------------------------------------------------
-    @_translated
-    async def acquire_lock(self, key: str, token: str, ttl: float) -> bool:
-        ttl_ms = max(1, round(ttl * 1000))
-        return bool(await self._run("acquire_lock", [token, ttl_ms], keys=[f"{self.prefix}:lock:{key}"]))
-
-    @_translated
-    async def release_lock(self, key: str, token: str) -> bool:
-        return bool(await self._run("release_lock", [token], keys=[f"{self.prefix}:lock:{key}"]))
-
-
-def _repeatable(key: str, entry: str | bytes) -> RepeatableRecord:
-    data = json.loads(entry)
-    return RepeatableRecord(key=key, job_def=data["job_def"], next_run=float(data["next_run"]), paused=data["paused"])

@@ -73,6 +73,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from asyncmq_cloud._component import Component
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.records import Delivery, TransportCapabilities
 from asyncmq_cloud.core.validation import validate_queue_name
@@ -91,7 +92,7 @@ MAX_WINDOW = 100
 MIN_WINDOW = 8
 
 
-class DynamoDBTransport:
+class DynamoDBTransport(Component):
     """Receives ready jobs from the ``ready`` index of a :class:`DynamoDBStateStore`.
 
     Args:
@@ -119,6 +120,7 @@ class DynamoDBTransport:
         lease_check_interval: float = 15.0,
         config: LifecycleConfig | None = None,
     ) -> None:
+        super().__init__()
         if store.ready_shards < 1:
             raise ConfigurationError(
                 "DynamoDBTransport needs a DynamoDBStateStore with ready_shards >= 1 (the table is the queue)"
@@ -140,18 +142,10 @@ class DynamoDBTransport:
         self._next_shard: dict[str, int] = {}
         self._idle: dict[str, tuple[float, float]] = {}  # queue -> (back-off, earliest next Query)
         self._lease_checked: dict[str, float] = {}
-        self._closed = False
 
     @property
     def shards(self) -> int:
         return self.store.ready_shards
-
-    async def start(self) -> None:
-        if self._closed:
-            raise ClosedError("DynamoDBTransport is closed; create a new one")
-
-    async def close(self) -> None:
-        self._closed = True
 
     async def provision(self, queue: str) -> None:
         validate_queue_name(queue)  # the table is provisioned by the store

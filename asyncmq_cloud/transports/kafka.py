@@ -105,13 +105,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from asyncmq_cloud._component import Component
 from asyncmq_cloud.core.records import Delivery, TransportCapabilities
-from asyncmq_cloud.errors import ClosedError, ConfigurationError
+from asyncmq_cloud.errors import ConfigurationError
 from asyncmq_cloud.resources import KafkaTopicSpec
 from asyncmq_cloud.transports._envelope import MAX_REASON, encode_envelope
 from asyncmq_cloud.transports._kafka_admin import (
@@ -137,7 +139,7 @@ SOURCE_PARTITION_HEADER = "asyncmq-source-partition"
 SOURCE_OFFSET_HEADER = "asyncmq-source-offset"
 
 
-class KafkaTransport:
+class KafkaTransport(Component):
     """Job references on Apache Kafka (see the module docstring).
 
     Args:
@@ -149,6 +151,7 @@ class KafkaTransport:
     capabilities = TransportCapabilities(max_native_delay=0.0, redelivers=True)
 
     def __init__(self, config: KafkaTransportConfig | None = None, **options: Any) -> None:
+        super().__init__()
         base = config.model_dump() if config is not None else {}
         self.config = KafkaTransportConfig.build(**{**base, **options})
         self._common = client_kwargs(self.config)
@@ -158,37 +161,26 @@ class KafkaTransport:
         self._consumers: dict[str, QueueConsumer] = {}
         self._topics_ok: set[str] = set()
         self._lock = asyncio.Lock()
-        self._started = False
-        self._closed = False
         #: Records produced, by topic kind ("jobs", "dlq"); for benchmarks and logs.
         self.produced: dict[str, int] = {"jobs": 0, "dlq": 0}
 
     # -- lifecycle ---------------------------------------------------------------------
-    async def start(self) -> None:
-        """Connect the producer now (idempotent): an unreachable cluster fails here, not at the first job."""
-        if self._closed:
-            raise ClosedError("KafkaTransport is closed; create a new one")
-        async with self._lock:
-            if self._started:
-                return
-            producer = AIOKafkaProducer(
-                **self._common,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=self.config.linger_ms,
-                max_batch_size=self.config.max_batch_size,
-                compression_type=self.config.compression_type,
-                **self.config.producer_options,
-            )
-            await start_client(producer, self._common, f"Kafka cluster {self.config.bootstrap_servers}")
-            self._producer = producer
-            self._started = True
+    async def _open(self, stack: AsyncExitStack) -> None:
+        """Connect the producer now: an unreachable cluster fails at ``start()``, not at the first job."""
+        producer = AIOKafkaProducer(
+            **self._common,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self.config.linger_ms,
+            max_batch_size=self.config.max_batch_size,
+            compression_type=self.config.compression_type,
+            **self.config.producer_options,
+        )
+        await start_client(producer, self._common, f"Kafka cluster {self.config.bootstrap_servers}")
+        self._producer = producer
 
-    async def close(self) -> None:
-        """Commit finished offsets, leave the groups, flush the producer (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
+    async def _shutdown(self) -> None:
+        """Commit finished offsets, leave the groups, flush the producer (``close()``, idempotent)."""
         consumers, self._consumers = list(self._consumers.values()), {}
         for consumer in consumers:
             try:
@@ -202,18 +194,8 @@ class KafkaTransport:
         if self._offsets is not None:
             await self._offsets.stop()
 
-    async def __aenter__(self) -> KafkaTransport:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     async def _ready(self) -> AIOKafkaProducer:
-        if self._closed:
-            raise ClosedError("KafkaTransport is closed; create a new one")
-        if not self._started:
-            await self.start()
+        await self._ensure_started()
         assert self._producer is not None
         return self._producer
 

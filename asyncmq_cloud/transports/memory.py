@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from asyncmq_cloud._component import Component
 from asyncmq_cloud.core.records import Delivery, TransportCapabilities
 from asyncmq_cloud.errors import ClosedError
 
@@ -30,7 +31,7 @@ class _Message:
     receive_count: int = 0
 
 
-class MemoryTransport:
+class MemoryTransport(Component):
     """A list-per-queue broker with visibility timeouts.
 
     Args:
@@ -39,22 +40,17 @@ class MemoryTransport:
         visibility_timeout: seconds a received message stays invisible.
     """
 
+    _closed_hint = ""
+
     def __init__(self, *, max_native_delay: float = 0.0, visibility_timeout: float = 30.0) -> None:
+        super().__init__()
         self.capabilities = TransportCapabilities(max_native_delay=max_native_delay)
         self.visibility_timeout = visibility_timeout
         self._queues: dict[str, list[_Message]] = {}
         self._ids = itertools.count(1)
         self.dead_letters: list[tuple[str, str, str]] = []
         self._wakeup = asyncio.Event()
-        self._closed = False
         self.calls: dict[str, int] = {}
-
-    async def start(self) -> None:
-        if self._closed:
-            raise ClosedError("MemoryTransport is closed")
-
-    async def close(self) -> None:
-        self._closed = True
 
     async def provision(self, queue: str) -> None:
         self._queues.setdefault(queue, [])

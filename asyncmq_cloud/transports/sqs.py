@@ -117,11 +117,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from asyncmq_cloud.aws import AwsClients, translated
+from asyncmq_cloud.aws import AwsClients, AwsComponent, translated
 from asyncmq_cloud.core.records import Delivery, TransportCapabilities
-from asyncmq_cloud.errors import ClosedError, ConfigurationError
+from asyncmq_cloud.errors import (
+    ClosedError,
+)
 from asyncmq_cloud.resources import SqsQueueSpec, validate_sqs_queue_name
 from asyncmq_cloud.transports._batcher import LingerBatcher
 from asyncmq_cloud.transports._sqs_calls import (
@@ -163,7 +166,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("asyncmq_cloud.transports.sqs")
 
 
-class SQSTransport:
+class SQSTransport(AwsComponent):
     """Job references on Amazon SQS (see the module docstring).
 
     Args:
@@ -185,14 +188,12 @@ class SQSTransport:
     ) -> None:
         base = config.model_dump() if config is not None else {}
         self.config = SQSTransportConfig.build(**{**base, **options})
-        if clients is not None and (endpoint_url or region_name):
-            raise ConfigurationError("pass endpoint_url/region_name to the shared AwsClients, not to the transport")
         self.fifo = self.config.fifo
         #: SQS holds delays itself up to 900 s on standard queues, none on FIFO; ``stats`` counts by kind.
         native_delay = 0.0 if self.fifo else float(MAX_DELAY_SECONDS)
         self.capabilities = TransportCapabilities(max_native_delay=native_delay, supports_fifo=True, has_stats=True)
-        self._owns_clients = clients is None
-        self._clients = clients or AwsClients(endpoint_url=endpoint_url, region_name=region_name)
+        super().__init__()
+        self._use_clients(clients, endpoint_url=endpoint_url, region_name=region_name, what="transport")
         self._urls: dict[str, str] = {}
         self._url_lock = asyncio.Lock()
         self._sends: LingerBatcher[str, dict[str, Any], None] = LingerBatcher(
@@ -206,48 +207,27 @@ class SQSTransport:
         self._deletes: LingerBatcher[str, dict[str, Any], None] = LingerBatcher(
             self._delete_batch, max_size=MAX_BATCH_ENTRIES, linger=self.config.ack_linger, name="SQS delete batcher"
         )
-        self._closed = False
-
-    @property
-    def clients(self) -> AwsClients:
-        return self._clients
 
     # -- lifecycle ---------------------------------------------------------------------
-    async def start(self) -> None:
-        """Open the SQS client now (idempotent): bad settings fail here, not at the first job."""
-        if self._closed:
-            raise ClosedError("SQSTransport is closed; create a new one")
-        await self._clients.start()
+    async def _open(self, stack: AsyncExitStack) -> None:
+        """Open the SQS client now: bad settings fail at ``start()``, not at the first job."""
+        await super()._open(stack)
         await self._clients.sqs()
 
-    async def close(self) -> None:
-        """Send every pending message and delete, then close own clients (idempotent)."""
-        if self._closed:
-            return
-        self._closed = True
+    async def _shutdown(self) -> None:
+        """Send every pending message and delete; ``close()`` then closes own clients."""
         try:
             await self._sends.close()
-            await self._deletes.close()
         finally:
-            if self._owns_clients:
-                await self._clients.close()
+            await self._deletes.close()
 
     async def flush(self) -> None:
         """Make every pending send and delete now and wait for them (``close`` does this too)."""
         await self._sends.drain()
         await self._deletes.drain()
 
-    async def __aenter__(self) -> SQSTransport:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
     async def _client(self) -> SQSClient:
-        if self._closed:
-            raise ClosedError("SQSTransport is closed; create a new one")
-        return await self._clients.sqs()
+        return await self._sqs()
 
     # -- names and URLs ------------------------------------------------------------------
     def queue_name(self, queue: str) -> str:
