@@ -825,7 +825,10 @@ def _cli_up(names: list[str], env_file: Path) -> int:
     """Start ``names`` together, write their variables to ``env_file``, run until SIGTERM/SIGINT.
 
     The test command starts every service once this way and hands the variables to pytest (whose
-    plugin reuses a service named by its variable), so parallel pytest workers share one of each.
+    plugin reuses a service named by its variable), so parallel pytest workers share them. A name
+    given N times starts N instances; their variables are written comma-separated (the test
+    command gives each pytest worker its own moto server this way: moto serves one request at
+    a time).
     """
     stop_requested: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -836,7 +839,11 @@ def _cli_up(names: list[str], env_file: Path) -> int:
     try:
         if failed:
             return 1
-        lines = [f"{key}={value}" for service in services for key, value in service.env.items()]
+        values: dict[str, list[str]] = {}
+        for service in services:
+            for key, value in service.env.items():
+                values.setdefault(key, []).append(value)
+        lines = [f"{key}={','.join(found)}" for key, found in values.items()]
         partial = env_file.with_suffix(".partial")
         partial.write_text("\n".join(lines) + "\n")
         partial.replace(env_file)  # readers see the whole file or none

@@ -48,11 +48,15 @@ echo "== pytest: tests that need no service"
 .venv/bin/python -m pytest -q -m "not (redis or moto or localstack or elasticmq or kafka)" "${NO_SERVICE_TESTS[@]}"
 phase_done "no-service tests"
 
-echo "== services: redis, moto, localstack, elasticmq, kafka (started once, in the background)"
+WORKERS=${PYTEST_WORKERS:-4}
+MOTOS=()
+for _ in $(seq "$WORKERS"); do MOTOS+=(moto); done
+echo "== services: redis, localstack, elasticmq, kafka and $WORKERS moto servers (one per pytest worker: moto serves one request at a time), started once, in the background"
 mkdir -p .cache/services
 SERVICES_ENV=.cache/services/test-session.env
 SERVICES_LOG=.cache/services/up.log
-.venv/bin/python scripts/services.py up --env-file "$SERVICES_ENV" all >"$SERVICES_LOG" 2>&1 &
+.venv/bin/python scripts/services.py up --env-file "$SERVICES_ENV" redis localstack elasticmq kafka "${MOTOS[@]}" \
+  >"$SERVICES_LOG" 2>&1 &
 SERVICES_PID=$!
 stop_services() {
   kill -TERM "$SERVICES_PID" 2>/dev/null || true
@@ -108,12 +112,16 @@ cat "$SERVICES_LOG"
 set -a
 . "$SERVICES_ENV"
 set +a
+# The moto servers go to the test plugin under their own name: botocore would send every client
+# that has no endpoint of its own to AWS_ENDPOINT_URL.
+export ASYNCMQ_TEST_MOTO_URLS=$AWS_ENDPOINT_URL
+unset AWS_ENDPOINT_URL
 phase_done "services (beyond the tools)"
 
 # The whole suite, the tests above included (about 10 s): one summary that counts every test.
-echo "== pytest: the suite on ${PYTEST_WORKERS:-4} workers"
+echo "== pytest: the suite on $WORKERS workers"
 status=0
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-4}" --dist worksteal "$@" || status=$?
+.venv/bin/python -m pytest -n "$WORKERS" --dist worksteal --durations=15 "$@" || status=$?
 phase_done "suite"
 report_phases
 exit "$status"

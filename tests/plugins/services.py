@@ -7,7 +7,11 @@ per session, and stops when the session ends. Where it comes from:
 - an already-running service named by an environment variable (``REDIS_URL``,
   ``AWS_ENDPOINT_URL`` for moto, ``LOCALSTACK_ENDPOINT_URL``, ``ELASTICMQ_ENDPOINT_URL``,
   ``KAFKA_BOOTSTRAP_SERVERS``) — e.g. one from ``python scripts/services.py start NAME``, which
-  prints exactly those variables, or a Docker compose stack;
+  prints exactly those variables, or a Docker compose stack. A variable may list several
+  addresses separated by commas; pytest-xdist worker ``gwN`` then takes the N-th, so the workers
+  spread over several instances (``scripts/test.sh`` starts one moto server per worker and
+  names them in ``ASYNCMQ_TEST_MOTO_URLS``, keeping ``AWS_ENDPOINT_URL`` unset so that no
+  client reaches moto without asking for it);
 - otherwise ``scripts/services.py`` starts a private process on free 127.0.0.1 ports.
 
 A service that cannot be started skips its tests locally and fails them when ``CI=true``, so a
@@ -74,11 +78,24 @@ def _unavailable(name: str, error: BaseException) -> NoReturn:
     pytest.skip(f"{name} unavailable: {detail.splitlines()[0] if detail else type(error).__name__}")
 
 
+def pick_for_worker(addresses: str, worker: str | None = None) -> str:
+    """One of comma-separated ``addresses``: the pytest-xdist worker ``gwN`` takes the N-th (modulo).
+
+    Args:
+        addresses: one address, or several separated by commas.
+        worker: the xdist worker id (default ``$PYTEST_XDIST_WORKER``; none outside xdist).
+    """
+    choices = [address.strip() for address in addresses.split(",") if address.strip()]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "") if worker is None else worker
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    return choices[index % len(choices)]
+
+
 def _service(name: str, env_var: str) -> Iterator[str]:
     """Yield the address of ``name``: the one in ``env_var`` if set, else a private process."""
     existing = os.environ.get(env_var, "").strip()
     if existing:
-        yield existing
+        yield pick_for_worker(existing)
         return
     try:
         service = services.start(name)
@@ -108,8 +125,13 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    """``http://127.0.0.1:PORT`` of a moto server (``AWS_ENDPOINT_URL`` reuses a running one)."""
-    yield from _service("moto", "AWS_ENDPOINT_URL")
+    """``http://127.0.0.1:PORT`` of a moto server.
+
+    ``ASYNCMQ_TEST_MOTO_URLS`` (comma-separated; each xdist worker takes its own, as
+    ``scripts/test.sh`` sets it) or ``AWS_ENDPOINT_URL`` reuses running ones.
+    """
+    shared = "ASYNCMQ_TEST_MOTO_URLS" if os.environ.get("ASYNCMQ_TEST_MOTO_URLS") else "AWS_ENDPOINT_URL"
+    yield from _service("moto", shared)
 
 
 @pytest.fixture(scope="session")
