@@ -290,6 +290,10 @@ class AwsClients(Component):
         self._session = self._session or get_session()
         stack.callback(self._clients.clear)
 
+    async def _shutdown(self) -> None:
+        # First, before the clients close: a caller racing close() gets ClosedError, never a closing client.
+        self._clients.clear()
+
     async def client(self, service: str) -> Any:
         """The (cached) aiobotocore client for ``service``, created on first use."""
         existing = self._clients.get(service)

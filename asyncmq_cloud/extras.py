@@ -1,7 +1,7 @@
 """Which extra installs which optional SDK, and the error that says so.
 
 A core install (``pip install asyncmq-cloud``) holds what every backend needs: AsyncMQ,
-aiobotocore (the default store of every backend is DynamoDB), pydantic and croniter. The
+aiobotocore (the default store of every backend is DynamoDB) and pydantic. The
 service SDKs a user may not need come with extras::
 
     pip install "asyncmq-cloud[kafka]"       # aiokafka: KafkaBackend

@@ -200,8 +200,27 @@ class RedisComponent(Component):
     def _warns_unclosed(self) -> bool:
         return self._warn_unclosed and self._owns_redis and self._redis_clients.owns_connection
 
+    @redis_errors
+    async def start(self) -> None:
+        """Connect (when the component owns its clients) and load its scripts; idempotent.
+
+        Redis errors are translated here too: a start runs inside every lazily started
+        backend call (``dequeue`` included), which must see ``TransientError``, not redis-py's.
+        """
+        await super().start()
+
     async def _open(self, stack: AsyncExitStack) -> None:
-        await self._redis_clients.start()
+        clients = self._redis_clients
+        await clients.start()
+        if self._owns_redis:  # unwound by a start that fails later (loading scripts) and by close()
+            stack.push_async_callback(self._release_own, clients)
+
+    async def _release_own(self, clients: RedisClients) -> None:
+        await clients.close()
+        if not self.closed:  # a failed start: fresh private clients for the next try
+            self._redis_clients = self._adopt(
+                RedisClients(clients.url, client=clients._given, client_kwargs=clients.client_kwargs)
+            )
 
 
 __all__ = [

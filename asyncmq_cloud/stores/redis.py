@@ -154,12 +154,7 @@ class RedisStateStore(RedisStoreBase):
         self.max_payload_bytes = max_payload_bytes
         self._scripts: dict[str, AsyncScript] = {}
 
-    # -- lifecycle -------------------------------------------------------------
-    @_translated
-    async def start(self) -> None:
-        """Connect (when the store owns its client) and load the scripts; idempotent."""
-        await super().start()
-
+    # -- lifecycle (start: RedisComponent's, errors translated) ---------------------
     async def _open(self, stack: AsyncExitStack) -> None:
         await super()._open(stack)
         bodies = {name: load_script(name) for name in JOB_SCRIPTS + PLAIN_SCRIPTS}

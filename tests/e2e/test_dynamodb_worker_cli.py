@@ -68,6 +68,7 @@ async def test_unchanged_app_runs_under_asyncmq_worker_cli(
     await drop_in_scenario(app_env, producer, workers)
 
 
+@pytest.mark.first  # the suite's longest test: start it before everything else
 @pytest.mark.timeout(900)
 async def test_four_workers_race_over_one_queue_without_double_claims(
     app_env: dict[str, str], producer: DynamoDBBackend, workers: Workers

@@ -1,12 +1,14 @@
 """The Redis boundary (asyncmq_cloud/redis.py): one pool for both stores, one error map, one decorator.
 
-No server is needed: pools connect lazily, and the error map is a pure function.
+No server is needed (pools connect lazily, the error map is a pure function, an unreachable
+Redis is a refused port), except for the retry after a failed start, which runs on redis-server.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import uuid
 
 import pytest
 from redis import exceptions as rexc
@@ -100,3 +102,48 @@ def test_the_redis_stores_without_redis_py_name_the_extra() -> None:
     )
     done = _blocked("redis", "from asyncmq_cloud import SQSBackend\nSQSBackend(store='memory://')")
     assert done.returncode == 0, done.stderr  # a backend without Redis stores never imports redis-py
+
+
+@pytest.mark.parametrize("kind", [RedisStateStore, RedisDelayStore])
+async def test_a_start_against_an_unreachable_redis_is_a_transient_error(kind: type[RedisStateStore]) -> None:
+    """Both stores load scripts at start, and a start runs inside every lazily started backend
+    call (``dequeue`` too): redis-py's ConnectionError must arrive as our TransientError."""
+    store = kind(URL)  # port 1: the connection is refused
+    try:
+        with pytest.raises(TransientError) as caught:
+            await store.start()
+        assert isinstance(caught.value.__cause__, rexc.ConnectionError)
+        assert not store.started
+    finally:
+        await store.close()
+
+
+@pytest.mark.redis
+async def test_a_start_that_fails_after_connecting_closes_its_pool_and_can_be_retried(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asyncmq_cloud.delays import redis as delay_module
+
+    real = delay_module.register_scripts
+    calls = 0
+
+    async def fail_once(client: object, bodies: dict[str, str]) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise rexc.NoPermissionError("NOPERM this user has no permissions to run the 'script|load' command")
+        return await real(client, bodies)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(delay_module, "register_scripts", fail_once)
+    store = RedisDelayStore(redis_url, prefix=f"retry-{uuid.uuid4().hex[:8]}")
+    first = store.clients
+    with pytest.raises(AccessDeniedError):
+        await store.start()
+    assert first.closed, "the pool the failed start opened is closed, not left to the garbage collector"
+    await store.start()  # fresh private clients: the retry works
+    try:
+        assert store.started and store.clients is not first and not store.clients.closed
+        assert await store.claim_due("q", 0.0, 10) == []
+    finally:
+        await store.close()
+    assert store.clients.closed
