@@ -559,6 +559,19 @@ class KafkaService(Service):
             _boot(self, self.command, lambda: _port_open(self.port), cwd=self.workdir)
 
 
+def kafka_cluster_id(random_bytes: Callable[[], bytes] = lambda: uuid.uuid4().bytes) -> str:
+    """A KRaft cluster id as ``kafka-storage random-uuid`` prints it: base64url of a UUID, unpadded.
+
+    Like Kafka's own ``Uuid.randomUuid()``, an id starting with ``-`` is drawn again: the
+    storage tool would read it as an option (``argument --cluster-id/-t: expected one
+    argument``), which made 1 start in 64 fail.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(random_bytes()).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def start_kafka(version: str | None = None) -> KafkaService:
     """A one-node KRaft broker on free ports: PLAINTEXT (``url``) and SASL_PLAINTEXT
     (``env["KAFKA_SASL_BOOTSTRAP_SERVERS"]``, user :data:`KAFKA_SASL_USER`, PLAIN and SCRAM)."""
@@ -580,10 +593,9 @@ def start_kafka(version: str | None = None) -> KafkaService:
     cmd = _java(home / "libs", ("256m", "512m"), *logging, "kafka.Kafka", str(props))
     service = KafkaService("kafka", bootstrap, env, LOGS / f"kafka-{broker}.log", cleanup=[data], command=cmd,
                            workdir=data, port=broker)  # fmt: skip
-    # StorageTool calls System.exit, so it runs as its own process. A cluster id is a base64url
-    # UUID without padding (what `kafka-storage random-uuid` prints). SCRAM users are written at
+    # StorageTool calls System.exit, so it runs as its own process. SCRAM users are written at
     # format time (KRaft keeps them in the metadata log).
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = kafka_cluster_id()
     scram = [
         arg
         for mech in KAFKA_SASL_MECHANISMS[1:]
