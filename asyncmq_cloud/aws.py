@@ -109,13 +109,18 @@ def cancellation_codes(exc: BaseException) -> list[str]:
     return [str(r.get("Code", "None")) for r in reasons]
 
 
-def translate_error(exc: BaseException, *, resource: str | None = None) -> CloudBackendError:
+#: How a missing table is created (``provision()`` with no queue creates every table).
+CREATE_TABLES = "`await backend.provision()` / `asyncmq-cloud provision` (development)"
+
+
+def translate_error(exc: BaseException, *, resource: str | None = None, create: str | None = None) -> CloudBackendError:
     """Map a botocore / aiohttp exception to the project's error hierarchy.
 
     Args:
         exc: the SDK exception.
         resource: what was being accessed (``"DynamoDB table 'asyncmq-jobs'"``),
             named in the message.
+        create: for a missing resource, the call that creates it (default: :data:`CREATE_TABLES`).
 
     Returns:
         The error to raise, always as ``raise translate_error(exc) from exc``.
@@ -124,7 +129,7 @@ def translate_error(exc: BaseException, *, resource: str | None = None) -> Cloud
     if isinstance(exc, CloudBackendError):
         return exc
     if isinstance(exc, ClientError):
-        return _translate_client_error(exc, where, resource)
+        return _translate_client_error(exc, where, resource, create)
     if isinstance(exc, NoRegionError):
         return ConfigurationError(f"no AWS region{where}: pass region_name or set AWS_DEFAULT_REGION/AWS_REGION")
     if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError | TokenRetrievalError):
@@ -139,7 +144,9 @@ def translate_error(exc: BaseException, *, resource: str | None = None) -> Cloud
     return PermanentError(f"unexpected error{where}: {type(exc).__name__}: {exc}")
 
 
-def _translate_client_error(exc: ClientError, where: str, resource: str | None) -> CloudBackendError:
+def _translate_client_error(
+    exc: ClientError, where: str, resource: str | None, create: str | None
+) -> CloudBackendError:
     code = error_code(exc)
     message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
     status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
@@ -158,8 +165,8 @@ def _translate_client_error(exc: ClientError, where: str, resource: str | None) 
     if code in MISSING_CODES:
         name = resource or "the resource"
         return ResourceMissingError(
-            f"{text}; {name} does not exist: create it with `await backend.provision()` / "
-            "`asyncmq-cloud provision` (development) or the Terraform module in terraform/ (production)"
+            f"{text}; {name} does not exist: create it with {create or CREATE_TABLES} "
+            "or the Terraform module in terraform/ (production)"
         )
     if status >= 500:
         return TransientError(text)
@@ -169,12 +176,12 @@ def _translate_client_error(exc: ClientError, where: str, resource: str | None) 
 
 
 @contextmanager
-def translated(resource: str | None = None) -> Iterator[None]:
-    """Translate SDK errors raised inside the block (``raise ... from exc``)."""
+def translated(resource: str | None = None, *, create: str | None = None) -> Iterator[None]:
+    """Translate SDK errors raised inside the block (``raise ... from exc``); see :func:`translate_error`."""
     try:
         yield
     except (ClientError, BotoCoreError, aiohttp.ClientError) as exc:
-        raise translate_error(exc, resource=resource) from exc
+        raise translate_error(exc, resource=resource, create=create) from exc
 
 
 @dataclass(frozen=True)

@@ -293,12 +293,26 @@ async def test_missing_queue_names_it_and_says_how_to_create_it(sqs_endpoint: st
     async with transport_on(sqs_endpoint) as transport:
         with pytest.raises(ResourceMissingError, match=re.escape(transport.queue_name("absent"))) as info:
             await transport.send("absent", ["x"])
-        assert "provision" in str(info.value) and "'absent'" in str(info.value)
+        # A call that works: provision() without queue names creates no queue.
+        assert "`await backend.provision(['absent'])`" in str(info.value)
+        assert "`asyncmq-cloud provision --queue absent`" in str(info.value)
         with pytest.raises(ResourceMissingError):
             await transport.receive("absent", 1, 0)
         await transport.provision("absent")
         await transport.provision("absent")  # idempotent
         await transport.send("absent", ["x"])
+
+
+async def test_the_missing_queue_message_names_a_provision_call_that_works(sqs_endpoint: str) -> None:
+    async with sqs_backend(sqs_endpoint, store="memory://") as backend:
+        queue = Queue("emails", backend=backend)
+        await backend.provision()  # tables and keys only: no queue name, no queue
+        with pytest.raises(ResourceMissingError) as info:
+            await queue.add(T + "record", args=["x"])
+        assert "`await backend.provision(['emails'])`" in str(info.value)
+        await backend.provision(["emails"])  # what the message says
+        job_id = await queue.add(T + "record", args=["x"])
+        assert await backend.get_job_state("emails", job_id) == "waiting"
 
 
 async def test_provision_sets_redrive_policy_and_updates_attributes(sqs_endpoint: str) -> None:

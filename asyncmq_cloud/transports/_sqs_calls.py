@@ -80,7 +80,9 @@ async def change_visibility(transport: SQSTransport, delivery: Delivery, timeout
         if is_stale(exc):
             logger.warning("job %s/%s: SQS message no longer held (%s)", delivery.queue, delivery.job_id, exc)
             return False
-        raise translate_error(exc, resource=transport._resource(delivery.queue)) from exc
+        raise translate_error(
+            exc, resource=transport._resource(delivery.queue), create=transport._create_hint(delivery.queue)
+        ) from exc
     return True
 
 

@@ -136,7 +136,7 @@ async def quarantine(
     try:
         await to_dlq(transport, queue, message.get("Body", "") or "<empty>", reason, count)
         client = await transport._client()
-        with translated(transport._resource(queue)):
+        with transport._translated(queue):
             await client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     except CloudBackendError:
         logger.error("could not dead-letter a poison message of %s", transport._resource(queue), exc_info=True)

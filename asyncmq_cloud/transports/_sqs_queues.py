@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from asyncmq_cloud.aws import error_code, translate_error, translated
+from asyncmq_cloud.aws import error_code, translate_error
 from asyncmq_cloud.resources import SqsQueueSpec
 from asyncmq_cloud.transports._sqs_calls import MISSING, create_or_update
 from asyncmq_cloud.transports._sqs_config import SQSTransportConfig
@@ -46,7 +46,7 @@ async def queue_url(transport: SQSTransport, queue: str) -> str:
             try:
                 transport._urls[queue] = (await client.get_queue_url(QueueName=name))["QueueUrl"]
             except Exception as exc:
-                error = translate_error(exc, resource=transport._resource(queue))
+                error = translate_error(exc, resource=transport._resource(queue), create=transport._create_hint(queue))
                 if not (transport.config.create_missing and error_code(exc) in MISSING):
                     raise error from exc
                 transport._urls[queue] = await provision_queue(transport, queue)
@@ -57,7 +57,7 @@ async def provision_queue(transport: SQSTransport, queue: str) -> str:
     """Create (or update) the DLQ, then the queue with its redrive policy; the queue's URL."""
     spec = transport.spec(queue)
     client = await transport._client()
-    with translated(transport._resource(queue)):
+    with transport._translated(queue):
         dlq_url = await create_or_update(client, spec.dlq_name, spec.dlq_attributes())
         transport._urls[f"\0dlq:{queue}"] = dlq_url
         arn = (await client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"]))["Attributes"]

@@ -114,6 +114,7 @@ Errors
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -242,6 +243,14 @@ class SQSTransport(AwsComponent):
     def _resource(self, queue: str) -> str:
         return f"SQS queue {self.queue_name(queue)!r} of AsyncMQ queue {queue!r}"
 
+    def _create_hint(self, queue: str) -> str:
+        """How to create the queue of ``queue`` (``provision()`` without names creates no queue)."""
+        return f"`await backend.provision([{queue!r}])` / `asyncmq-cloud provision --queue {queue}` (development)"
+
+    def _translated(self, queue: str) -> contextlib.AbstractContextManager[None]:
+        """Translate SDK errors of a call on the queue of ``queue``, naming it and how to create it."""
+        return translated(self._resource(queue), create=self._create_hint(queue))
+
     # -- provisioning --------------------------------------------------------------------------
     def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
         """The queue (and its DLQ) of each of ``queues``."""
@@ -277,7 +286,7 @@ class SQSTransport(AwsComponent):
         if wait_until > time.monotonic():
             await asyncio.sleep(wait_until - time.monotonic())
         started = time.monotonic()
-        with translated(self._resource(queue)):
+        with self._translated(queue):
             reply = await client.receive_message(
                 QueueUrl=url,
                 MaxNumberOfMessages=min(max_messages, MAX_RECEIVE_MESSAGES),
@@ -345,7 +354,7 @@ class SQSTransport(AwsComponent):
         """SQS's approximate counts: ``visible``, ``in_flight`` and ``delayed`` messages."""
         url = await queue_url(self, queue)
         client = await self._client()
-        with translated(self._resource(queue)):
+        with self._translated(queue):
             reply = await client.get_queue_attributes(QueueUrl=url, AttributeNames=list(STATS))  # type: ignore[arg-type]
         attributes: dict[str, str] = {str(k): v for k, v in reply.get("Attributes", {}).items()}
         return {key: int(attributes.get(name, "0")) for name, key in STATS.items()}
@@ -358,7 +367,7 @@ class SQSTransport(AwsComponent):
         """``PurgeQueue`` (SQS allows one per queue every 60 s)."""
         url = await queue_url(self, queue)
         client = await self._client()
-        with translated(self._resource(queue)):
+        with self._translated(queue):
             await client.purge_queue(QueueUrl=url)
 
 
