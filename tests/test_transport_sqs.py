@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from asyncmq.flow import FlowProducer
 from asyncmq.jobs import Job
 from asyncmq.queues import Queue
 from asyncmq.workers import handle_job
@@ -29,6 +30,7 @@ from asyncmq_cloud.transports._sqs_messages import ERROR_ATTRIBUTE, fifo_ids
 from asyncmq_cloud.transports.sqs import MAX_VISIBILITY_SECONDS, SQSTransport
 from tests import tasks
 from tests.plugins.backend_sqs import REGION, counted_calls, drop_queues, random_prefix, sqs_backend
+from tests.plugins.store_dynamodb import drop_table
 
 T = "tests.tasks."
 
@@ -303,6 +305,41 @@ async def test_missing_queue_names_it_and_says_how_to_create_it(sqs_endpoint: st
         await transport.send("absent", ["x"])
 
 
+@pytest.mark.moto
+async def test_a_name_sqs_refuses_writes_nothing_on_any_add_path(moto_endpoint: str) -> None:
+    """Delayed adds, bulk adds and flows check the broker's name rules before any store write
+    (a delayed add used to return an id and leave a job every promotion pass failed on), and a
+    refused add leaves no queue behind for ``list_queues`` and the dashboard."""
+    suffix = random_prefix()
+    tables = (f"{suffix}jobs", f"{suffix}delays")
+    async with sqs_backend(
+        moto_endpoint, store=f"dynamodb://{tables[0]}", delay_store=f"dynamodb://{tables[1]}", create_missing=True
+    ) as backend:
+        try:
+            await backend.provision()
+            client = await backend.clients.dynamodb()
+            before = [(await client.scan(TableName=t, Select="COUNT"))["Count"] for t in tables]
+            for name in ("a" * 90, "x.y"):  # over SQS's 80 characters; a dot (not allowed in SQS names)
+                queue = Queue(name, backend=backend)
+                with pytest.raises(InvalidNameError):
+                    await queue.add(T + "record", args=["now"])
+                with pytest.raises(InvalidNameError):
+                    await queue.add(T + "record", args=["later"], delay=2)
+                with pytest.raises(InvalidNameError):
+                    await backend.enqueue_delayed(name, Job(T + "record", ["at"], {}).to_dict(), time.time() + 60)
+                with pytest.raises(InvalidNameError):
+                    await backend.bulk_enqueue(name, [Job(T + "record", ["bulk"], {}).to_dict()])
+                with pytest.raises(InvalidNameError):
+                    await FlowProducer(backend).add_flow(name, [Job(T + "record", ["flow"], {})])
+            assert await backend.list_queues() == []
+            assert [(await client.scan(TableName=t, Select="COUNT"))["Count"] for t in tables] == before
+        finally:
+            cleanup = AwsClients(endpoint_url=moto_endpoint, region_name=REGION)
+            for table in tables:
+                await drop_table(cleanup, table)
+            await cleanup.close()
+
+
 async def test_the_missing_queue_message_names_a_provision_call_that_works(sqs_endpoint: str) -> None:
     async with sqs_backend(sqs_endpoint, store="memory://") as backend:
         queue = Queue("emails", backend=backend)
@@ -430,7 +467,6 @@ async def _work(backend: SQSBackend, queue: str, total: int, concurrency: int) -
 async def test_api_calls_per_job(moto_endpoint: str, producer: str) -> None:
     """SQS + DynamoDB calls per completed job on moto (deterministic counts; printed for the report)."""
     from asyncmq_cloud.config import LifecycleConfig
-    from tests.plugins.store_dynamodb import drop_table
 
     suffix = random_prefix()
     tables = (f"{suffix}jobs", f"{suffix}delays")

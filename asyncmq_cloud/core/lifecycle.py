@@ -110,9 +110,14 @@ class CloudBackend(BackendCore):
         state = WAITING_CHILDREN if pending else State.WAITING
         return JobRecord(queue=queue, id=body["id"], state=state, payload=body)
 
+    def _writable(self, queue: str) -> None:
+        """Check ``queue`` against AsyncMQ's and the broker's name rules before anything is written."""
+        validate_queue_name(queue)
+        self.transport.check_queue(queue)
+
     @lazily_started
     async def enqueue(self, queue_name: str, payload: dict[str, Any]) -> str:
-        validate_queue_name(queue_name)
+        self._writable(queue_name)
         pending = await self._deps.pending(queue_name, payload.get("depends_on") or [])
         record = self._record(queue_name, payload, pending)
         await self.store.create([record], {record.id: pending} if pending else None)
@@ -124,7 +129,7 @@ class CloudBackend(BackendCore):
 
     @lazily_started
     async def bulk_enqueue(self, queue_name: str, jobs: list[dict[str, Any]]) -> None:
-        validate_queue_name(queue_name)
+        self._writable(queue_name)
         for start in range(0, len(jobs), 25):
             chunk = [self._record(queue_name, job, []) for job in jobs[start : start + 25]]
             await self.store.create(chunk)
@@ -138,7 +143,7 @@ class CloudBackend(BackendCore):
         dependency_links: list[tuple[str, str]],
     ) -> list[str]:
         """Write every job of the flow and its edges in one store write, then send the roots."""
-        validate_queue_name(queue_name)
+        self._writable(queue_name)
         in_flow = {str(job["id"]) for job in job_dicts}
         parents_of: dict[str, set[str]] = {}
         for parent, child in dependency_links:
@@ -162,7 +167,7 @@ class CloudBackend(BackendCore):
 
     @lazily_started
     async def enqueue_delayed(self, queue_name: str, payload: dict[str, Any], run_at: float) -> None:
-        validate_queue_name(queue_name)
+        self._writable(queue_name)
         run_at = validate_run_at(run_at)
         now = time.time()
         if run_at <= now:  # already due: an ordinary waiting job (no delayed record to repair)

@@ -231,6 +231,14 @@ class Transport(Protocol):
         """Create the queue/topic (and its dead-letter queue) if missing."""
         ...
 
+    def check_queue(self, queue: str) -> None:
+        """Raise :class:`~asyncmq_cloud.errors.InvalidNameError` if the broker cannot carry ``queue``.
+
+        No I/O. The lifecycle calls it before it writes anything for a new job, so a name the
+        broker refuses (an SQS queue name over 80 characters, a bad Kafka topic) writes nothing.
+        """
+        ...
+
     def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
         """The specs of the queue/topic of each of ``queues`` (no I/O; ``[]`` when the broker needs none)."""
         ...

@@ -150,6 +150,10 @@ class DynamoDBTransport(Component):
     async def provision(self, queue: str) -> None:
         validate_queue_name(queue)  # the table is provisioned by the store
 
+    def check_queue(self, queue: str) -> None:
+        """Raise ``InvalidNameError`` if ``queue`` cannot be carried (no I/O)."""
+        return None  # the queue is a key in the jobs table: any AsyncMQ queue name fits
+
     def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
         """Nothing of its own: the queue is the store's jobs table."""
         return []

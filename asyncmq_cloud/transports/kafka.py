@@ -240,6 +240,10 @@ class KafkaTransport(Component):
     def _resource(self, queue: str) -> str:
         return f"Kafka topic {self.topic(queue)!r} of AsyncMQ queue {queue!r}"
 
+    def check_queue(self, queue: str) -> None:
+        """Raise ``InvalidNameError`` if ``queue`` cannot be carried (no I/O)."""
+        self.spec(queue)  # builds and validates the topic and dead-letter topic names
+
     def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
         """The topic (and its dead-letter topic) of each of ``queues``."""
         return [self.spec(queue) for queue in queues]

@@ -55,6 +55,10 @@ class MemoryTransport(Component):
     async def provision(self, queue: str) -> None:
         self._queues.setdefault(queue, [])
 
+    def check_queue(self, queue: str) -> None:
+        """Raise ``InvalidNameError`` if ``queue`` cannot be carried (no I/O)."""
+        return None  # no broker names
+
     def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
         """Nothing: queues live in process memory."""
         return []

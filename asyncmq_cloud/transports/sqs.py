@@ -252,6 +252,10 @@ class SQSTransport(AwsComponent):
         return translated(self._resource(queue), create=self._create_hint(queue))
 
     # -- provisioning --------------------------------------------------------------------------
+    def check_queue(self, queue: str) -> None:
+        """Raise ``InvalidNameError`` if ``queue`` cannot be carried (no I/O)."""
+        self.spec(queue)  # builds and validates the queue and DLQ names
+
     def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
         """The queue (and its DLQ) of each of ``queues``."""
         return [self.spec(queue) for queue in queues]

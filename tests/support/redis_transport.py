@@ -41,6 +41,9 @@ class RedisListTransport:
     async def provision(self, queue: str) -> None:
         return None
 
+    def check_queue(self, queue: str) -> None:
+        return None  # Redis keys take any AsyncMQ queue name
+
     def resources(self, queues: Sequence[str]) -> list[ResourceSpec]:
         """Nothing: Redis lists appear on first write."""
         return []
