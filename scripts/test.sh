@@ -2,8 +2,9 @@
 # The project's test command, fastest failure first:
 #   1. install (.venv, asyncmq-cloud[dev]);
 #   2. ruff, mypy (strict) and the tests that need no service (tests/unit and the pure checks);
-#   3. every service started once, in the background (scripts/services.py up), while the tools
-#      (checkov, the Kubernetes validator, Chromium + playwright-core) install;
+#   3. every service started once, in the background (scripts/services.py up); the tools
+#      (checkov, the Kubernetes validator, Chromium + playwright-core) install in the background
+#      from step 2 on;
 #   4. the whole suite on pytest-xdist workers that share those services through the
 #      variables the test plugin honours (REDIS_URL, AWS_ENDPOINT_URL, ...).
 # Extra arguments go to the last pytest run. PYTEST_WORKERS sets the worker count (default 4:
@@ -32,6 +33,57 @@ echo "== installing asyncmq-cloud[dev]"
 .venv/bin/python -m pip install --quiet -e '.[dev]'
 phase_done install
 
+# The tools the infrastructure and browser tests use install in the background from here on,
+# while lint, types and the first tests run; the suite waits for them.
+install_tools() {
+  echo "== tools: checkov (its own venv: its pins differ from aiobotocore's)"
+  CHECKOV_VERSION=3.3.30
+  if ! .cache/tools/checkov/bin/checkov --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
+    "$PY" -m venv .cache/tools/checkov
+    .cache/tools/checkov/bin/python -m pip install --quiet --upgrade pip
+    .cache/tools/checkov/bin/python -m pip install --quiet "checkov==$CHECKOV_VERSION"
+  fi
+
+  npm_tree() {  # npm_tree DIR LOCKDIR PROBE: npm ci of LOCKDIR's lock into DIR unless already there
+    local dir=$1 lockdir=$2 probe=$3
+    if [ ! -e "$dir/$probe" ] || ! cmp -s "$lockdir/package-lock.json" "$dir/package-lock.json"; then
+      rm -rf "$dir" && mkdir -p "$dir"
+      cp "$lockdir/package.json" "$lockdir/package-lock.json" "$dir/"
+      (cd "$dir" && npm ci --silent --no-audit --no-fund) || echo "   npm ci of $lockdir failed: its tests will say so"
+    fi
+  }
+  echo "== tools: Kubernetes/KEDA schema validator and playwright-core (npm ci, pinned lock files)"
+  if command -v npm >/dev/null 2>&1; then
+    npm_tree .cache/tools/k8s-validate deploy/kubernetes/validate node_modules
+    npm_tree .cache/tools/browser tests/browser node_modules/playwright-core
+  else
+    echo "   npm not found: tests/test_kubernetes.py and tests/test_dashboard.py will say so"
+  fi
+
+  echo "== tools: headless Chromium"
+  if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+        >.cache/chromium-install.log 2>&1 || echo "   chromium install failed (log: .cache/chromium-install.log)"
+    else
+      echo "   /usr/bin/chromium missing and not root: apt-get install chromium chromium-driver; tests/test_dashboard.py will say so"
+    fi
+  fi
+}
+mkdir -p .cache/tools
+TOOLS_LOG=.cache/tools/install.log
+install_tools >"$TOOLS_LOG" 2>&1 &
+TOOLS_PID=$!
+SERVICES_PID=
+cleanup() {  # on any exit: no installer or service outlives the run
+  kill -TERM "$TOOLS_PID" 2>/dev/null || true
+  if [ -n "$SERVICES_PID" ]; then
+    kill -TERM "$SERVICES_PID" 2>/dev/null || true
+    wait "$SERVICES_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
 echo "== ruff"
 .venv/bin/ruff check asyncmq_cloud tests scripts benchmarks
 .venv/bin/ruff format --check asyncmq_cloud tests scripts benchmarks
@@ -58,46 +110,7 @@ SERVICES_LOG=.cache/services/up.log
 .venv/bin/python scripts/services.py up --env-file "$SERVICES_ENV" redis localstack elasticmq kafka "${MOTOS[@]}" \
   >"$SERVICES_LOG" 2>&1 &
 SERVICES_PID=$!
-stop_services() {
-  kill -TERM "$SERVICES_PID" 2>/dev/null || true
-  wait "$SERVICES_PID" 2>/dev/null || true
-}
-trap stop_services EXIT
 
-echo "== tools: checkov (its own venv: its pins differ from aiobotocore's)"
-CHECKOV_VERSION=3.3.30
-if ! .cache/tools/checkov/bin/checkov --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
-  "$PY" -m venv .cache/tools/checkov
-  .cache/tools/checkov/bin/python -m pip install --quiet --upgrade pip
-  .cache/tools/checkov/bin/python -m pip install --quiet "checkov==$CHECKOV_VERSION"
-fi
-
-npm_tree() {  # npm_tree DIR LOCKDIR PROBE: npm ci of LOCKDIR's lock into DIR unless already there
-  local dir=$1 lockdir=$2 probe=$3
-  if [ ! -e "$dir/$probe" ] || ! cmp -s "$lockdir/package-lock.json" "$dir/package-lock.json"; then
-    rm -rf "$dir" && mkdir -p "$dir"
-    cp "$lockdir/package.json" "$lockdir/package-lock.json" "$dir/"
-    (cd "$dir" && npm ci --silent --no-audit --no-fund) || echo "   npm ci of $lockdir failed: its tests will say so"
-  fi
-}
-echo "== tools: Kubernetes/KEDA schema validator and playwright-core (npm ci, pinned lock files)"
-if command -v npm >/dev/null 2>&1; then
-  npm_tree .cache/tools/k8s-validate deploy/kubernetes/validate node_modules
-  npm_tree .cache/tools/browser tests/browser node_modules/playwright-core
-else
-  echo "   npm not found: tests/test_kubernetes.py and tests/test_dashboard.py will say so"
-fi
-
-echo "== tools: headless Chromium"
-if [ ! -x /usr/bin/chromium ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
-      >.cache/chromium-install.log 2>&1 || echo "   chromium install failed (log: .cache/chromium-install.log)"
-  else
-    echo "   /usr/bin/chromium missing and not root: apt-get install chromium chromium-driver; tests/test_dashboard.py will say so"
-  fi
-fi
-phase_done "tools"
 
 echo "== waiting for the services"
 while [ ! -s "$SERVICES_ENV" ]; do
@@ -109,6 +122,14 @@ while [ ! -s "$SERVICES_ENV" ]; do
   sleep 1
 done
 cat "$SERVICES_LOG"
+echo "== tools (installed in the background since the lint)"
+tools_status=0
+wait "$TOOLS_PID" || tools_status=$?
+cat "$TOOLS_LOG"
+if [ "$tools_status" != 0 ]; then
+  echo "   installing the tools failed (exit $tools_status)"
+  exit 1
+fi
 set -a
 . "$SERVICES_ENV"
 set +a
@@ -116,7 +137,7 @@ set +a
 # that has no endpoint of its own to AWS_ENDPOINT_URL.
 export ASYNCMQ_TEST_MOTO_URLS=$AWS_ENDPOINT_URL
 unset AWS_ENDPOINT_URL
-phase_done "services (beyond the tools)"
+phase_done "services and tools (beyond the lint and first tests)"
 
 # The whole suite, the tests above included (about 10 s): one summary that counts every test.
 echo "== pytest: the suite on $WORKERS workers"
