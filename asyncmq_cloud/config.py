@@ -20,16 +20,24 @@ from asyncmq_cloud.errors import ConfigurationError
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    @classmethod
-    def build(cls, **values: Any) -> Self:
-        """Validate ``values``; raise :class:`ConfigurationError` on bad input."""
+    def __init__(self, **values: Any) -> None:
+        """Validate ``values``; raise :class:`ConfigurationError` (not pydantic's error) on bad input.
+
+        The message names each field and rule, never the value given: a bad value may be a
+        secret (``sasl_password``), and pydantic's own text (``input_value=...``) is not chained.
+        """
         try:
-            return cls(**values)
+            super().__init__(**values)
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
             )
-            raise ConfigurationError(f"invalid {cls.__name__}: {problems}") from exc
+            raise ConfigurationError(f"invalid {type(self).__name__}: {problems}") from None
+
+    @classmethod
+    def build(cls, **values: Any) -> Self:
+        """Validate ``values``; raise :class:`ConfigurationError` on bad input."""
+        return cls(**values)
 
     @classmethod
     def from_env(cls, prefix: str = "ASYNCMQ_CLOUD_", **overrides: Any) -> Self:
