@@ -340,6 +340,35 @@ async def test_a_name_sqs_refuses_writes_nothing_on_any_add_path(moto_endpoint: 
             await cleanup.close()
 
 
+@pytest.mark.moto
+async def test_a_refused_delayed_add_leaves_no_job_behind(moto_endpoint: str) -> None:
+    """A delay the delay store cannot take (its table is missing) or no store can hold (1e300 s)
+    raises, and the job record written first is gone: a retrying caller gets one job, not two."""
+    suffix = random_prefix()
+    tables = (f"{suffix}jobs", f"{suffix}no-such-delays")
+    async with sqs_backend(
+        moto_endpoint, store=f"dynamodb://{tables[0]}", delay_store=f"dynamodb://{tables[1]}"
+    ) as backend:
+        try:
+            await backend.store.provision()  # the jobs table and the queue, not the delay table
+            await backend.transport.provision("late")
+            queue = Queue("late", backend=backend)
+            with pytest.raises(ResourceMissingError, match=tables[1]):
+                await queue.add(T + "record", args=["x"], delay=1000)  # past SQS's 900 s: the delay store
+            with pytest.raises(ConfigurationError, match="too long a delay"):
+                await queue.add(T + "record", args=["y"], delay=1e300)
+            for state in ("delayed", "waiting", "active"):
+                assert await backend.list_jobs("late", state) == []
+            client = await backend.clients.dynamodb()
+            items = (await client.scan(TableName=tables[0]))["Items"]
+            assert not [i for i in items if "payload" in i or "state" in i], items
+        finally:
+            cleanup = AwsClients(endpoint_url=moto_endpoint, region_name=REGION)
+            for table in tables:
+                await drop_table(cleanup, table)
+            await cleanup.close()
+
+
 async def test_the_missing_queue_message_names_a_provision_call_that_works(sqs_endpoint: str) -> None:
     async with sqs_backend(sqs_endpoint, store="memory://") as backend:
         queue = Queue("emails", backend=backend)

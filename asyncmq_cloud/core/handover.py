@@ -51,13 +51,28 @@ class HandOver:
         try:
             await self._parts.transport.send(queue, job_ids)
         except Exception:  # not on cancellation: a cancelled caller's send may still go out (SQS batcher)
-            with anyio.CancelScope(shield=True):
-                for job_id in job_ids:
-                    try:
-                        await self._parts.store.delete(queue, job_id)
-                    except Exception:  # the send error is the one to report
-                        logger.warning("could not undo job %s/%s after a failed send", queue, job_id, exc_info=True)
+            await self._undo(queue, job_ids, "send")
             raise
+
+    async def schedule_or_undo(self, queue: str, job_ids: Sequence[str], run_at: float) -> None:
+        """:meth:`schedule` the ids of just-created delayed jobs; if that fails, delete the jobs and raise.
+
+        A caller told "no" (a missing delay table, an outage) must not find the job later:
+        a retrying caller would get two, and the repair pass would run the orphan.
+        """
+        try:
+            await self.schedule(queue, job_ids, run_at)
+        except Exception:
+            await self._undo(queue, job_ids, "delay")
+            raise
+
+    async def _undo(self, queue: str, job_ids: Sequence[str], what: str) -> None:
+        with anyio.CancelScope(shield=True):
+            for job_id in job_ids:
+                try:
+                    await self._parts.store.delete(queue, job_id)
+                except Exception:  # the first error is the one to report
+                    logger.warning("could not undo job %s/%s after a failed %s", queue, job_id, what, exc_info=True)
 
     async def hand_over(self, queue: str, job_ids: Sequence[str]) -> None:
         """Send the references of jobs a transition just made ``waiting``; never strand them.

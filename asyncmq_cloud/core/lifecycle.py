@@ -177,7 +177,7 @@ class CloudBackend(BackendCore):
         body.setdefault("created_at", now)
         record = JobRecord(queue=queue_name, id=body["id"], state=State.DELAYED, payload=body, run_at=run_at)
         await self.store.create([record])
-        await self._handover.schedule(queue_name, [record.id], run_at)
+        await self._handover.schedule_or_undo(queue_name, [record.id], run_at)
 
     # -- dequeue / ack -----------------------------------------------------------------
     async def dequeue(self, queue_name: str) -> dict[str, Any] | None:

@@ -45,12 +45,19 @@ def encoded_size(payload: dict[str, Any]) -> int:
     return len(encode_payload(payload).encode("utf-8"))
 
 
+#: The latest ``run_at`` accepted: 9999-12-31T23:59:59Z. Every store holds it exactly
+#: (DynamoDB numbers stop near 1e126, a far larger delay would not round-trip anywhere).
+MAX_RUN_AT = 253_402_300_799.0
+
+
 def validate_run_at(run_at: float) -> float:
-    """A finite epoch timestamp, or :class:`ConfigurationError` (nothing is written)."""
+    """A finite epoch timestamp up to :data:`MAX_RUN_AT`, or :class:`ConfigurationError` (nothing is written)."""
     try:
         value = float(run_at)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"run_at must be an epoch timestamp in seconds, got {run_at!r}") from exc
     if not math.isfinite(value):
         raise ConfigurationError(f"run_at must be a finite epoch timestamp, got {run_at!r}")
+    if value > MAX_RUN_AT:
+        raise ConfigurationError(f"run_at {value:.6g} is after 9999-12-31 (epoch {MAX_RUN_AT:.0f}): too long a delay")
     return value
