@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from asyncmq_cloud.errors import ConfigurationError
+from asyncmq_cloud.redact import mask_url
 from asyncmq_cloud.resources import DELAY_TABLE_NAME, validate_table_name
 
 if TYPE_CHECKING:
@@ -49,38 +50,56 @@ class StoreURL:
 
 
 def parse_store_url(url: str, *, setting: str = "store") -> StoreURL:
-    """Parse ``url``; :class:`ConfigurationError` names ``setting`` and the broken rule."""
+    """Parse ``url``; :class:`ConfigurationError` names ``setting`` and the broken rule (password masked)."""
+    shown = f"{setting}={mask_url(url)!r}"
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"{setting}={url!r} is not a store URL; use {_FORMS}")
-    parts = urlsplit(url)
+        raise ConfigurationError(f"{shown} is not a store URL; use {_FORMS}")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigurationError(f"{shown} is not a valid URL; use {_FORMS}") from None
     scheme = parts.scheme.lower()
     if scheme == "memory":
         if parts.netloc or parts.path.strip("/") or parts.query:
-            raise ConfigurationError(f"{setting}={url!r}: memory:// takes no table, host or options")
+            raise ConfigurationError(f"{shown}: memory:// takes no table, host or options")
         return StoreURL("memory")
     if scheme == "dynamodb":
-        return StoreURL("dynamodb", _table(url, parts.netloc, parts.path, parts.query, setting))
+        return StoreURL("dynamodb", _table(parts.netloc, parts.path, parts.query, shown))
     if scheme in ("redis", "rediss"):
-        if not parts.hostname:
-            raise ConfigurationError(f"{setting}={url!r}: a Redis URL needs a host (redis://HOST:PORT/DB)")
-        query = parse_qsl(parts.query, keep_blank_values=True)
-        prefixes = [value for key, value in query if key == "prefix"]
-        if any(not p for p in prefixes) or len(prefixes) > 1:
-            raise ConfigurationError(f"{setting}={url!r}: give ?prefix= once, non-empty")
-        rest = urlencode([(k, v) for k, v in query if k != "prefix"])
-        target = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
-        return StoreURL("redis", target, prefixes[0] if prefixes else DEFAULT_REDIS_PREFIX)
-    raise ConfigurationError(f"{setting}={url!r}: unsupported scheme {parts.scheme!r}; use {_FORMS}")
+        return _redis(url, shown)
+    raise ConfigurationError(f"{shown}: unsupported scheme {parts.scheme!r}; use {_FORMS}")
 
 
-def _table(url: str, netloc: str, path: str, query: str, setting: str) -> str:
+def _redis(url: str, shown: str) -> StoreURL:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ConfigurationError(f"{shown}: a Redis URL needs a host (redis://HOST:PORT/DB)")
+    try:
+        parts.port  # noqa: B018  (parsing it is the check)
+    except ValueError:
+        raise ConfigurationError(f"{shown}: the port must be a number from 1 to 65535") from None
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise ConfigurationError(f"{shown}: the database must be a number (redis://HOST:PORT/0)")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefixes = [value for key, value in query if key == "prefix"]
+    if any(not p for p in prefixes) or len(prefixes) > 1:
+        raise ConfigurationError(f"{shown}: give ?prefix= once, non-empty")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    target = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
+    return StoreURL("redis", target, prefixes[0] if prefixes else DEFAULT_REDIS_PREFIX)
+
+
+def _table(netloc: str, path: str, query: str, shown: str) -> str:
     if not netloc or path.strip("/") or query or "@" in netloc or ":" in netloc:
-        raise ConfigurationError(f"{setting}={url!r}: write a DynamoDB table as dynamodb://TABLE (nothing else)")
+        raise ConfigurationError(f"{shown}: write a DynamoDB table as dynamodb://TABLE (nothing else)")
     return validate_table_name(netloc)
 
 
 def build_state_store(spec: str | StateStore, *, clients: AwsClients) -> StateStore:
     """The state store for ``spec``: an instance as is, a URL built with the shared ``clients``."""
+    if spec is None:
+        raise ConfigurationError(f"store is required: a StateStore or a URL ({_FORMS})")
     if not isinstance(spec, str):
         return spec
     parsed = parse_store_url(spec, setting="store")

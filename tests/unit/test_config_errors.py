@@ -7,8 +7,10 @@ import traceback
 import pytest
 
 from asyncmq_cloud.backends.kafka import KafkaBackend
+from asyncmq_cloud.backends.sqs import SQSBackend
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.errors import ConfigurationError
+from asyncmq_cloud.redact import mask_url
 from asyncmq_cloud.transports._kafka_config import KafkaTransportConfig
 
 SECRET = "".join(["marker", "-s3cret-", "password"])  # built, so no source line shows it whole
@@ -41,3 +43,35 @@ def test_a_bad_kafka_security_setting_never_shows_the_password(settings: dict[st
     for caught in (direct, through_backend):
         assert "invalid KafkaTransportConfig" in str(caught.value)
         assert SECRET not in _everything_shown(caught.value), "the password reached the error, its repr or its chain"
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        (f"redis://:{SECRET}@h:6379/0?prefix=", "give ?prefix= once, non-empty"),
+        (f"redis://app:{SECRET}@h:notaport/0", "the port must be a number"),
+        (f"redis://app:{SECRET}@h:6379/zero", "the database must be a number"),
+        (f"rediss://h:6379/0?password={SECRET}&prefix=", "give ?prefix= once"),
+        (f"ftp://app:{SECRET}@h/x", "unsupported scheme 'ftp'"),
+        (f"dynamodb://user:{SECRET}@tbl", "write a DynamoDB table as dynamodb://TABLE"),
+        (f"redis://{SECRET}@h:6379/0?prefix=", "give ?prefix= once"),
+    ],
+)
+def test_a_bad_store_url_names_the_rule_and_never_the_password(url: str, rule: str) -> None:
+    for setting in ("store", "delay_store"):
+        with pytest.raises(ConfigurationError) as caught:
+            SQSBackend(**{"store": "memory://", setting: url})  # type: ignore[arg-type]
+        assert rule in str(caught.value) and f"{setting}=" in str(caught.value)
+        assert SECRET not in _everything_shown(caught.value)
+
+
+def test_a_missing_store_is_named_as_such() -> None:
+    with pytest.raises(ConfigurationError, match="store is required"):
+        SQSBackend(store=None)  # type: ignore[arg-type]
+
+
+def test_mask_url_hides_passwords_tokens_and_secret_parameters() -> None:
+    assert mask_url("redis://app:pw@h:6379/0?password=pw&prefix=p") == "redis://app:***@h:6379/0?password=***&prefix=p"
+    assert mask_url("redis://token@h/0") == "redis://***@h/0"
+    assert mask_url("redis://h:6379/0?prefix=p") == "redis://h:6379/0?prefix=p"
+    assert mask_url(None) == "<NoneType>" and mask_url("http://[::1") == "<unparseable URL>"

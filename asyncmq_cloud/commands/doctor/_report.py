@@ -7,7 +7,8 @@ from collections import Counter
 from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
+
+from asyncmq_cloud.redact import mask_url
 
 T = TypeVar("T")
 
@@ -49,11 +50,8 @@ class Checks:
 
 
 def masked(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """``url`` with its password and secret query values masked (:func:`asyncmq_cloud.redact.mask_url`)."""
+    return mask_url(url)
 
 
 def error_text(exc: BaseException) -> str:
