@@ -33,25 +33,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Iterator, Mapping
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Awaitable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
-import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    CredentialRetrievalError,
-    HTTPClientError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    TokenRetrievalError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from asyncmq_cloud._aws_codes import (
     ACCESS_CODES,
@@ -62,13 +51,9 @@ from asyncmq_cloud._aws_codes import (
 )
 from asyncmq_cloud._component import Component
 from asyncmq_cloud.errors import (
-    AccessDeniedError,
-    CloudBackendError,
     ConfigurationError,
-    PermanentError,
-    ResourceMissingError,
-    TransientError,
 )
+from asyncmq_cloud.redact import mask_url
 
 # AsyncMQ 0.10.1 configures the root logger at DEBUG in every worker (its
 # ``setup_logging()`` ignores ``settings.logging_level``), which makes botocore
@@ -82,6 +67,14 @@ if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
     from types_aiobotocore_sqs import SQSClient
 
+from asyncmq_cloud._aws_errors import (  # noqa: E402  re-exported: the one SDK boundary
+    cancellation_codes,
+    error_code,
+    is_conditional_failure,
+    translate_error,
+    translated,
+)
+
 T = TypeVar("T")
 RetryMode = Literal["standard", "adaptive", "legacy"]
 
@@ -89,99 +82,17 @@ RetryMode = Literal["standard", "adaptive", "legacy"]
 DEFAULT_MAX_ATTEMPTS = 4
 
 
-def error_code(exc: BaseException) -> str:
-    """The AWS error code of a botocore ``ClientError`` (``""`` for anything else)."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def is_conditional_failure(exc: BaseException) -> bool:
-    """True for a failed ``ConditionExpression`` (an expected outcome, not an error)."""
-    return error_code(exc) == CONDITIONAL_FAILED
-
-
-def cancellation_codes(exc: BaseException) -> list[str]:
-    """Per-action reason codes of a ``TransactionCanceledException`` (``"None"`` = that action was fine)."""
-    if not isinstance(exc, ClientError):
-        return []
-    reasons = exc.response.get("CancellationReasons") or []
-    return [str(r.get("Code", "None")) for r in reasons]
-
-
-#: How a missing table is created (``provision()`` with no queue creates every table).
-CREATE_TABLES = "`await backend.provision()` / `asyncmq-cloud provision` (development)"
-
-
-def translate_error(exc: BaseException, *, resource: str | None = None, create: str | None = None) -> CloudBackendError:
-    """Map a botocore / aiohttp exception to the project's error hierarchy.
-
-    Args:
-        exc: the SDK exception.
-        resource: what was being accessed (``"DynamoDB table 'asyncmq-jobs'"``),
-            named in the message.
-        create: for a missing resource, the call that creates it (default: :data:`CREATE_TABLES`).
-
-    Returns:
-        The error to raise, always as ``raise translate_error(exc) from exc``.
-    """
-    where = f" ({resource})" if resource else ""
-    if isinstance(exc, CloudBackendError):
-        return exc
-    if isinstance(exc, ClientError):
-        return _translate_client_error(exc, where, resource, create)
-    if isinstance(exc, NoRegionError):
-        return ConfigurationError(f"no AWS region{where}: pass region_name or set AWS_DEFAULT_REGION/AWS_REGION")
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError | CredentialRetrievalError | TokenRetrievalError):
-        return ConfigurationError(
-            f"no usable AWS credentials{where}: {exc}; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-            "AWS_PROFILE, or run with an IAM role"
-        )
-    if isinstance(exc, BotoConnectionError | HTTPClientError | aiohttp.ClientError | TimeoutError):
-        return TransientError(f"AWS connection failed{where}: {type(exc).__name__}: {exc}")
-    if isinstance(exc, BotoCoreError):
-        return PermanentError(f"AWS SDK error{where}: {type(exc).__name__}: {exc}")
-    return PermanentError(f"unexpected error{where}: {type(exc).__name__}: {exc}")
-
-
-def _translate_client_error(
-    exc: ClientError, where: str, resource: str | None, create: str | None
-) -> CloudBackendError:
-    code = error_code(exc)
-    message = str(exc.response.get("Error", {}).get("Message", "")) or str(exc)
-    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    text = f"{exc.operation_name} failed{where}: {code}: {message}"
-    if code == "TransactionCanceledException":
-        reasons = [c for c in cancellation_codes(exc) if c != "None"]
-        if reasons and all(c in TRANSIENT_CANCEL_REASONS for c in reasons):
-            return TransientError(f"{text} (reasons: {', '.join(reasons)})")
-        return PermanentError(f"{text} (reasons: {', '.join(reasons) or 'unknown'})")
-    if code in TRANSIENT_CODES:
-        return TransientError(text)
-    if "AccessDenied" in code or code in ACCESS_CODES:
-        return AccessDeniedError(f"{text}; grant the IAM permission (see the adapter's module docstring)")
-    if code.upper().startswith("KMS"):
-        return AccessDeniedError(f"{text}; check the KMS key policy and key state for these credentials")
-    if code in MISSING_CODES:
-        name = resource or "the resource"
-        return ResourceMissingError(
-            f"{text}; {name} does not exist: create it with {create or CREATE_TABLES} "
-            "or the Terraform module in terraform/ (production)"
-        )
-    if status >= 500:
-        return TransientError(text)
-    if status == 403:
-        return AccessDeniedError(text)
-    return PermanentError(text)
-
-
-@contextmanager
-def translated(resource: str | None = None, *, create: str | None = None) -> Iterator[None]:
-    """Translate SDK errors raised inside the block (``raise ... from exc``); see :func:`translate_error`."""
+def _check_endpoint_url(url: str) -> None:
+    """An ``http(s)://HOST[:PORT]`` URL, or :class:`ConfigurationError` now (botocore would fail at first use)."""
     try:
-        yield
-    except (ClientError, BotoCoreError, aiohttp.ClientError) as exc:
-        raise translate_error(exc, resource=resource, create=create) from exc
+        parts = urlsplit(url) if isinstance(url, str) else None
+        port_ok = parts is not None and (parts.port is None or 0 < parts.port < 65536)
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ConfigurationError(
+            f"endpoint_url={mask_url(url)!r} is not an http(s)://HOST[:PORT] URL (e.g. http://127.0.0.1:4566)"
+        )
 
 
 @dataclass(frozen=True)
@@ -205,6 +116,8 @@ class AwsOptions:
     client_kwargs: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        if self.endpoint_url is not None:
+            _check_endpoint_url(self.endpoint_url)
         if self.retry_mode not in ("standard", "adaptive", "legacy"):
             raise ConfigurationError(f"retry_mode must be 'standard', 'adaptive' or 'legacy', not {self.retry_mode!r}")
         if self.max_attempts is not None and self.max_attempts < 0:

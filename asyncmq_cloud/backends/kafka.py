@@ -128,7 +128,7 @@ class KafkaBackend(PresetBackend):
     def _build(self, config: LifecycleConfig) -> tuple[StateStore, KafkaTransport, DelayStore]:
         s = self.settings
         transport = KafkaTransport(
-            bootstrap_servers=s.bootstrap_servers or os.environ.get(BOOTSTRAP_ENV) or "localhost:9092",
+            bootstrap_servers=_servers(s.bootstrap_servers),
             topic_prefix=s.topic_prefix,
             partitions=s.partitions,
             replication_factor=s.replication_factor,
@@ -144,3 +144,13 @@ class KafkaBackend(PresetBackend):
 
 
 __all__ = ["KafkaBackend", "KafkaSettings"]
+
+
+def _servers(given: str | None) -> str:
+    """``given``; only when it is not given (``None``) ``$KAFKA_BOOTSTRAP_SERVERS``, else ``localhost:9092``.
+
+    An empty string is a mistake to report (the config says so), not a request for the default.
+    """
+    if given is not None:
+        return given
+    return os.environ.get(BOOTSTRAP_ENV) or "localhost:9092"

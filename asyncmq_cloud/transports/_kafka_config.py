@@ -16,7 +16,7 @@ import re
 import time
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from asyncmq_cloud.config import _Model
 from asyncmq_cloud.errors import ConfigurationError, InvalidNameError
@@ -120,6 +120,17 @@ class KafkaTransportConfig(_Model):
     msk_region: str | None = None
     producer_options: dict[str, Any] = Field(default_factory=dict)
     consumer_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, value: str) -> str:
+        for server in (part.strip() for part in value.split(",")):
+            host, colon, port = server.rpartition(":")
+            if (server.startswith("[") and server.endswith("]")) or (server and not colon):
+                continue  # a host alone: aiokafka's default port 9092
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"bootstrap_servers must be HOST[:PORT][,HOST[:PORT]...], not {server!r}")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaTransportConfig:

@@ -75,3 +75,20 @@ def test_mask_url_hides_passwords_tokens_and_secret_parameters() -> None:
     assert mask_url("redis://token@h/0") == "redis://***@h/0"
     assert mask_url("redis://h:6379/0?prefix=p") == "redis://h:6379/0?prefix=p"
     assert mask_url(None) == "<NoneType>" and mask_url("http://[::1") == "<unparseable URL>"
+
+
+@pytest.mark.parametrize("servers", ["", "nohost:notaport", "h:0", "h:9092,,h2:9092", ":9092"])
+def test_bad_bootstrap_servers_are_refused_at_construction(servers: str) -> None:
+    with pytest.raises(ConfigurationError, match="bootstrap_servers"):
+        KafkaBackend(bootstrap_servers=servers, store="memory://")
+
+
+@pytest.mark.parametrize("servers", ["broker-1:9092,broker-2:9093", "broker-1", "[::1]:9092", "127.0.0.1:19092"])
+def test_good_bootstrap_servers_are_kept(servers: str) -> None:
+    assert KafkaTransportConfig(bootstrap_servers=servers).bootstrap_servers == servers
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://h:1", "http://", "http://h:notaport", "http://h:70000"])
+def test_a_bad_endpoint_url_is_refused_at_construction(url: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"endpoint_url=.* is not an http"):
+        SQSBackend(endpoint_url=url, store="memory://")
