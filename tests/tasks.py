@@ -43,3 +43,9 @@ async def sleep_then(key: str, seconds: float) -> str:
     await asyncio.sleep(seconds)
     CALLS[key] += 1
     return key
+
+
+@task(queue="contract")
+async def big(key: str, size: int) -> str:
+    CALLS[key] += 1
+    return "x" * size

@@ -129,6 +129,17 @@ class LeaseKeeper:
                 return
         await transport.ack([delivery])
 
+    async def heartbeat(self, queue: str, job_id: str, timestamp: float) -> None:
+        """AsyncMQ's heartbeat: one store write (owner-checked for a job held here), then the broker lease."""
+        lease = self.get(queue, job_id)
+        if lease is not None:
+            lease.renewed_at = time.time()
+        ok = await self._parts.store.heartbeat(queue, job_id, timestamp, lease.token if lease else None)
+        if not ok and lease is not None:
+            logger.warning("heartbeat for %s/%s refused: the job is no longer owned by this worker", queue, job_id)
+        if lease is not None:
+            await self._parts.transport.extend(lease.delivery, self._parts.config.visibility_extension)
+
     # -- holding ----------------------------------------------------------------------
     def get(self, queue: str, job_id: str) -> Lease | None:
         return self.held.get((queue, job_id))

@@ -44,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asyncmq.core.enums import State
@@ -55,10 +55,10 @@ from asyncmq_cloud.core.dependencies import Dependencies
 from asyncmq_cloud.core.handover import HandOver
 from asyncmq_cloud.core.leases import LeaseKeeper
 from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
-from asyncmq_cloud.core.records import CANCELLED, WAITING_CHILDREN, JobRecord
+from asyncmq_cloud.core.records import CANCELLED, JobRecord, new_job_record
 from asyncmq_cloud.core.states import CANCELLABLE, RETRYABLE
 from asyncmq_cloud.core.validation import validate_queue_name, validate_run_at
-from asyncmq_cloud.errors import TransientError
+from asyncmq_cloud.errors import PayloadTooLargeError, TransientError
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
 
@@ -100,16 +100,6 @@ class CloudBackend(BackendCore):
         await super().close()
 
     # -- enqueue ---------------------------------------------------------------------
-    def _record(self, queue: str, payload: dict[str, Any], pending: Sequence[str]) -> JobRecord:
-        body = {**payload, "id": str(payload["id"]), "updated_at": time.time()}
-        body.setdefault("created_at", body["updated_at"])
-        if pending:
-            body["depends_on"] = list(pending)
-        else:
-            body.pop("depends_on", None)
-        state = WAITING_CHILDREN if pending else State.WAITING
-        return JobRecord(queue=queue, id=body["id"], state=state, payload=body)
-
     def _writable(self, queue: str) -> None:
         """Check ``queue`` against AsyncMQ's and the broker's name rules before anything is written."""
         validate_queue_name(queue)
@@ -119,7 +109,7 @@ class CloudBackend(BackendCore):
     async def enqueue(self, queue_name: str, payload: dict[str, Any]) -> str:
         self._writable(queue_name)
         pending = await self._deps.pending(queue_name, payload.get("depends_on") or [])
-        record = self._record(queue_name, payload, pending)
+        record = new_job_record(queue_name, payload, pending)
         await self.store.create([record], {record.id: pending} if pending else None)
         if pending:
             await self._deps.recheck(queue_name, pending)
@@ -131,7 +121,7 @@ class CloudBackend(BackendCore):
     async def bulk_enqueue(self, queue_name: str, jobs: list[dict[str, Any]]) -> None:
         self._writable(queue_name)
         for start in range(0, len(jobs), 25):
-            chunk = [self._record(queue_name, job, []) for job in jobs[start : start + 25]]
+            chunk = [new_job_record(queue_name, job, []) for job in jobs[start : start + 25]]
             await self.store.create(chunk)
             await self._handover.send_or_undo(queue_name, [r.id for r in chunk])
 
@@ -155,7 +145,7 @@ class CloudBackend(BackendCore):
             parents = parents_of.get(job_id, set()) | {str(p) for p in job.get("depends_on") or []}
             external = await self._deps.pending(queue_name, sorted(parents - in_flow))
             pending = sorted((parents & in_flow) | set(external))
-            records.append(self._record(queue_name, job, pending))
+            records.append(new_job_record(queue_name, job, pending))
             if pending:
                 deps[job_id] = pending
         await self.store.create(records, deps or None)
@@ -225,17 +215,17 @@ class CloudBackend(BackendCore):
         """
         job_id = str(payload["id"])
         lease = self._leases.pop(queue, job_id)
-        now = time.time()
-        body = {**payload, "status": to_state, "updated_at": now, **(extra or {})}
-        record = await self.store.transition(
-            queue,
-            job_id,
-            to_state,
-            expect_states=expect_states,
-            expect_owner=lease.token if lease else None,
-            payload=body,
-            run_at=run_at,
-        )
+        body = {**payload, "status": to_state, "updated_at": time.time(), **(extra or {})}
+        owner = lease.token if lease else None
+        try:
+            record = await self.store.transition(
+                queue, job_id, to_state, expect_states=expect_states, expect_owner=owner, payload=body, run_at=run_at
+            )
+        except PayloadTooLargeError as exc:
+            if to_state != State.COMPLETED:
+                await self._leases.ack(lease)
+                raise
+            record = await self._fail_oversized_result(queue, job_id, body, owner, exc)
         if record is None and to_state != CANCELLED:
             logger.warning(
                 "job %s/%s was no longer ours to move to %s (cancelled or recovered)", queue, job_id, to_state
@@ -245,10 +235,30 @@ class CloudBackend(BackendCore):
         await self._leases.ack(lease)
         return record
 
+    async def _fail_oversized_result(
+        self, queue: str, job_id: str, body: dict[str, Any], owner: str | None, exc: PayloadTooLargeError
+    ) -> JobRecord | None:
+        """A result the store cannot hold: the job fails once, with the reason; the worker goes on.
+
+        Raising into AsyncMQ would not help: its failure path writes the same payload (result
+        included), fails alike and ends the worker, and so would every takeover.
+        """
+        reason = (
+            f"the job with its result is {exc.size} bytes; the store's limit is {exc.limit} bytes (result not stored)"
+        )
+        logger.error("job %s/%s failed: %s", queue, job_id, reason)
+        failed = {**body, "status": State.FAILED, "result": None, "last_error": reason, "failed_at": time.time()}
+        failed.pop("completed_at", None)
+        record = await self.store.transition(
+            queue, job_id, State.FAILED, expect_states={State.ACTIVE}, expect_owner=owner, payload=failed
+        )
+        self._childless[(queue, job_id)] = None  # not completed: AsyncMQ's resolve_dependency must release nothing
+        return record
+
     async def complete_active_job(self, queue_name: str, payload: dict[str, Any], result: Any) -> None:
         extra = {"result": result, "completed_at": time.time()}
         record = await self._finish(queue_name, payload, State.COMPLETED, extra=extra)
-        if record is not None and not record.has_children:
+        if record is not None and record.state == State.COMPLETED and not record.has_children:
             # AsyncMQ calls resolve_dependency right after this; nothing waits for
             # the job, so that call can skip the store. A child registered after
             # this write sees the parent completed and resolves itself.
@@ -362,14 +372,7 @@ class CloudBackend(BackendCore):
     # -- heartbeats and stalled recovery --------------------------------------------
     @lazily_started
     async def save_heartbeat(self, queue_name: str, job_id: str, timestamp: float) -> None:
-        lease = self._leases.get(queue_name, job_id)
-        if lease is not None:
-            lease.renewed_at = time.time()
-        ok = await self.store.heartbeat(queue_name, job_id, timestamp, lease.token if lease else None)
-        if not ok and lease is not None:
-            logger.warning("heartbeat for %s/%s refused: the job is no longer owned by this worker", queue_name, job_id)
-        if lease is not None:
-            await self.transport.extend(lease.delivery, self.config.visibility_extension)
+        await self._leases.heartbeat(queue_name, job_id, timestamp)
 
     @lazily_started
     async def fetch_stalled_jobs(self, older_than: float) -> list[dict[str, Any]]:

@@ -10,8 +10,11 @@ module docstring. :mod:`asyncmq_cloud.core.protocols` re-exports every name here
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from asyncmq.core.enums import State
 
 #: Store-internal state of a job whose parents have not all completed. AsyncMQ
 #: itself shows such jobs as ``waiting`` with a non-empty ``depends_on``.
@@ -125,6 +128,18 @@ class TransportCapabilities:
     has_stats: bool = False
 
 
+def new_job_record(queue: str, payload: dict[str, Any], pending: Sequence[str]) -> JobRecord:
+    """The record of a job being added: ``waiting``, or ``waiting-children`` while ``pending`` parents run."""
+    body = {**payload, "id": str(payload["id"]), "updated_at": time.time()}
+    body.setdefault("created_at", body["updated_at"])
+    if pending:
+        body["depends_on"] = list(pending)
+    else:
+        body.pop("depends_on", None)
+    state = WAITING_CHILDREN if pending else State.WAITING
+    return JobRecord(queue=queue, id=body["id"], state=state, payload=body)
+
+
 __all__ = [
     "CANCELLED",
     "WAITING_CHILDREN",
@@ -133,4 +148,5 @@ __all__ = [
     "RepeatableRecord",
     "TransportCapabilities",
     "WorkerRecord",
+    "new_job_record",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -100,6 +101,30 @@ async def test_exhausted_retries_go_to_dlq_and_retry_job_requeues(backend: Any, 
     assert await backend.get_job_state(qname, job_id) == "waiting"
     assert not await backend.retry_job(qname, job_id)
     await drive(backend, qname, lambda: tasks.CALLS[k] == 3)
+
+
+async def test_a_result_too_large_for_the_store_fails_the_job_once_and_the_worker_goes_on(
+    backend: Any, qname: str
+) -> None:
+    k = key()
+    queue = Queue(qname, backend=backend)
+    big_id = await queue.add(T + "big", args=[k, 2_000_000], retries=2)  # over every store's item limit
+    next_id = await queue.add(T + "record", args=[k + "-next"])
+
+    async def both_ended() -> bool:
+        states = [await backend.get_job_state(qname, job_id) for job_id in (big_id, next_id)]
+        return states[1] == "completed" and states[0] in ("completed", "failed")
+
+    await drive(backend, qname, both_ended)  # handle_job raising would end the worker (and this test)
+    assert tasks.CALLS[k] == 1, "the task ran once: no retry, no takeover"
+    job = await backend.get_job(qname, big_id)
+    assert job is not None
+    if is_reference(backend):  # AsyncMQ's memory backend has no size limit
+        assert job["status"] == "completed"
+        return
+    assert job["status"] == "failed" and job.get("result") is None
+    assert re.search(r"with its result is 200\d{4} bytes; the store's limit is \d+ bytes", job.get("last_error") or "")
+    assert [j["id"] for j in await backend.list_jobs(qname, "failed")] == [big_id]
 
 
 async def test_delayed_job_waits_then_runs(backend: Any, qname: str) -> None:
