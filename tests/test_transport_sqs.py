@@ -369,6 +369,25 @@ async def test_a_refused_delayed_add_leaves_no_job_behind(moto_endpoint: str) ->
             await cleanup.close()
 
 
+@pytest.mark.elasticmq
+async def test_references_to_unknown_jobs_are_counted_and_logged_at_a_bounded_rate(
+    elasticmq_endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="asyncmq_cloud.lifecycle")
+    async with sqs_backend(elasticmq_endpoint, store="memory://", create_missing=True) as backend:
+        await backend.provision(["ghosts"])
+        await backend.transport.send("ghosts", ["no-such-1", "no-such-2", "no-such-3"])
+        deadline = time.monotonic() + 20
+        while backend.unknown_references < 3:
+            assert time.monotonic() < deadline, f"only {backend.unknown_references} counted"
+            assert await backend.dequeue("ghosts") is None
+        assert await backend.dequeue("ghosts") is None  # acked: none comes back
+        assert backend.unknown_references == 3
+    lines = [r.getMessage() for r in caplog.records if "do not exist" in r.getMessage()]
+    assert len(lines) == 1, lines  # one line a minute, however many
+    assert lines[0].startswith("dropped 1 reference(s)") and "ghosts/no-such-" in lines[0]
+
+
 async def test_the_missing_queue_message_names_a_provision_call_that_works(sqs_endpoint: str) -> None:
     async with sqs_backend(sqs_endpoint, store="memory://") as backend:
         queue = Queue("emails", backend=backend)

@@ -29,6 +29,8 @@ from asyncmq_cloud.core.registry import WorkerRegistry
 from asyncmq_cloud.errors import TransientError
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
+#: Seconds between two log lines about references to jobs that do not exist.
+UNKNOWN_LOG_INTERVAL = 60.0
 
 #: Lease renewal period when ``lease_timeout`` is 0 (no take-over): still extends broker leases.
 LEASE_RENEW_SECONDS = 20.0
@@ -82,6 +84,10 @@ class LeaseKeeper:
         #: The running keeper task of the current event loop, if any.
         self.task: asyncio.Task[None] | None = None
         self._stopped = False
+        #: References dropped because no job with their id exists (removed, or never written).
+        self.unknown_references = 0
+        self._unknown_logged_at: float | None = None
+        self._unknown_since_log = 0
 
     # -- claiming ---------------------------------------------------------------------
     async def take(self, queue: str) -> dict[str, Any] | None:
@@ -127,7 +133,23 @@ class LeaseKeeper:
             if record is not None and record.state == states.ACTIVE:
                 await transport.release(delivery, max(1.0, states.lease_time(record) + lease - now))
                 return
+            if record is None:
+                self._count_unknown(delivery)
         await transport.ack([delivery])
+
+    def _count_unknown(self, delivery: Delivery) -> None:
+        """Count a reference to no job; log it at most once per :data:`UNKNOWN_LOG_INTERVAL` (with the count)."""
+        self.unknown_references += 1
+        self._unknown_since_log += 1
+        now = time.monotonic()
+        if self._unknown_logged_at is None or now - self._unknown_logged_at >= UNKNOWN_LOG_INTERVAL:
+            logger.warning(
+                "dropped %d reference(s) to jobs that do not exist (last: %s/%s; removed, or never written)",
+                self._unknown_since_log,
+                delivery.queue,
+                delivery.job_id,
+            )
+            self._unknown_logged_at, self._unknown_since_log = now, 0
 
     async def heartbeat(self, queue: str, job_id: str, timestamp: float) -> None:
         """AsyncMQ's heartbeat: one store write (owner-checked for a job held here), then the broker lease."""

@@ -4,10 +4,8 @@ Every AsyncMQ ``BaseBackend`` method is implemented in terms of a
 :class:`StateStore` (the truth about each job), a :class:`Transport` (moves job
 *references*) and a :class:`DelayStore` (holds delayed ids). The cloud backends
 (``SQSBackend``, ``KafkaBackend``, ``DynamoDBBackend``) only choose those three.
-This module is the job lifecycle (enqueue, dequeue, the ends of a run, cancel,
-dependencies, stalled recovery); the backend object and the administrative
-hooks are ``core/backend.py``, the leases ``core/leases.py`` and the hand-over of
-references to the broker ``core/handover.py``.
+This module is the job lifecycle; the administrative hooks are ``core/backend.py``,
+the leases ``core/leases.py``, the hand-over to the broker ``core/handover.py``.
 
 The flow, and why it is safe with an at-least-once broker:
 
@@ -23,8 +21,7 @@ The flow, and why it is safe with an at-least-once broker:
   reference if it can (``capabilities.max_native_delay``), else the delay store
   does; ``promote_due_delayed`` moves them on (see ``core/handover.py``).
 
-Reads AsyncMQ's worker asks for, and what answers them (``is_queue_paused`` and the
-repeatables: see ``core/backend.py``):
+Reads AsyncMQ's worker asks for, and what answers them (see also ``core/backend.py``):
 
 * ``is_job_cancelled`` (twice, just before the task runs): answered by the claim
   for ``cancel_cache_ttl`` (1 s) after it — the claim proved the job was not
@@ -192,6 +189,11 @@ class CloudBackend(BackendCore):
     async def _dequeue(self, queue_name: str) -> dict[str, Any] | None:
         return await self._leases.take(queue_name)
 
+    @property
+    def unknown_references(self) -> int:
+        """References dropped because no job with their id exists (logged at most once a minute)."""
+        return self._leases.unknown_references
+
     async def ack(self, queue_name: str, job_id: str) -> None:
         await self._leases.ack(self._leases.pop(queue_name, job_id))
 
@@ -240,12 +242,9 @@ class CloudBackend(BackendCore):
     ) -> JobRecord | None:
         """A result the store cannot hold: the job fails once, with the reason; the worker goes on.
 
-        Raising into AsyncMQ would not help: its failure path writes the same payload (result
-        included), fails alike and ends the worker, and so would every takeover.
+        Raising would not help: AsyncMQ's failure path writes the same payload and ends the worker.
         """
-        reason = (
-            f"the job with its result is {exc.size} bytes; the store's limit is {exc.limit} bytes (result not stored)"
-        )
+        reason = f"the job with its result is {exc.size} bytes; the store's limit is {exc.limit} bytes (not stored)"
         logger.error("job %s/%s failed: %s", queue, job_id, reason)
         failed = {**body, "status": State.FAILED, "result": None, "last_error": reason, "failed_at": time.time()}
         failed.pop("completed_at", None)
