@@ -161,6 +161,46 @@ async def test_poison_messages_go_to_the_dlq_and_the_worker_keeps_going(sqs_endp
         assert await raw_counts(transport, transport.queue_name(queue)) == 0
 
 
+@pytest.mark.moto
+async def test_an_id_over_the_key_limit_is_refused_at_enqueue_and_dead_lettered_on_delivery(moto_endpoint: str) -> None:
+    """Refused at every add path; a reference that still arrives (another producer, an old
+    version) goes to the DLQ with the reason instead of raising out of dequeue (which ended
+    AsyncMQ's worker, on every redelivery)."""
+    suffix = random_prefix()
+    tables = (f"{suffix}jobs", f"{suffix}delays")
+    stores = {"store": f"dynamodb://{tables[0]}", "delay_store": f"dynamodb://{tables[1]}"}
+    huge = "j" * 3000  # DynamoDB's key limit is 2,048 bytes
+    async with sqs_backend(moto_endpoint, create_missing=True, **stores) as backend:
+        try:
+            await backend.provision(["keys"])
+            job = Job(T + "record", ["x"], {}).to_dict()
+            for add in (
+                backend.enqueue("keys", {**job, "id": huge}),
+                backend.bulk_enqueue("keys", [{**job, "id": "ok-1"}, {**job, "id": huge}]),
+                backend.enqueue_delayed("keys", {**job, "id": huge}, time.time() + 60),
+            ):
+                with pytest.raises(InvalidNameError, match="job id of 3000 bytes"):
+                    await add
+            assert await backend.list_jobs("keys", "waiting") == []  # the bulk add wrote none of its chunk
+
+            await backend.transport.send("keys", [huge])
+            deadline = time.monotonic() + 15
+            transport, sqs = backend.transport, await backend.clients.sqs()
+            dlq = await url_of(transport, transport.spec("keys").dlq_name)
+            reasons: list[str] = []
+            while not reasons and time.monotonic() < deadline:
+                assert await backend.dequeue("keys") is None  # never raises
+                await transport.flush()
+                reply = await sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1, MessageAttributeNames=["All"])
+                reasons += [m["MessageAttributes"][ERROR_ATTRIBUTE]["StringValue"] for m in reply.get("Messages", [])]
+            assert len(reasons) == 1 and "unclaimable reference keys/jjj" in reasons[0], reasons
+        finally:
+            cleanup = AwsClients(endpoint_url=moto_endpoint, region_name=REGION)
+            for table in tables:
+                await drop_table(cleanup, table)
+            await cleanup.close()
+
+
 # -- visibility ------------------------------------------------------------------------------
 async def test_extend_keeps_a_message_invisible_and_release_returns_it(sqs_endpoint: str) -> None:
     async with transport_on(sqs_endpoint, visibility_timeout=2) as transport:

@@ -26,7 +26,8 @@ from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import Delivery
 from asyncmq_cloud.core.registry import WorkerRegistry
-from asyncmq_cloud.errors import TransientError
+from asyncmq_cloud.core.validation import validate_job_id
+from asyncmq_cloud.errors import InvalidNameError, PermanentError, TransientError
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
 #: Seconds between two log lines about references to jobs that do not exist.
@@ -104,10 +105,14 @@ class LeaseKeeper:
             now = time.time()
             stale_before = now - lease if lease > 0 else None
             try:
+                validate_job_id(delivery.job_id)  # an id no add path accepts: never claimable in any store
                 record = await parts.store.claim(queue, delivery.job_id, token, now, stale_before=stale_before)
             except TransientError:
                 buffered.appendleft(delivery)  # claimed next time; never dropped unacknowledged
                 raise
+            except (PermanentError, InvalidNameError) as exc:  # this reference can never be claimed
+                await self._poison(delivery, exc)
+                continue
             if record is None:
                 await self._unclaimable(delivery, now)
                 continue
@@ -136,6 +141,15 @@ class LeaseKeeper:
             if record is None:
                 self._count_unknown(delivery)
         await transport.ack([delivery])
+
+    async def _poison(self, delivery: Delivery, exc: Exception) -> None:
+        """A reference the store refuses outright (e.g. an id over its key size): dead-lettered with the reason.
+
+        Raising out of ``dequeue`` would end AsyncMQ's worker, and every redelivery would end the next one.
+        """
+        reason = f"unclaimable reference {delivery.queue}/{delivery.job_id[:80]}: {type(exc).__name__}: {exc}"
+        logger.error("%s; moved to the dead-letter queue", reason)
+        await self._parts.transport.dead_letter(delivery, reason)
 
     def _count_unknown(self, delivery: Delivery) -> None:
         """Count a reference to no job; log it at most once per :data:`UNKNOWN_LOG_INTERVAL` (with the count)."""

@@ -54,7 +54,7 @@ from asyncmq_cloud.core.leases import LeaseKeeper
 from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
 from asyncmq_cloud.core.records import CANCELLED, JobRecord, new_job_record
 from asyncmq_cloud.core.states import CANCELLABLE, RETRYABLE
-from asyncmq_cloud.core.validation import validate_queue_name, validate_run_at
+from asyncmq_cloud.core.validation import validate_job_id, validate_queue_name, validate_run_at
 from asyncmq_cloud.errors import PayloadTooLargeError, TransientError
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
@@ -117,10 +117,11 @@ class CloudBackend(BackendCore):
     @lazily_started
     async def bulk_enqueue(self, queue_name: str, jobs: list[dict[str, Any]]) -> None:
         self._writable(queue_name)
+        ids = [validate_job_id(job["id"]) for job in jobs]  # every id checked before the first chunk is written
         for start in range(0, len(jobs), 25):
             chunk = [new_job_record(queue_name, job, []) for job in jobs[start : start + 25]]
             await self.store.create(chunk)
-            await self._handover.send_or_undo(queue_name, [r.id for r in chunk])
+            await self._handover.send_or_undo(queue_name, ids[start : start + 25])
 
     @lazily_started
     async def atomic_add_flow(
@@ -160,7 +161,7 @@ class CloudBackend(BackendCore):
         if run_at <= now:  # already due: an ordinary waiting job (no delayed record to repair)
             await self.enqueue(queue_name, {**payload, "delay_until": None})
             return
-        body = {**payload, "id": str(payload["id"]), "delay_until": run_at, "updated_at": now}
+        body = {**payload, "id": validate_job_id(payload["id"]), "delay_until": run_at, "updated_at": now}
         body.setdefault("created_at", now)
         record = JobRecord(queue=queue_name, id=body["id"], state=State.DELAYED, payload=body, run_at=run_at)
         await self.store.create([record])

@@ -16,6 +16,8 @@ from typing import Any
 
 from asyncmq.core.enums import State
 
+from asyncmq_cloud.core.validation import validate_job_id
+
 #: Store-internal state of a job whose parents have not all completed. AsyncMQ
 #: itself shows such jobs as ``waiting`` with a non-empty ``depends_on``.
 WAITING_CHILDREN = "waiting-children"
@@ -130,7 +132,7 @@ class TransportCapabilities:
 
 def new_job_record(queue: str, payload: dict[str, Any], pending: Sequence[str]) -> JobRecord:
     """The record of a job being added: ``waiting``, or ``waiting-children`` while ``pending`` parents run."""
-    body = {**payload, "id": str(payload["id"]), "updated_at": time.time()}
+    body = {**payload, "id": validate_job_id(payload["id"]), "updated_at": time.time()}
     body.setdefault("created_at", body["updated_at"])
     if pending:
         body["depends_on"] = list(pending)

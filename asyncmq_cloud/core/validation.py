@@ -35,6 +35,21 @@ def validate_queue_name(name: str) -> str:
     return name
 
 
+#: Longest job id accepted, in UTF-8 bytes. It ends up in DynamoDB keys (2,048 bytes with the
+#: queue name), SQS message bodies and attributes, Kafka record values and Redis keys; AsyncMQ's
+#: own ids are 36-character UUIDs.
+MAX_JOB_ID_BYTES = 512
+
+
+def validate_job_id(job_id: object) -> str:
+    """``job_id`` as a string, or :class:`InvalidNameError` for an empty or oversized one (nothing written)."""
+    text = str(job_id)
+    size = len(text.encode("utf-8"))
+    if not text or size > MAX_JOB_ID_BYTES:
+        raise InvalidNameError(f"job id of {size} bytes: it must be 1 to {MAX_JOB_ID_BYTES} bytes of UTF-8")
+    return text
+
+
 def encode_payload(payload: dict[str, Any]) -> str:
     """The one JSON encoding used for payloads in every store (compact, UTF-8)."""
     return json.dumps(payload, separators=(",", ":"), default=str, ensure_ascii=False)
