@@ -54,6 +54,23 @@ def runs(app_env: dict[str, str], marker: str) -> list[str]:
     return path.read_text().split("\n")[:-1] if path.exists() else []
 
 
+async def wait_victim_busy(
+    app_env: dict[str, str], markers: list[str], pid: int, workers: Workers, *, started: int, timeout: float = 90
+) -> None:
+    """Wait for ``started`` job starts in all, and for process ``pid`` to be running two jobs right now.
+
+    A test that SIGKILLs ``pid`` must find jobs in flight on it; on a loaded machine the victim may
+    start later than the other workers, so counting starts alone can kill it idle.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = [runs(app_env, m) for m in markers]
+        if sum(1 for lines in logs if lines) >= started and sum(1 for lines in logs if lines == [f"start {pid}"]) >= 2:
+            return
+        assert time.monotonic() < deadline, workers.logs()
+        await asyncio.sleep(0.1)
+
+
 async def wait_states(backend: Any, ids: list[str], state: str, timeout: float, workers: Workers) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -28,7 +28,7 @@ from asyncmq.jobs import Job
 
 from asyncmq_cloud import KafkaBackend
 from asyncmq_cloud.config import LifecycleConfig
-from tests.e2e.helpers import QUEUE, ROOT, TASK, Workers, drop_in_scenario, runs, wait_states
+from tests.e2e.helpers import QUEUE, ROOT, TASK, Workers, drop_in_scenario, runs, wait_states, wait_victim_busy
 from tests.plugins.backend_kafka import drop_topics
 from tests.plugins.services import services
 from tests.plugins.store_redis import drop_prefix
@@ -156,7 +156,7 @@ async def test_sigkilled_worker_jobs_run_again_and_complete_once(
     victim = workers.start(**crash)
     workers.start(**crash)
     markers, jobs = await enqueue(producer, int(os.environ.get("E2E_CRASH_JOBS", "600")), 0.2)
-    await wait_started(app_env, markers, 60, workers)
+    await wait_victim_busy(app_env, markers, victim.pid, workers, started=60)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     interrupted = [m for m in markers if runs(app_env, m) == [f"start {victim.pid}"]]

@@ -7,10 +7,8 @@ processes, configured only through ``ASYNCMQ_SETTINGS_MODULE`` and the standard
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from asyncmq.jobs import Job
 
 from asyncmq_cloud import SQSBackend
 from asyncmq_cloud.config import LifecycleConfig
-from tests.e2e.helpers import QUEUE, ROOT, TASK, Workers, drop_in_scenario, runs, wait_states
+from tests.e2e.helpers import QUEUE, ROOT, TASK, Workers, drop_in_scenario, runs, wait_states, wait_victim_busy
 
 pytestmark = [pytest.mark.elasticmq, pytest.mark.slow]
 
@@ -95,10 +93,7 @@ async def test_sigkilled_worker_jobs_run_again_and_complete_once(
     jobs = [Job(TASK + "work", [m], {"seconds": 0.2}) for m in markers]
     await producer.bulk_enqueue(QUEUE, [job.to_dict() for job in jobs])
     # Kill one worker while it holds jobs in flight.
-    deadline = time.monotonic() + 60
-    while sum(1 for m in markers if runs(app_env, m)) < 100:
-        assert time.monotonic() < deadline, workers.logs()
-        await asyncio.sleep(0.1)
+    await wait_victim_busy(app_env, markers, victim.pid, workers, started=100, timeout=60)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     interrupted = [m for m in markers if runs(app_env, m) == [f"start {victim.pid}"]]
