@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
 
 import aiohttp
 from botocore.exceptions import (
@@ -35,17 +33,6 @@ from asyncmq_cloud.errors import (
     ResourceMissingError,
     TransientError,
 )
-
-# AsyncMQ 0.10.1 configures the root logger at DEBUG in every worker (its
-# ``setup_logging()`` ignores ``settings.logging_level``), which makes botocore
-# format and print every request and response body: most of a worker's CPU.
-# Quiet the SDK unless the application chose a level for it (docs/decisions.md, entry 25).
-for _sdk_logger in ("botocore", "aiobotocore"):
-    if logging.getLogger(_sdk_logger).level == logging.NOTSET:
-        logging.getLogger(_sdk_logger).setLevel(logging.INFO)
-
-if TYPE_CHECKING:
-    pass
 
 
 def error_code(exc: BaseException) -> str:

@@ -9,38 +9,15 @@ values when AsyncMQ's CLI calls it from a new event loop, and closes the clients
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from aiobotocore.config import AioConfig
-
-from asyncmq_cloud.aws import AwsClients, AwsOptions, RetryMode
+from asyncmq_cloud.aws import AwsClients, AwsOptions
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
-
-
-def aws_options(
-    *,
-    endpoint_url: str | None,
-    region_name: str | None,
-    retry_mode: RetryMode,
-    max_attempts: int | None,
-    aio_config: AioConfig | None,
-    client_kwargs: Mapping[str, Any] | None,
-) -> AwsOptions:
-    """The preset's AWS client keywords as one :class:`AwsOptions` (validated)."""
-    return AwsOptions(
-        endpoint_url=endpoint_url,
-        region_name=region_name,
-        retry_mode=retry_mode,
-        max_attempts=max_attempts,
-        aio_config=aio_config,
-        client_kwargs=client_kwargs,
-    )
 
 
 class PresetBackend(CloudBackend):

@@ -31,8 +31,8 @@ from typing import Any
 
 from aiobotocore.config import AioConfig
 
-from asyncmq_cloud.aws import AwsClients, RetryMode
-from asyncmq_cloud.backends._preset import PresetBackend, aws_options
+from asyncmq_cloud.aws import AwsClients, AwsOptions, RetryMode
+from asyncmq_cloud.backends._preset import PresetBackend
 from asyncmq_cloud.backends._urls import build_delay_store
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.protocols import DelayStore
@@ -110,14 +110,7 @@ class DynamoDBBackend(PresetBackend):
             table, delay_store, shards, retention, max_payload_bytes, spread, idle_poll, idle_poll_max,
             lease_check_interval, create_missing,
         )  # fmt: skip
-        aws = aws_options(
-            endpoint_url=endpoint_url,
-            region_name=region_name,
-            retry_mode=retry_mode,
-            max_attempts=max_attempts,
-            aio_config=aio_config,
-            client_kwargs=client_kwargs,
-        )
+        aws = AwsOptions(endpoint_url, region_name, retry_mode, max_attempts, aio_config, client_kwargs)
         self._use_aws(aws, clients, create_missing=create_missing)
         config = config or LifecycleConfig()
         store, transport, delays = self._build(config)

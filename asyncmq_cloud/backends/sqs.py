@@ -28,8 +28,8 @@ from typing import Any
 
 from aiobotocore.config import AioConfig
 
-from asyncmq_cloud.aws import AwsClients, RetryMode
-from asyncmq_cloud.backends._preset import PresetBackend, aws_options
+from asyncmq_cloud.aws import AwsClients, AwsOptions, RetryMode
+from asyncmq_cloud.backends._preset import PresetBackend
 from asyncmq_cloud.backends._urls import build_delay_store, build_state_store
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.protocols import DelayStore, StateStore
@@ -103,14 +103,7 @@ class SQSBackend(PresetBackend):
             queue_prefix, store, delay_store, fifo, create_missing, visibility_timeout, max_receive_count,
             dict(transport_options),
         )  # fmt: skip
-        aws = aws_options(
-            endpoint_url=endpoint_url,
-            region_name=region_name,
-            retry_mode=retry_mode,
-            max_attempts=max_attempts,
-            aio_config=aio_config,
-            client_kwargs=client_kwargs,
-        )
+        aws = AwsOptions(endpoint_url, region_name, retry_mode, max_attempts, aio_config, client_kwargs)
         self._use_aws(aws, clients, create_missing=create_missing)
         state_store, transport, delays = self._build(config or LifecycleConfig())
         super().__init__(state_store, transport, delays, config=config)
