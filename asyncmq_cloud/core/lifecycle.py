@@ -226,8 +226,7 @@ class CloudBackend(BackendCore):
             )
         except PayloadTooLargeError as exc:
             if to_state != State.COMPLETED:
-                await self._leases.ack(lease)
-                raise
+                raise  # unacknowledged, as any failed end: the lease takeover recovers the job
             record = await self._fail_oversized_result(queue, job_id, body, owner, exc)
         if record is None and to_state != CANCELLED:
             logger.warning(
