@@ -25,8 +25,8 @@ pytest_plugins = [
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``first`` run first (stable order otherwise).
 
-    Under ``pytest-xdist --dist worksteal`` the first item starts at once on one worker while the
-    others take the rest and then steal that worker's backlog; the suite's longest test (several
-    minutes) no longer starts late and becomes the tail of the run.
+    ``scripts/test.sh`` runs them alone before the parallel suite (``-m first``, then
+    ``-m "not first"``); in a plain ``pytest -n N`` run this order still starts the suite's
+    longest test at once instead of leaving it to become the tail of the run.
     """
     items.sort(key=lambda item: item.get_closest_marker("first") is None)
