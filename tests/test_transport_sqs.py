@@ -30,7 +30,7 @@ from asyncmq_cloud.transports._sqs_messages import ERROR_ATTRIBUTE, fifo_ids
 from asyncmq_cloud.transports.sqs import MAX_VISIBILITY_SECONDS, SQSTransport
 from tests import tasks
 from tests.plugins.backend_sqs import REGION, counted_calls, drop_queues, random_prefix, sqs_backend
-from tests.plugins.store_dynamodb import drop_table
+from tests.plugins.store_dynamodb import drop_tables
 
 T = "tests.tasks."
 
@@ -195,10 +195,7 @@ async def test_an_id_over_the_key_limit_is_refused_at_enqueue_and_dead_lettered_
                 reasons += [m["MessageAttributes"][ERROR_ATTRIBUTE]["StringValue"] for m in reply.get("Messages", [])]
             assert len(reasons) == 1 and "unclaimable reference keys/jjj" in reasons[0], reasons
         finally:
-            cleanup = AwsClients(endpoint_url=moto_endpoint, region_name=REGION)
-            for table in tables:
-                await drop_table(cleanup, table)
-            await cleanup.close()
+            await drop_tables(moto_endpoint, *tables)
 
 
 # -- visibility ------------------------------------------------------------------------------
@@ -374,10 +371,7 @@ async def test_a_name_sqs_refuses_writes_nothing_on_any_add_path(moto_endpoint: 
             assert await backend.list_queues() == []
             assert [(await client.scan(TableName=t, Select="COUNT"))["Count"] for t in tables] == before
         finally:
-            cleanup = AwsClients(endpoint_url=moto_endpoint, region_name=REGION)
-            for table in tables:
-                await drop_table(cleanup, table)
-            await cleanup.close()
+            await drop_tables(moto_endpoint, *tables)
 
 
 @pytest.mark.moto
@@ -403,10 +397,7 @@ async def test_a_refused_delayed_add_leaves_no_job_behind(moto_endpoint: str) ->
             items = (await client.scan(TableName=tables[0]))["Items"]
             assert not [i for i in items if "payload" in i or "state" in i], items
         finally:
-            cleanup = AwsClients(endpoint_url=moto_endpoint, region_name=REGION)
-            for table in tables:
-                await drop_table(cleanup, table)
-            await cleanup.close()
+            await drop_tables(moto_endpoint, *tables)
 
 
 @pytest.mark.elasticmq
@@ -583,10 +574,7 @@ async def test_api_calls_per_job(moto_endpoint: str, producer: str) -> None:
                 await _work(backend, queue, n, concurrency=10)
                 await backend.transport.flush()
         finally:
-            cleanup = AwsClients(endpoint_url=moto_endpoint, region_name=REGION)
-            for table in tables:
-                await drop_table(cleanup, table)
-            await cleanup.close()
+            await drop_tables(moto_endpoint, *tables)
     assert all(tasks.CALLS[f"{producer}-{i}-{suffix}"] == 1 for i in range(n))
     sqs = sum(v for k, v in calls.items() if k.startswith("sqs."))
     ddb = sum(v for k, v in calls.items() if k.startswith("dynamodb."))
