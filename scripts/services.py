@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Real services for the test suite, run as local processes on 127.0.0.1 (no Docker).
 
-Five services: ``redis`` (Debian ``redis-server``), ``moto`` (``moto_server`` from the project
-venv), ``localstack`` (``localstack-core`` in host mode, Python 3.13 venv), ``elasticmq`` and
-``kafka`` (both JVM programs whose runtime classpath Maven resolves from Maven Central).
+Six services: ``redis`` (Debian ``redis-server``), ``moto`` (``moto_server`` from the project
+venv), ``localstack`` (``localstack-core`` in host mode, Python 3.13 venv), ``ministack``
+(MiniStack, its own venv: it pins botocore exactly), ``elasticmq`` and ``kafka`` (both JVM
+programs whose runtime classpath Maven resolves from Maven Central).
 Everything downloaded lives under ``.cache/services/`` (gitignored), logs under
 ``.cache/services/logs/<name>-<port>.log``. Stdlib only: the module runs before any venv exists.
 
@@ -75,13 +76,14 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "services"
 LOGS = CACHE / "logs"
 HOST = "127.0.0.1"
-NAMES = ("redis", "moto", "localstack", "elasticmq", "kafka")
+NAMES = ("redis", "moto", "localstack", "elasticmq", "kafka", "ministack")
 
 # Newest broker verified with aiokafka 0.14 (admin, idempotent and transactional produce, group
 # consume/commit, offsets); ASYNCMQ_KAFKA_VERSION=3.9.1 selects the 3.9 line (also verified).
 KAFKA_VERSION = os.environ.get("ASYNCMQ_KAFKA_VERSION", "4.4.0")
 ELASTICMQ_VERSION = "1.7.1"
 LOCALSTACK_VERSION = "2026.3.0"
+MINISTACK_VERSION = "1.5.33"
 DEPENDENCY_PLUGIN_VERSION = "3.8.1"
 LOG4J_FALLBACK_VERSION = "2.24.3"  # Kafka 4.0.x's log4j2; used only if no log4j jar resolved
 RELOAD4J_FALLBACK_VERSION = "1.2.25"
@@ -335,6 +337,29 @@ def _prepare_localstack() -> None:
     marker.write_text(stamp)
 
 
+MINISTACK_VENV = CACHE / "ministack-venv"
+
+
+def _prepare_ministack() -> None:
+    python = MINISTACK_VENV / "bin" / "python"
+    constraints = ROOT / "scripts" / "constraints" / f"ministack-{MINISTACK_VERSION}.txt"
+    if not constraints.exists():
+        raise ServiceError(f"ministack: pin list {constraints} is missing")
+    stamp = hashlib.sha256(constraints.read_bytes() + MINISTACK_VERSION.encode()).hexdigest()
+    marker = MINISTACK_VENV / ".asyncmq-installed"
+    if marker.exists() and marker.read_text() == stamp:
+        return
+    log = LOGS / "prepare-ministack.log"
+    if not python.exists():
+        _say(f"ministack: creating venv {MINISTACK_VENV}")
+        _run_step("ministack", [sys.executable, "-m", "venv", str(MINISTACK_VENV)], log, timeout=300)
+    _say(f"ministack: pip install ministack=={MINISTACK_VERSION} (pinned, --no-deps; log {log})")
+    pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "-r", str(constraints)]
+    _run_step("ministack", [*pip, f"ministack=={MINISTACK_VERSION}"], log)
+    _run_step("ministack", [str(python), "-c", "import ministack.app"], log, timeout=300)
+    marker.write_text(stamp)
+
+
 ELASTICMQ_HOME = CACHE / f"elasticmq-{ELASTICMQ_VERSION}"
 
 
@@ -402,6 +427,7 @@ _PREPARE: dict[str, Callable[[], None]] = {
     "localstack": _prepare_localstack,
     "elasticmq": _prepare_elasticmq,
     "kafka": _prepare_kafka,
+    "ministack": _prepare_ministack,
 }
 
 
@@ -480,6 +506,17 @@ def _start_localstack() -> Service:
                       cleanup=[data])  # fmt: skip
     cmd = [str(LOCALSTACK_VENV / "bin" / "python"), "-m", "localstack.runtime.main"]
     return _boot(service, cmd, lambda: _http_status(f"{url}/_localstack/health") == 200, env, cwd=data)
+
+
+def _start_ministack() -> Service:
+    port, data = free_port(), Path(tempfile.mkdtemp(prefix="ministack-"))
+    url = f"http://{HOST}:{port}"
+    env = {"GATEWAY_PORT": str(port), "BIND_HOST": HOST, "MINISTACK_HOST": HOST, "SERVICES": "dynamodb,sqs,sts",
+           "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    service = Service("ministack", url, {"MINISTACK_ENDPOINT_URL": url}, LOGS / f"ministack-{port}.log",
+                      cleanup=[data])  # fmt: skip
+    cmd = [str(MINISTACK_VENV / "bin" / "python"), "-m", "ministack"]
+    return _boot(service, cmd, lambda: _http_status(f"{url}/_ministack/health") == 200, env, cwd=data)
 
 
 def _start_elasticmq() -> Service:
@@ -618,6 +655,7 @@ _START: dict[str, Callable[[], Service]] = {
     "localstack": _start_localstack,
     "elasticmq": _start_elasticmq,
     "kafka": start_kafka,
+    "ministack": _start_ministack,
 }
 
 
@@ -749,6 +787,7 @@ _SMOKE: dict[str, Callable[[Service], str]] = {
     "localstack": _sqs_smoke,
     "elasticmq": _sqs_smoke,
     "kafka": _kafka_smoke,
+    "ministack": _sqs_smoke,
 }
 
 

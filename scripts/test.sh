@@ -97,7 +97,7 @@ for path in tests/unit tests/test_architecture.py tests/test_drift_basebackend.p
   [ -e "$path" ] && NO_SERVICE_TESTS+=("$path")
 done
 echo "== pytest: tests that need no service"
-.venv/bin/python -m pytest -q -m "not (redis or moto or localstack or elasticmq or kafka)" "${NO_SERVICE_TESTS[@]}"
+.venv/bin/python -m pytest -q -m "not (redis or moto or localstack or ministack or elasticmq or kafka)" "${NO_SERVICE_TESTS[@]}"
 phase_done "no-service tests"
 
 WORKERS=${PYTEST_WORKERS:-4}

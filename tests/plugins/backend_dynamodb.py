@@ -1,8 +1,8 @@
-"""DynamoDB fixtures: ``DynamoDBBackend`` in the contract suite, on a real moto server.
+"""DynamoDB fixtures: ``DynamoDBBackend`` in the contract suite, on a real moto server and on MiniStack.
 
-``dynamodb_moto_backend`` builds the backend from keywords only (as an app's settings
-would), on fresh random tables created through ``create_missing``; afterwards both
-tables are deleted.
+``dynamodb_moto_backend`` (and ``dynamodb_ministack_backend``) builds the backend from keywords
+only (as an app's settings would), on fresh random tables created through ``create_missing``;
+afterwards both tables are deleted.
 """
 
 from __future__ import annotations
@@ -48,4 +48,10 @@ async def dynamodb_backend(endpoint: str, **kwargs: Any) -> AsyncIterator[Dynamo
 @pytest.fixture
 async def dynamodb_moto_backend(moto_endpoint: str) -> AsyncIterator[DynamoDBBackend]:
     async with dynamodb_backend(moto_endpoint) as backend:
+        yield backend
+
+
+@pytest.fixture
+async def dynamodb_ministack_backend(ministack_endpoint: str) -> AsyncIterator[DynamoDBBackend]:
+    async with dynamodb_backend(ministack_endpoint) as backend:
         yield backend

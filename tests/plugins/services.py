@@ -1,13 +1,14 @@
 """Session fixtures for the real services: ``redis_url``, ``moto_endpoint``, ``localstack_endpoint``,
-``elasticmq_endpoint`` and ``kafka_bootstrap``.
+``ministack_endpoint``, ``elasticmq_endpoint`` and ``kafka_bootstrap``.
 
 Each fixture yields an address and is lazy: a service starts only when a test asks for it, once
 per session, and stops when the session ends. Where it comes from:
 
 - an already-running service named by an environment variable (``REDIS_URL``,
-  ``AWS_ENDPOINT_URL`` for moto, ``LOCALSTACK_ENDPOINT_URL``, ``ELASTICMQ_ENDPOINT_URL``,
-  ``KAFKA_BOOTSTRAP_SERVERS``) — e.g. one from ``python scripts/services.py start NAME``, which
-  prints exactly those variables, or a Docker compose stack. A variable may list several
+  ``AWS_ENDPOINT_URL`` for moto, ``LOCALSTACK_ENDPOINT_URL``, ``MINISTACK_ENDPOINT_URL``,
+  ``ELASTICMQ_ENDPOINT_URL``, ``KAFKA_BOOTSTRAP_SERVERS``) — e.g. one from
+  ``python scripts/services.py start NAME``, which prints exactly those variables, or a Docker
+  compose stack. A variable may list several
   addresses separated by commas; pytest-xdist worker ``gwN`` then takes the N-th, so the workers
   spread over several instances (``scripts/test.sh`` starts one moto server per worker and
   names them in ``ASYNCMQ_TEST_MOTO_URLS``, keeping ``AWS_ENDPOINT_URL`` unset so that no
@@ -138,6 +139,17 @@ def moto_endpoint() -> Iterator[str]:
 def localstack_endpoint() -> Iterator[str]:
     """LocalStack gateway URL, SQS/S3/STS only (``LOCALSTACK_ENDPOINT_URL`` reuses a running one)."""
     yield from _service("localstack", "LOCALSTACK_ENDPOINT_URL")
+
+
+@pytest.fixture(scope="session")
+def ministack_endpoint() -> Iterator[str]:
+    """MiniStack gateway URL, DynamoDB/SQS/STS only (``MINISTACK_ENDPOINT_URL`` reuses a running one).
+
+    MiniStack answers DynamoDB requests one at a time on its event loop (conditional writes
+    race as on DynamoDB) and keeps an index's items by partition, so an index query reads that
+    partition only where moto scans the whole table.
+    """
+    yield from _service("ministack", "MINISTACK_ENDPOINT_URL")
 
 
 @pytest.fixture(scope="session")

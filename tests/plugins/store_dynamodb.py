@@ -80,10 +80,10 @@ def dynamodb_endpoint(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("moto_endpoint"))
 
 
-@pytest.fixture
-async def dynamodb_state_store(dynamodb_endpoint: str) -> AsyncIterator[DynamoDBStateStore]:
-    """A started store on its own provisioned table; the table is deleted and the store closed afterwards."""
-    clients = moto_clients(dynamodb_endpoint)
+@contextlib.asynccontextmanager
+async def provisioned_store(endpoint: str) -> AsyncIterator[DynamoDBStateStore]:
+    """A started store on its own provisioned table of ``endpoint``; the table is deleted afterwards."""
+    clients = moto_clients(endpoint)
     store = DynamoDBStateStore(random_table_name(), clients=clients)
     try:
         await store.start()
@@ -97,14 +97,44 @@ async def dynamodb_state_store(dynamodb_endpoint: str) -> AsyncIterator[DynamoDB
             await clients.close()
 
 
+@contextlib.asynccontextmanager
+async def twin_store(endpoint: str, store: DynamoDBStateStore) -> AsyncIterator[DynamoDBStateStore]:
+    """A second store (own clients and connection pool) on ``store``'s table: another worker process."""
+    clients = moto_clients(endpoint)
+    try:
+        async with DynamoDBStateStore(store.table_name, clients=clients) as twin:
+            yield twin
+    finally:
+        await clients.close()
+
+
+@pytest.fixture
+async def dynamodb_state_store(dynamodb_endpoint: str) -> AsyncIterator[DynamoDBStateStore]:
+    """A started store on its own provisioned table; the table is deleted and the store closed afterwards."""
+    async with provisioned_store(dynamodb_endpoint) as store:
+        yield store
+
+
 @pytest.fixture
 async def dynamodb_twin_state_store(
     dynamodb_endpoint: str, dynamodb_state_store: DynamoDBStateStore
 ) -> AsyncIterator[DynamoDBStateStore]:
     """A second store (own clients and connection pool) on the same table: another worker process."""
-    clients = moto_clients(dynamodb_endpoint)
-    try:
-        async with DynamoDBStateStore(dynamodb_state_store.table_name, clients=clients) as store:
-            yield store
-    finally:
-        await clients.close()
+    async with twin_store(dynamodb_endpoint, dynamodb_state_store) as store:
+        yield store
+
+
+@pytest.fixture
+async def ministack_state_store(ministack_endpoint: str) -> AsyncIterator[DynamoDBStateStore]:
+    """``dynamodb_state_store`` on MiniStack (the second DynamoDB emulator)."""
+    async with provisioned_store(ministack_endpoint) as store:
+        yield store
+
+
+@pytest.fixture
+async def ministack_twin_state_store(
+    ministack_endpoint: str, ministack_state_store: DynamoDBStateStore
+) -> AsyncIterator[DynamoDBStateStore]:
+    """``dynamodb_twin_state_store`` on MiniStack."""
+    async with twin_store(ministack_endpoint, ministack_state_store) as store:
+        yield store

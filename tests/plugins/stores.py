@@ -2,7 +2,7 @@
 
 ``state_store`` is parametrized over every StateStore: the reference memory
 store, the Redis store (real redis-server) and the DynamoDB store (real moto
-server); ``twin_state_store`` is a second client of the same data (another worker
+server, and MiniStack as a second emulator); ``twin_state_store`` is a second client of the same data (another worker
 process: own connections, same prefix/table; for memory the same object);
 ``delay_store`` likewise over every DelayStore. ``backend`` is
 parametrized over AsyncMQ's own ``InMemoryBackend`` (the reference behaviour)
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ STORES = [
     "memory",
     pytest.param("redis", marks=pytest.mark.redis),
     pytest.param("dynamodb", marks=pytest.mark.moto),
+    pytest.param("ministack", marks=pytest.mark.ministack),  # the DynamoDB store on a second emulator
 ]
 
 
@@ -45,7 +47,7 @@ def memory_twin_state_store(memory_state_store: MemoryStateStore) -> MemoryState
 
 @pytest.fixture(params=STORES)
 def store_kind(request: pytest.FixtureRequest) -> str:
-    """Which StateStore ``state_store`` and ``twin_state_store`` are: memory, redis or dynamodb."""
+    """Which StateStore ``state_store`` and ``twin_state_store`` are: memory, redis, dynamodb (moto) or ministack."""
     return str(request.param)
 
 
@@ -73,6 +75,7 @@ BACKENDS = [
     pytest.param("sqs-localstack-provisioned", marks=[pytest.mark.localstack, pytest.mark.redis]),
     # DynamoDBBackend: the table is the queue (fixture in tests/plugins/backend_dynamodb.py)
     pytest.param("dynamodb-moto", marks=pytest.mark.moto),
+    pytest.param("dynamodb-ministack", marks=pytest.mark.ministack),
     # KafkaBackend on the real broker (fixtures in tests/plugins/backend_kafka.py)
     pytest.param("kafka-redis", marks=[pytest.mark.kafka, pytest.mark.redis]),
     pytest.param("kafka-dynamodb", marks=[pytest.mark.kafka, pytest.mark.moto]),
@@ -125,6 +128,7 @@ DELAY_STORES = [
     "memory",
     pytest.param("redis", marks=pytest.mark.redis),
     pytest.param("dynamodb", marks=pytest.mark.moto),
+    pytest.param("ministack", marks=pytest.mark.ministack),  # the DynamoDB store on a second emulator
 ]
 
 
@@ -158,13 +162,13 @@ async def redis_delay_store(redis_url: str) -> AsyncIterator[Any]:
             await client.aclose()
 
 
-@pytest.fixture
-async def dynamodb_delay_store(dynamodb_endpoint: str) -> AsyncIterator[Any]:
-    """A started delay store on its own provisioned table; the table is deleted and the store closed afterwards."""
+@asynccontextmanager
+async def provisioned_delay_store(endpoint: str) -> AsyncIterator[Any]:
+    """A started DynamoDB delay store on its own provisioned table of ``endpoint``; deleted afterwards."""
     from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore
     from tests.plugins.store_dynamodb import drop_table, moto_clients
 
-    clients = moto_clients(dynamodb_endpoint)
+    clients = moto_clients(endpoint)
     store = DynamoDBDelayStore(f"test-delays-{uuid.uuid4().hex[:12]}", clients=clients)
     try:
         await store.start()
@@ -176,6 +180,20 @@ async def dynamodb_delay_store(dynamodb_endpoint: str) -> AsyncIterator[Any]:
         finally:
             await store.close()
             await clients.close()
+
+
+@pytest.fixture
+async def dynamodb_delay_store(dynamodb_endpoint: str) -> AsyncIterator[Any]:
+    """A started delay store on its own provisioned table; the table is deleted and the store closed afterwards."""
+    async with provisioned_delay_store(dynamodb_endpoint) as store:
+        yield store
+
+
+@pytest.fixture
+async def ministack_delay_store(ministack_endpoint: str) -> AsyncIterator[Any]:
+    """``dynamodb_delay_store`` on MiniStack (the second DynamoDB emulator)."""
+    async with provisioned_delay_store(ministack_endpoint) as store:
+        yield store
 
 
 @pytest.fixture(params=DELAY_STORES)
