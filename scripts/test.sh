@@ -103,11 +103,11 @@ phase_done "no-service tests"
 WORKERS=${PYTEST_WORKERS:-4}
 MOTOS=()
 for _ in $(seq "$WORKERS"); do MOTOS+=(moto); done
-echo "== services: redis, localstack, elasticmq, kafka and $WORKERS moto servers (one per pytest worker: moto serves one request at a time), started once, in the background"
+echo "== services: redis, localstack, ministack, elasticmq, kafka and $WORKERS moto servers (one per pytest worker: moto serves one request at a time), started once, in the background"
 mkdir -p .cache/services
 SERVICES_ENV=.cache/services/test-session.env
 SERVICES_LOG=.cache/services/up.log
-.venv/bin/python scripts/services.py up --env-file "$SERVICES_ENV" redis localstack elasticmq kafka "${MOTOS[@]}" \
+.venv/bin/python scripts/services.py up --env-file "$SERVICES_ENV" redis localstack ministack elasticmq kafka "${MOTOS[@]}" \
   >"$SERVICES_LOG" 2>&1 &
 SERVICES_PID=$!
 
@@ -139,9 +139,9 @@ export ASYNCMQ_TEST_MOTO_URLS=$AWS_ENDPOINT_URL
 unset AWS_ENDPOINT_URL
 phase_done "services and tools (beyond the lint and first tests)"
 
-# The suite's longest test (2,000 jobs raced by four worker processes through moto's DynamoDB,
-# whose index queries scan the table) runs alone first: beside it every other test ran on a
-# saturated machine, and timing-sensitive ones (the e2e and demo runs) grew flaky.
+# The suite's longest test (2,000 jobs raced by four worker processes through MiniStack's
+# DynamoDB) runs alone first: beside it every other test ran on a saturated machine, and
+# timing-sensitive ones (the e2e and demo runs) grew flaky.
 status=0
 first_status=0
 if [ "$#" = 0 ]; then
