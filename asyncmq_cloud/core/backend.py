@@ -35,7 +35,7 @@ from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
 from asyncmq_cloud.core.registry import PauseFlags, WorkerRegistry
 from asyncmq_cloud.core.repeatables import Repeatables
 from asyncmq_cloud.core.validation import validate_queue_name
-from asyncmq_cloud.errors import ClosedError
+from asyncmq_cloud.errors import ClosedError, TransientError
 
 if TYPE_CHECKING:
     from asyncmq_cloud.core.protocols import ResourceSpec
@@ -274,14 +274,23 @@ class BackendCore(BaseBackend):
     # -- workers ------------------------------------------------------------------------------
     @lazily_started
     async def register_worker(self, worker_id: str, queue: str, concurrency: int, timestamp: float) -> None:
-        await self._workers.register(worker_id, queue, concurrency, timestamp)
+        """A store outage is logged, not raised: AsyncMQ's first registration is outside its
+        error handling, and the next heartbeat registers the worker again."""
+        try:
+            await self._workers.register(worker_id, queue, concurrency, timestamp)
+        except TransientError as exc:
+            logger.warning("registering worker %s failed (retried at its next heartbeat): %s", worker_id, exc)
 
     async def deregister_worker(self, worker_id: str) -> None:
-        """Shielded and bounded: AsyncMQ calls this from an already-cancelled scope."""
+        """Shielded and bounded: AsyncMQ calls this from an already-cancelled scope. A store
+        outage is logged: the entry then expires with its heartbeat."""
         self._workers.forget(worker_id)
         with anyio.CancelScope(shield=True), anyio.move_on_after(self.config.deregister_timeout):
-            await self._ensure_started()
-            await self.store.deregister_worker(worker_id)
+            try:
+                await self._ensure_started()
+                await self.store.deregister_worker(worker_id)
+            except TransientError as exc:
+                logger.warning("deregistering worker %s failed (its entry expires): %s", worker_id, exc)
 
     @lazily_started
     async def list_workers(self) -> list[WorkerInfo]:

@@ -26,6 +26,7 @@ from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import Delivery
 from asyncmq_cloud.core.registry import WorkerRegistry
+from asyncmq_cloud.core.resilience import UNBOUNDED_LEASE_WINDOW
 from asyncmq_cloud.core.validation import validate_job_id
 from asyncmq_cloud.errors import InvalidNameError, PermanentError, TransientError
 
@@ -45,16 +46,20 @@ class Lease:
         delivery: the transport's delivery of the job's reference (acked at the end of the run).
         token: the claim token; every end of the run is conditional on it.
         claimed_at: when the claim was written (epoch seconds).
-        renewed_at: last heartbeat written for the job (by AsyncMQ or by the lease keeper).
+        renewed_at: last heartbeat attempted for the job (by AsyncMQ or by the lease keeper).
+        confirmed_at: the lease time the store last accepted (the claim, then each heartbeat
+            written): another worker may take the job over ``lease_timeout`` after it.
     """
 
     delivery: Delivery
     token: str
     claimed_at: float
     renewed_at: float = 0.0
+    confirmed_at: float = 0.0
 
     def __post_init__(self) -> None:
         self.renewed_at = self.renewed_at or self.claimed_at
+        self.confirmed_at = self.confirmed_at or self.claimed_at
 
 
 class LeaseKeeper:
@@ -85,8 +90,11 @@ class LeaseKeeper:
         #: The running keeper task of the current event loop, if any.
         self.task: asyncio.Task[None] | None = None
         self._stopped = False
+        #: Set by ``drain``: no job is claimed any more; what a receive in flight got goes back.
+        self.stopping = False
         #: References dropped because no job with their id exists (removed, or never written).
         self.unknown_references = 0
+        self._heartbeat_warned_at = 0.0
         self._unknown_logged_at: float | None = None
         self._unknown_since_log = 0
 
@@ -94,12 +102,14 @@ class LeaseKeeper:
     async def take(self, queue: str) -> dict[str, Any] | None:
         """Claim the next job of ``queue`` (from the buffer, else one receive); None if none is claimable."""
         parts = self._parts
+        if self.stopping:
+            return None
         buffered = self.buffer.setdefault(queue, deque())
         if not buffered:
             want = self.receive_size(queue)
             buffered.extend(await parts.transport.receive(queue, want, parts.config.receive_wait))
         lease = parts.config.lease_timeout
-        while buffered:
+        while buffered and not self.stopping:
             delivery = buffered.popleft()
             token = uuid.uuid4().hex
             now = time.time()
@@ -116,10 +126,15 @@ class LeaseKeeper:
             if record is None:
                 await self._unclaimable(delivery, now)
                 continue
+            if self.stopping:  # the drain began during the claim: the job was never started here
+                await self._give_back(queue, record.id, Lease(delivery, token, now))
+                break
             self.add(queue, record.id, Lease(delivery, token, now))
             job = record.job()
             job.setdefault("active_since", now)
             return job
+        if self.stopping:
+            await self.return_buffered()
         return None
 
     async def _unclaimable(self, delivery: Delivery, now: float) -> None:
@@ -166,15 +181,81 @@ class LeaseKeeper:
             self._unknown_logged_at, self._unknown_since_log = now, 0
 
     async def heartbeat(self, queue: str, job_id: str, timestamp: float) -> None:
-        """AsyncMQ's heartbeat: one store write (owner-checked for a job held here), then the broker lease."""
+        """AsyncMQ's heartbeat: one store write (owner-checked for a job held here), then the broker lease.
+
+        For a job held here a :class:`TransientError` is logged (at most every 10 s) and
+        swallowed: the next renewal tries again, and AsyncMQ calls the first heartbeat of
+        a run outside its own error handling.
+        """
         lease = self.get(queue, job_id)
-        if lease is not None:
-            lease.renewed_at = time.time()
-        ok = await self._parts.store.heartbeat(queue, job_id, timestamp, lease.token if lease else None)
-        if not ok and lease is not None:
-            logger.warning("heartbeat for %s/%s refused: the job is no longer owned by this worker", queue, job_id)
-        if lease is not None:
+        if lease is None:
+            await self._parts.store.heartbeat(queue, job_id, timestamp, None)
+            return
+        lease.renewed_at = time.time()
+        try:
+            ok = await self._parts.store.heartbeat(queue, job_id, timestamp, lease.token)
+            if ok:
+                lease.confirmed_at = max(lease.confirmed_at, timestamp)
+            else:
+                logger.warning("heartbeat for %s/%s refused: the job is no longer owned by this worker", queue, job_id)
             await self._parts.transport.extend(lease.delivery, self._parts.config.visibility_extension)
+        except TransientError as exc:
+            now = time.monotonic()
+            if now - self._heartbeat_warned_at >= 10.0:
+                self._heartbeat_warned_at = now
+                logger.warning("lease renewal of %s/%s failed, retried at the next renewal: %s", queue, job_id, exc)
+
+    def deadline(self, lease: Lease | None) -> float:
+        """When a job's lease runs out, as a ``time.monotonic()`` value (minus a margin).
+
+        ``lease_timeout`` after the lease time the store last accepted, another worker may
+        take the job over; writes about it are retried until then (``core/resilience.py``).
+        """
+        window = self._parts.config.lease_timeout or UNBOUNDED_LEASE_WINDOW
+        if lease is None:
+            return time.monotonic() + window
+        margin = min(2.0, window / 10)
+        return time.monotonic() + (lease.confirmed_at + window - margin - time.time())
+
+    # -- giving jobs back ---------------------------------------------------------------
+    async def _give_back(self, queue: str, job_id: str, lease: Lease) -> bool:
+        """Make a job held here claimable again at once: ``active -> waiting`` (owner-checked),
+        then its reference released for immediate redelivery. False if it was no longer ours."""
+        record = await self._parts.store.transition(
+            queue, job_id, states.WAITING, expect_states={states.ACTIVE}, expect_owner=lease.token
+        )
+        if record is None:  # taken over meanwhile: the new holder has its own delivery
+            await self._parts.transport.ack([lease.delivery])
+            return False
+        await self._parts.transport.release(lease.delivery, 0.0)
+        return True
+
+    async def release_running(self, timeout: float) -> int:
+        """Give back every job held here (their runs were stopped); returns how many went back.
+
+        A job whose give-back fails (outage, ``timeout`` over) stays ``active`` and is taken
+        over once its lease runs out.
+        """
+        released = 0
+        with anyio.CancelScope(shield=True), anyio.move_on_after(timeout):
+            for (queue, job_id), lease in list(self.held.items()):
+                self.pop(queue, job_id)
+                try:
+                    released += await self._give_back(queue, job_id, lease)
+                except Exception as exc:  # the rest are still given back
+                    logger.warning("could not give back %s/%s (taken over after its lease): %s", queue, job_id, exc)
+        return released
+
+    async def return_buffered(self) -> None:
+        """Release every received-but-unclaimed reference for immediate redelivery."""
+        with anyio.CancelScope(shield=True):
+            for buffered in self.buffer.values():
+                while buffered:
+                    delivery = buffered.popleft()
+                    try:
+                        await self._parts.transport.release(delivery, 0.0)
+                    except Exception:  # best effort: an unreturned reference comes back after its lease
+                        logger.warning("could not return prefetched job %s", delivery.job_id, exc_info=True)
 
     # -- holding ----------------------------------------------------------------------
     def get(self, queue: str, job_id: str) -> Lease | None:
@@ -275,14 +356,7 @@ class LeaseKeeper:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
         self.task = None
-        with anyio.CancelScope(shield=True):
-            for buffered in self.buffer.values():
-                for delivery in buffered:
-                    try:
-                        await self._parts.transport.release(delivery, 0.0)
-                    except Exception:  # pragma: no cover - best effort on shutdown
-                        logger.warning("could not return prefetched job %s", delivery.job_id, exc_info=True)
-            self.buffer.clear()
+        await self.return_buffered()
 
     def reset(self) -> None:
         """Forget the buffer, every lease and the keeper: their event loop ended (the backend starts again)."""

@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asyncmq.core.enums import State
@@ -53,11 +52,18 @@ from asyncmq_cloud.core.handover import HandOver
 from asyncmq_cloud.core.leases import LeaseKeeper
 from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
 from asyncmq_cloud.core.records import CANCELLED, JobRecord, new_job_record
+from asyncmq_cloud.core.resilience import GaveUp, retry_transient
+from asyncmq_cloud.core.runs import GAVE_UP, RunEnds
 from asyncmq_cloud.core.states import CANCELLABLE, RETRYABLE
 from asyncmq_cloud.core.validation import validate_job_id, validate_queue_name, validate_run_at
-from asyncmq_cloud.errors import PayloadTooLargeError, TransientError
+from asyncmq_cloud.errors import TransientError
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
+
+#: Longest retry (s) of the cancel-flag read of a running job before the run goes on.
+CANCEL_READ_WINDOW = 10.0
+#: Bound (s) on giving back the jobs still running when a worker stops.
+RELEASE_TIMEOUT = 10.0
 
 
 class CloudBackend(BackendCore):
@@ -82,9 +88,8 @@ class CloudBackend(BackendCore):
         self._leases = LeaseKeeper(self, self._workers, self.save_heartbeat)
         self._handover = HandOver(self)
         self._deps = Dependencies(self, self._handover)
+        self._ends = RunEnds(self, self._leases)
         self._outage_logged = 0.0  # monotonic time of the last dequeue-outage warning; 0 = none
-        #: Jobs this process completed that no job waits for (bounded, oldest dropped).
-        self._childless: dict[tuple[str, str], None] = {}
 
     def _rebind(self) -> None:
         super()._rebind()
@@ -95,6 +100,48 @@ class CloudBackend(BackendCore):
         if not self._closed:
             await self._leases.stop()
         await super().close()
+
+    # -- stopping a worker process ------------------------------------------------------
+    async def drain(self) -> None:
+        """Stop taking jobs: ``dequeue`` answers None from now on, a receive or claim in flight
+        gives back what it got, and the prefetched references go back to the broker at once."""
+        self._leases.stopping = True
+        await self._leases.return_buffered()
+
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`drain` was called."""
+        return self._leases.stopping
+
+    @property
+    def running(self) -> int:
+        """Jobs this backend holds (claimed, their run not ended)."""
+        return len(self._leases.held)
+
+    async def release_running(self, timeout: float = RELEASE_TIMEOUT) -> int:
+        """Give back every job still held (call it once their runs were stopped): each goes
+        ``active -> waiting`` (owner-checked) and its reference is released for immediate
+        redelivery, so another worker takes it at once. Returns how many went back."""
+        return await self._leases.release_running(timeout)
+
+    def liveness(self) -> str | None:
+        """None when the lease keeper runs wherever jobs are held, else what is wrong."""
+        task = self._leases.task
+        if self._leases.held and (task is None or task.done()):
+            return f"the lease keeper is not running while {len(self._leases.held)} job(s) are held"
+        return None
+
+    async def update_job_state(self, queue_name: str, job_id: str, state: str) -> None:
+        await self._ensure_started()
+        await self._ends.during_run(
+            queue_name, job_id, lambda: self.store.set_state(queue_name, job_id, state), "setting the state"
+        )
+
+    async def save_job_result(self, queue_name: str, job_id: str, result: Any) -> None:
+        await self._ensure_started()
+        await self._ends.during_run(
+            queue_name, job_id, lambda: self._jobs.patch(queue_name, job_id, {"result": result}), "saving the result"
+        )
 
     # -- enqueue ---------------------------------------------------------------------
     def _writable(self, queue: str) -> None:
@@ -198,72 +245,15 @@ class CloudBackend(BackendCore):
     async def ack(self, queue_name: str, job_id: str) -> None:
         await self._leases.ack(self._leases.pop(queue_name, job_id))
 
-    # -- ends of a run: one conditional write each, then the ack --------------------
-    async def _finish(
-        self,
-        queue: str,
-        payload: dict[str, Any],
-        to_state: str,
-        *,
-        run_at: float | None = None,
-        extra: dict[str, Any] | None = None,
-        expect_states: frozenset[str] = frozenset({State.ACTIVE}),
-        then: Callable[[JobRecord], Awaitable[None]] | None = None,
-    ) -> JobRecord | None:
-        """End a run: ONE conditional write (``active``, owned by our claim), ``then``, the ack.
-
-        ``then`` runs only when the write succeeded, before the ack: a crash between
-        the two leaves the delivery to come back, so a job made ``waiting`` again is
-        never left without a reference.
-        """
-        job_id = str(payload["id"])
-        lease = self._leases.pop(queue, job_id)
-        body = {**payload, "status": to_state, "updated_at": time.time(), **(extra or {})}
-        owner = lease.token if lease else None
-        try:
-            record = await self.store.transition(
-                queue, job_id, to_state, expect_states=expect_states, expect_owner=owner, payload=body, run_at=run_at
-            )
-        except PayloadTooLargeError as exc:
-            if to_state != State.COMPLETED:
-                raise  # unacknowledged, as any failed end: the lease takeover recovers the job
-            record = await self._fail_oversized_result(queue, job_id, body, owner, exc)
-        if record is None and to_state != CANCELLED:
-            logger.warning(
-                "job %s/%s was no longer ours to move to %s (cancelled or recovered)", queue, job_id, to_state
-            )
-        if record is not None and then is not None:
-            await then(record)
-        await self._leases.ack(lease)
-        return record
-
-    async def _fail_oversized_result(
-        self, queue: str, job_id: str, body: dict[str, Any], owner: str | None, exc: PayloadTooLargeError
-    ) -> JobRecord | None:
-        """A result the store cannot hold: the job fails once, with the reason; the worker goes on.
-
-        Raising would not help: AsyncMQ's failure path writes the same payload and ends the worker.
-        """
-        reason = f"the job with its result is {exc.size} bytes; the store's limit is {exc.limit} bytes (not stored)"
-        logger.error("job %s/%s failed: %s", queue, job_id, reason)
-        failed = {**body, "status": State.FAILED, "result": None, "last_error": reason, "failed_at": time.time()}
-        failed.pop("completed_at", None)
-        record = await self.store.transition(
-            queue, job_id, State.FAILED, expect_states={State.ACTIVE}, expect_owner=owner, payload=failed
-        )
-        self._childless[(queue, job_id)] = None  # not completed: AsyncMQ's resolve_dependency must release nothing
-        return record
-
+    # -- ends of a run: one conditional write each, then the ack (core/runs.py) -------
     async def complete_active_job(self, queue_name: str, payload: dict[str, Any], result: Any) -> None:
         extra = {"result": result, "completed_at": time.time()}
-        record = await self._finish(queue_name, payload, State.COMPLETED, extra=extra)
+        record = await self._ends.finish(queue_name, payload, State.COMPLETED, extra=extra)
         if record is not None and record.state == State.COMPLETED and not record.has_children:
             # AsyncMQ calls resolve_dependency right after this; nothing waits for
             # the job, so that call can skip the store. A child registered after
             # this write sees the parent completed and resolves itself.
-            self._childless[(queue_name, record.id)] = None
-            if len(self._childless) > 10_000:
-                self._childless.pop(next(iter(self._childless)))
+            self._ends.completed_childless(queue_name, record.id)
 
     async def retry_active_job(self, queue_name: str, payload: dict[str, Any], run_at: float) -> None:
         """Back to ``waiting`` (due now) or ``delayed`` (until ``run_at``); the reference is handed over."""
@@ -278,28 +268,23 @@ class CloudBackend(BackendCore):
 
         state, delay_until = (State.WAITING, None) if due_now else (State.DELAYED, run_at)
         extra = {"delay_until": delay_until}
-        await self._finish(queue_name, payload, state, run_at=delay_until, extra=extra, then=hand_over)
+        await self._ends.finish(queue_name, payload, state, run_at=delay_until, extra=extra, then=hand_over)
 
     async def defer_active_job(self, queue_name: str, payload: dict[str, Any], run_at: float) -> None:
         await self.retry_active_job(queue_name, payload, run_at)
 
     async def fail_active_job(self, queue_name: str, payload: dict[str, Any]) -> None:
-        await self._finish(queue_name, payload, State.FAILED, extra={"failed_at": time.time()})
+        await self._ends.finish(queue_name, payload, State.FAILED, extra={"failed_at": time.time()})
 
     async def expire_active_job(self, queue_name: str, payload: dict[str, Any]) -> None:
-        await self._finish(queue_name, payload, State.EXPIRED, extra={"failed_at": time.time()})
+        await self._ends.finish(queue_name, payload, State.EXPIRED, extra={"failed_at": time.time()})
 
     async def cancel_active_job(self, queue_name: str, payload: dict[str, Any]) -> None:
-        await self._finish(queue_name, payload, CANCELLED, expect_states=frozenset({State.ACTIVE, CANCELLED}))
+        await self._ends.finish(queue_name, payload, CANCELLED, expect_states=frozenset({State.ACTIVE, CANCELLED}))
 
     async def move_to_dlq(self, queue_name: str, payload: dict[str, Any]) -> None:
-        status = payload.get("status")
-        target = status if status in (State.FAILED, State.EXPIRED) else State.FAILED
-        job_id = str(payload["id"])
-        body = {**payload, "status": target, "failed_at": time.time(), "updated_at": time.time()}
-        if await self.store.transition(queue_name, job_id, target, payload=body) is None:
-            await self.store.create([JobRecord(queue=queue_name, id=job_id, state=target, payload=body)])
-        await self._leases.ack(self._leases.pop(queue_name, job_id))
+        await self._ensure_started()
+        await self._ends.move_to_dlq(queue_name, payload)
 
     # -- delayed jobs -----------------------------------------------------------------
     @lazily_started
@@ -330,12 +315,15 @@ class CloudBackend(BackendCore):
         return True
 
     async def is_job_cancelled(self, queue_name: str, job_id: str) -> bool:
+        """From memory right after the claim, else one store read; for a job running here a
+        store outage answers ``False`` (the run goes on; its end is owner-checked)."""
         known = self._leases.known_cancelled(queue_name, job_id)
         if known is not None:
             return known  # cancelled through this backend, or claimed just now (not cancelled)
         await self._ensure_started()
-        record = await self.store.get(queue_name, job_id)
-        return record is not None and record.state == CANCELLED
+        read = lambda: self.store.get(queue_name, job_id)  # noqa: E731
+        record = await self._ends.during_run(queue_name, job_id, read, "reading the cancel flag", CANCEL_READ_WINDOW)
+        return record is not None and record is not GAVE_UP and record.state == CANCELLED
 
     @lazily_started
     async def remove_job(self, queue_name: str, job_id: str) -> bool:
@@ -363,10 +351,19 @@ class CloudBackend(BackendCore):
         await self._deps.add(queue_name, job_dict)
 
     async def resolve_dependency(self, queue_name: str, parent_id: str) -> None:
-        if self._childless.pop((queue_name, parent_id), 0) is None:
+        """Release the jobs waiting for ``parent_id``; transient errors are retried for a lease
+        window, then logged (AsyncMQ calls this after a completion, outside its error handling)."""
+        if self._ends.childless.pop((queue_name, parent_id), 0) is None:
             return  # completed here with no children (see complete_active_job)
         await self._ensure_started()
-        await self._deps.resolve(queue_name, parent_id)
+        try:
+            await retry_transient(
+                lambda: self._deps.resolve(queue_name, parent_id),
+                deadline=lambda: self._leases.deadline(None),
+                what=f"releasing the jobs waiting for {queue_name}/{parent_id}",
+            )
+        except GaveUp as exc:
+            logger.error("%s; they stay waiting until it is retried", exc)
 
     # -- heartbeats and stalled recovery --------------------------------------------
     @lazily_started
