@@ -193,17 +193,22 @@ class LeaseKeeper:
             return
         lease.renewed_at = time.time()
         try:
-            ok = await self._parts.store.heartbeat(queue, job_id, timestamp, lease.token)
-            if ok:
+            if await self._parts.store.heartbeat(queue, job_id, timestamp, lease.token):
                 lease.confirmed_at = max(lease.confirmed_at, timestamp)
             else:
                 logger.warning("heartbeat for %s/%s refused: the job is no longer owned by this worker", queue, job_id)
+        except TransientError as exc:
+            self._renewal_failed(queue, job_id, "store", exc)
+        try:  # the broker lease is extended even while the store is away (and the reverse)
             await self._parts.transport.extend(lease.delivery, self._parts.config.visibility_extension)
         except TransientError as exc:
-            now = time.monotonic()
-            if now - self._heartbeat_warned_at >= 10.0:
-                self._heartbeat_warned_at = now
-                logger.warning("lease renewal of %s/%s failed, retried at the next renewal: %s", queue, job_id, exc)
+            self._renewal_failed(queue, job_id, "broker", exc)
+
+    def _renewal_failed(self, queue: str, job_id: str, where: str, exc: TransientError) -> None:
+        now = time.monotonic()
+        if now - self._heartbeat_warned_at >= 10.0:
+            self._heartbeat_warned_at = now
+            logger.warning("%s lease renewal of %s/%s failed, retried at the next renewal: %s", where, queue, job_id, exc)
 
     def deadline(self, lease: Lease | None) -> float:
         """When a job's lease runs out, as a ``time.monotonic()`` value (minus a margin).
