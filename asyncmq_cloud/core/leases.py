@@ -208,7 +208,7 @@ class LeaseKeeper:
         now = time.monotonic()
         if now - self._heartbeat_warned_at >= 10.0:
             self._heartbeat_warned_at = now
-            logger.warning("%s lease renewal of %s/%s failed, retried at the next renewal: %s", where, queue, job_id, exc)
+            logger.warning("%s lease renewal of %s/%s failed (retried next time): %s", where, queue, job_id, exc)
 
     def deadline(self, lease: Lease | None) -> float:
         """When a job's lease runs out, as a ``time.monotonic()`` value (minus a margin).

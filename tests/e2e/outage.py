@@ -92,7 +92,9 @@ def cell_env(
     ``monkeypatch.setenv``) before calling the factory.
     """
     run = uuid.uuid4().hex[:8]
-    base = {"E2E_LOG_DIR": str(logs), "PYTHONPATH": str(ROOT), "E2E_STALLED_CHECK": "1"}
+    # AsyncMQ's stalled checker on, at its default threshold (30 s): above the outage (a job whose
+    # heartbeats could not be written for longer than the threshold counts as stalled and runs again).
+    base = {"E2E_LOG_DIR": str(logs), "PYTHONPATH": str(ROOT), "E2E_STALLED_CHECK": "1", "E2E_STALLED_THRESHOLD": "30"}
     via = (lambda url: _swap_port(url, proxy.port)) if proxy else (lambda url: url)
     config = LifecycleConfig(receive_wait=0.2)
     store = f"{services.redis_url}?prefix=e2e-o-{run}"
@@ -134,11 +136,9 @@ def cell_env(
 
 def proxied_target(cell: str, services: Services) -> tuple[str, int] | None:
     """The service the cell takes away through a proxy (None: the Kafka broker is halted instead)."""
-    return {
-        "redis-store/kafka": _hostport(services.redis_url),
-        "dynamodb-store/sqs": _hostport(services.moto),
-        "sqs-broker/redis": _hostport(services.elasticmq),
-    }.get(cell)
+    url = {"redis-store/kafka": services.redis_url, "dynamodb-store/sqs": services.moto}.get(cell)
+    url = services.elasticmq if cell == "sqs-broker/redis" else url
+    return _hostport(url) if url else None
 
 
 async def _states(backend: CloudBackend, ids: list[str]) -> list[str | None]:

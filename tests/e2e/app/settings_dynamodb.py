@@ -19,7 +19,7 @@ class Settings(Base):
     enable_stalled_check = os.environ.get("E2E_STALLED_CHECK", "1") == "1"
     scan_interval = float(os.environ.get("E2E_SCAN_INTERVAL", "1.0"))
     stalled_check_interval = 1.0
-    stalled_threshold = 3.0
+    stalled_threshold = float(os.environ.get("E2E_STALLED_THRESHOLD", "3.0"))
     heartbeat_ttl = 5
     backend = DynamoDBBackend(
         table=os.environ.get("E2E_TABLE", "asyncmq-jobs"),

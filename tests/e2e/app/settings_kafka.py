@@ -19,7 +19,7 @@ class Settings(Base):
     worker_concurrency = 4
     enable_stalled_check = os.environ.get("E2E_STALLED_CHECK", "1") == "1"
     stalled_check_interval = 1.0
-    stalled_threshold = 3.0
+    stalled_threshold = float(os.environ.get("E2E_STALLED_THRESHOLD", "3.0"))
     heartbeat_ttl = 5
     backend = KafkaBackend(
         topic_prefix=os.environ.get("E2E_TOPIC_PREFIX", "asyncmq-"),
