@@ -17,15 +17,18 @@ TASK = "tests.e2e.app.tasks."
 
 
 class Workers:
-    def __init__(self, env: dict[str, str], logdir: Path) -> None:
+    """Worker processes of one test; ``command`` defaults to ``asyncmq worker start QUEUE --concurrency 4``."""
+
+    def __init__(self, env: dict[str, str], logdir: Path, command: list[str] | None = None) -> None:
         self.env = env
         self.logdir = logdir
+        self.command = command or [ASYNCMQ, "worker", "start", QUEUE, "--concurrency", "4"]
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self, **extra_env: str) -> subprocess.Popen[bytes]:
         with (self.logdir / f"worker-{len(self.procs)}.log").open("wb") as log:
             proc = subprocess.Popen(
-                [ASYNCMQ, "worker", "start", QUEUE, "--concurrency", "4"],
+                self.command,
                 env={**self.env, **extra_env},
                 cwd=ROOT,
                 stdout=log,
