@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from asyncmq import monkay
 from asyncmq.queues import Queue
 from asyncmq.workers import handle_job
 
@@ -50,7 +51,10 @@ def qname() -> str:
     return f"u-{uuid.uuid4().hex[:10]}"
 
 
-async def test_store_calls_per_job(state_store: Any, qname: str) -> None:
+async def test_store_calls_per_job(state_store: Any, qname: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # AsyncMQ's settings are read once per process: an earlier test may have loaded an app's
+    # settings with its stalled check on (a heartbeat write per run). This count is without it.
+    monkeypatch.setattr(monkay.settings, "enable_stalled_check", False)
     store = Counting(state_store)
     transport = MemoryTransport()
     # A task starting more than cancel_cache_ttl after its claim reads the cancel flag once more:
