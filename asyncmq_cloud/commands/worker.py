@@ -197,7 +197,7 @@ async def run_worker_command(args: argparse.Namespace) -> int:
     Args:
         args: the parsed ``worker`` arguments (see ``asyncmq_cloud/cli.py``).
     """
-    level = args.log_level or ("DEBUG" if getattr(args, "verbose", False) else "INFO")
+    level = args.log_level or ("DEBUG" if vars(args).get("verbose") else "INFO")
     configure_logging(level, args.log_format)
     signals = Signals()
     remove = signals.install()  # before anything slow: a signal while starting drains too
