@@ -1,8 +1,8 @@
 """End-to-end: ``asyncmq-cloud worker`` processes started as a user starts them, stopped by signals.
 
 The unchanged e2e app (``tests/e2e/app``) on SQSBackend (ElasticMQ, Redis state and delay
-stores) and on DynamoDBBackend (moto). Each job run appends ``start PID`` / ``done PID`` to
-its marker file, so the tests see which process started which job and when.
+stores), on DynamoDBBackend (moto) and on KafkaBackend (the Kafka broker, Redis stores).
+Each job run appends ``start PID`` / ``done PID`` to its marker file, so the tests see which process started which job and when.
 
 * SIGTERM under load: the jobs running at the signal finish within the grace, no job starts
   in that worker after the signal, the worker is deregistered, exit code 0;
@@ -29,10 +29,12 @@ from typing import Any
 import pytest
 from asyncmq.jobs import Job
 
-from asyncmq_cloud import DynamoDBBackend, SQSBackend
+from asyncmq_cloud import DynamoDBBackend, KafkaBackend, SQSBackend
 from asyncmq_cloud.config import LifecycleConfig
 from tests.e2e.helpers import QUEUE, ROOT, TASK, Workers, runs, wait_states
+from tests.plugins.backend_kafka import drop_topics
 from tests.plugins.store_dynamodb import drop_tables
+from tests.plugins.store_redis import drop_prefix
 
 pytestmark = [pytest.mark.slow]
 
@@ -84,9 +86,21 @@ def _dynamodb_env(request: pytest.FixtureRequest, run: str) -> dict[str, str]:
     }
 
 
+def _kafka_env(request: pytest.FixtureRequest, run: str) -> dict[str, str]:
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": request.getfixturevalue("kafka_bootstrap"),
+        "E2E_TOPIC_PREFIX": f"w{run}-",
+        "E2E_STORE": f"{request.getfixturevalue('redis_url')}?prefix=wk-{run}",
+        "E2E_LEASE": str(LEASE),
+        "ASYNCMQ_SETTINGS_MODULE": "tests.e2e.app.settings_kafka.Settings",
+    }
+
+
+ENVS = {"sqs": _sqs_env, "dynamodb": _dynamodb_env, "kafka": _kafka_env}
 BACKENDS = [
     pytest.param("sqs", marks=[pytest.mark.elasticmq, pytest.mark.redis], id="sqs-redis"),
     pytest.param("dynamodb", marks=[pytest.mark.moto], id="dynamodb"),
+    pytest.param("kafka", marks=[pytest.mark.kafka, pytest.mark.redis], id="kafka-redis"),
 ]
 
 
@@ -97,7 +111,7 @@ async def app_env(
     logs = tmp_path / "runs"
     logs.mkdir()
     run = uuid.uuid4().hex[:8]
-    env = _sqs_env(request, run) if request.param == "sqs" else _dynamodb_env(request, run)
+    env = ENVS[request.param](request, run)
     env.update({"E2E_LOG_DIR": str(logs), "PYTHONPATH": str(ROOT), "E2E_KIND": request.param})
     for key, value in env.items():  # restored by monkeypatch after the test
         monkeypatch.setenv(key, value)
@@ -106,13 +120,25 @@ async def app_env(
     finally:
         if request.param == "dynamodb":
             await drop_tables(env["AWS_ENDPOINT_URL_DYNAMODB"], env["E2E_TABLE"], env["E2E_DELAY_STORE"][11:])
+        else:
+            await drop_prefix(request.getfixturevalue("redis_url"), f"wk-{run}")
+        if request.param == "kafka":
+            await drop_topics(env["KAFKA_BOOTSTRAP_SERVERS"], env["E2E_TOPIC_PREFIX"])
 
 
 @pytest.fixture
 async def producer(app_env: dict[str, str]) -> AsyncIterator[Any]:
     config = LifecycleConfig(receive_wait=0.2)
-    backend: SQSBackend | DynamoDBBackend
-    if app_env["E2E_KIND"] == "sqs":
+    backend: SQSBackend | DynamoDBBackend | KafkaBackend
+    if app_env["E2E_KIND"] == "kafka":
+        backend = KafkaBackend(
+            bootstrap_servers=app_env["KAFKA_BOOTSTRAP_SERVERS"],
+            topic_prefix=app_env["E2E_TOPIC_PREFIX"],
+            store=app_env["E2E_STORE"],
+            partitions=4,
+            config=config,
+        )
+    elif app_env["E2E_KIND"] == "sqs":
         store = app_env["E2E_STORE"]
         backend = SQSBackend(queue_prefix=app_env["E2E_QUEUE_PREFIX"], store=store, delay_store=store, config=config)
     else:
