@@ -2,7 +2,8 @@
 
 The unchanged e2e app (``tests/e2e/app``) on SQSBackend (ElasticMQ, Redis state and delay
 stores), on DynamoDBBackend (moto) and on KafkaBackend (the Kafka broker, Redis stores).
-Each job run appends ``start PID`` / ``done PID`` to its marker file, so the tests see which process started which job and when.
+Each job run appends ``start PID`` / ``done PID`` to its marker file, so the tests see which
+process started which job and when.
 
 * SIGTERM under load: the jobs running at the signal finish within the grace, no job starts
   in that worker after the signal, the worker is deregistered, exit code 0;
