@@ -1,8 +1,9 @@
 """``asyncmq-cloud worker`` in process: its arguments, its logging, its health endpoint.
 
 The health endpoint runs over a real ``CloudBackend`` on the memory components and is
-asked over real TCP connections on 127.0.0.1. Signals and drains of real worker processes
-are in ``tests/e2e/test_worker_command.py``.
+asked over real TCP connections on 127.0.0.1. The drain runs AsyncMQ's ``run_worker`` on
+that backend and gets real signals (sent to this process). Real worker processes are in
+``tests/e2e/test_worker_command.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ import asyncio
 import io
 import json
 import logging
+import os
+import signal
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -19,6 +24,7 @@ import pytest
 from asyncmq_cloud.cli import build_parser
 from asyncmq_cloud.commands._health_server import HealthServer, Probes
 from asyncmq_cloud.commands._logging import QUIET_LOGGERS, configure_logging, scrub
+from asyncmq_cloud.commands.worker import DrainReport, Signals, supervise
 from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.delays.memory import MemoryDelayStore
 from asyncmq_cloud.errors import TransientError
@@ -253,3 +259,67 @@ async def test_a_malformed_request_is_answered_400(server: tuple[HealthServer, i
     writer.close()
     await writer.wait_closed()
     assert raw.startswith(b"HTTP/1.1 400 ")
+
+
+# -- the drain, in process (real signals to this process, memory components) --------------
+async def _supervised(
+    backend: CloudBackend, seconds: float, grace: float
+) -> tuple[asyncio.Task[DrainReport], Signals, list[str], Any]:
+    from asyncmq.queues import Queue
+
+    import tests.tasks  # noqa: F401  (registers the tasks)
+
+    queue = f"u-{uuid.uuid4().hex[:10]}"
+    keys = [f"{queue}-{i}" for i in range(3)]
+    ids = [await Queue(queue, backend=backend).add("tests.tasks.sleep_then", args=[k, seconds]) for k in keys]
+    signals = Signals()
+    remove = signals.install()
+    task = asyncio.ensure_future(supervise(backend, queue, 2, grace=grace, signals=signals))
+    deadline = time.monotonic() + 10
+    while backend.running < 2:
+        assert time.monotonic() < deadline and not task.done(), "two jobs never ran"
+        await asyncio.sleep(0.02)
+    return task, signals, [queue, *ids], remove
+
+
+async def test_sigterm_lets_running_jobs_finish_and_starts_none(backend: CloudBackend) -> None:
+    task, _, (queue, *ids), remove = await _supervised(backend, seconds=0.5, grace=10)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        report = await asyncio.wait_for(task, 10)
+    finally:
+        remove()
+    assert (report.signal, report.running_at_signal, report.finished, report.given_back) == ("SIGTERM", 2, 2, 0)
+    assert report.stopped_by == "finished" and report.error is None
+    states = [await backend.get_job_state(queue, job_id) for job_id in ids]
+    assert sorted(states) == ["completed", "completed", "waiting"], "the third job never started"
+    assert await backend.list_workers() == [] and backend.running == 0
+
+
+async def test_the_end_of_the_grace_gives_running_jobs_back(backend: CloudBackend) -> None:
+    task, _, (queue, *ids), remove = await _supervised(backend, seconds=30, grace=0.3)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        report = await asyncio.wait_for(task, 10)
+    finally:
+        remove()
+    assert (report.running_at_signal, report.finished, report.given_back, report.stopped_by) == (2, 0, 2, "grace")
+    assert [await backend.get_job_state(queue, job_id) for job_id in ids] == ["waiting"] * 3
+    assert await backend.list_workers() == []
+
+
+async def test_a_second_signal_ends_the_grace_at_once(backend: CloudBackend) -> None:
+    task, signals, (queue, *ids), remove = await _supervised(backend, seconds=30, grace=60)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.sleep(0.3)
+        assert not task.done(), "the grace (60 s) still runs"
+        started = time.monotonic()
+        os.kill(os.getpid(), signal.SIGINT)
+        report = await asyncio.wait_for(task, 10)
+    finally:
+        remove()
+    assert time.monotonic() - started < 5
+    assert (report.signal, report.stopped_by, report.given_back) == ("SIGTERM", "second signal", 2)
+    assert signals.received == ["SIGTERM", "SIGINT"]
+    assert [await backend.get_job_state(queue, job_id) for job_id in ids] == ["waiting"] * 3
