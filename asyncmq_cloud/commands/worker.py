@@ -36,9 +36,6 @@ from asyncmq_cloud.core.lifecycle import CloudBackend
 
 logger = logging.getLogger("asyncmq_cloud.worker")
 
-#: Default ``--grace`` (s): below Kubernetes' default ``terminationGracePeriodSeconds`` (30).
-DEFAULT_GRACE = 25.0
-
 
 @dataclass
 class DrainReport:
