@@ -6,6 +6,7 @@ the scanner and the workers always agree on stores and queues.
 
 Commands::
 
+    asyncmq-cloud worker QUEUE [--concurrency N] [--grace S] [--health-port P] ...
     asyncmq-cloud scanner run --queue Q [--queue Q2 ...] [--interval S]
     asyncmq-cloud provision [--queue Q ...] [--dry-run]
     asyncmq-cloud health [--queue Q ...] [--timeout S]
@@ -45,6 +46,12 @@ async def _dashboard(args: argparse.Namespace) -> int:
     return await serve_dashboard(args)
 
 
+async def _worker(args: argparse.Namespace) -> int:
+    from asyncmq_cloud.commands.worker import run_worker_command  # imported when used: AsyncMQ's runtime
+
+    return await run_worker_command(args)
+
+
 async def _demo(args: argparse.Namespace) -> int:
     from asyncmq_cloud.commands.demo import run_demo  # imported when used: moto, rich
 
@@ -65,11 +72,66 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {value}")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (0-65535), not {value}")
+    return number
+
+
+def _non_negative(value: str) -> float:
+    seconds = float(value)
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {value}")
+    return seconds
+
+
+def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from asyncmq_cloud.commands._logging import FORMATS, LEVELS
+
+    worker = commands.add_parser(
+        "worker",
+        help="run AsyncMQ's worker on QUEUE; SIGTERM/SIGINT drain it (see docs/workers.md)",
+        description="Run AsyncMQ's own worker (run_worker) on QUEUE with the configured backend. The first "
+        "SIGTERM/SIGINT drains: no job starts any more, running jobs may finish within --grace seconds, the "
+        "rest are given back for immediate redelivery; a second signal stops at once. Exit code 0.",
+    )
+    worker.add_argument("queue", metavar="QUEUE", type=_queue, help="the queue to work")
+    worker.add_argument(
+        "--concurrency", type=_positive_int, help="jobs run at once (default: settings.worker_concurrency)"
+    )
+    worker.add_argument(
+        "--settings", default=argparse.SUPPRESS, help="settings class path (default: $ASYNCMQ_SETTINGS_MODULE)"
+    )
+    worker.add_argument(
+        "--grace", type=_non_negative, default=25.0, help="seconds running jobs may take to finish after SIGTERM "
+        "(default 25, below Kubernetes' default terminationGracePeriodSeconds of 30)",
+    )  # fmt: skip
+    worker.add_argument("--log-level", type=str.upper, choices=LEVELS, help="root log level (default INFO; -v: DEBUG)")
+    worker.add_argument(
+        "--log-format", choices=FORMATS, default="text", help="text lines, or one JSON object per line "
+        "(ts, level, logger, message, exc) (default text)",
+    )  # fmt: skip
+    worker.add_argument(
+        "--health-port", type=_port, default=0, help="serve GET /livez and /readyz on this port (default 0 = off)"
+    )
+    worker.add_argument("--health-host", default="127.0.0.1", help="address of the health endpoint (default 127.0.0.1)")
+    worker.set_defaults(handler=_worker)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asyncmq-cloud", description=__doc__.split("\n")[0])
     parser.add_argument("--settings", help="settings class path (default: $ASYNCMQ_SETTINGS_MODULE)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_worker(commands)
     scanner = commands.add_parser("scanner", help="delayed-job scanner").add_subparsers(dest="action", required=True)
     run = scanner.add_parser("run", help="promote due delayed jobs until SIGTERM")
     run.add_argument("--queue", action="append", required=True, type=_queue, help="queue to scan (repeatable)")

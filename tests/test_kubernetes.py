@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -79,11 +80,17 @@ def test_workers_drain_on_shutdown_and_probe_the_process_and_the_backend() -> No
     deployment = next(d for d in _documents() if d["kind"] == "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     worker = pod["containers"][0]
-    assert "asyncmq worker start" in " ".join(worker["args"])
-    assert "kill -INT 1" in " ".join(worker["lifecycle"]["preStop"]["exec"]["command"]), "SIGINT drains AsyncMQ"
-    assert pod["terminationGracePeriodSeconds"] >= 60
-    assert "kill -0 1" in " ".join(worker["livenessProbe"]["exec"]["command"])
-    assert "asyncmq-cloud health" in " ".join(worker["readinessProbe"]["exec"]["command"])
+    command = " ".join(worker["args"])
+    assert "asyncmq-cloud worker" in command, "SIGTERM drains asyncmq-cloud's worker"
+    assert "lifecycle" not in worker, "no preStop workaround"
+    grace = float(re.search(r"--grace (\d+)", command).group(1))  # type: ignore[union-attr]
+    port = int(re.search(r"--health-port (\d+)", command).group(1))  # type: ignore[union-attr]
+    assert "--health-host 0.0.0.0" in command, "the kubelet probes the pod's IP"
+    assert pod["terminationGracePeriodSeconds"] > grace, "the give-back runs before the SIGKILL"
+    [named] = [p for p in worker["ports"] if p["name"] == "health"]
+    assert named["containerPort"] == port
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "health"}
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
     assert pod["serviceAccountName"] == "asyncmq-worker"
     assert {"configMapRef", "secretRef"} <= {k for ref in worker["envFrom"] for k in ref}
 
