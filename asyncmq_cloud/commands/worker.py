@@ -26,6 +26,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 
@@ -122,7 +123,7 @@ async def _drain(
 
 async def _leftover_registrations(backend: CloudBackend) -> None:
     """Deregister a worker that ``run_worker`` registered but did not deregister (cancelled early)."""
-    for worker_id in list(backend._workers._here):  # the workers registered through this backend
+    for worker_id in backend.local_worker_ids():
         await backend.deregister_worker(worker_id)
 
 
@@ -160,6 +161,21 @@ async def supervise(
     report.given_back = await backend.release_running()
     await _leftover_registrations(backend)
     return report
+
+
+def _warn_stalled_threshold(settings: Any, backend: CloudBackend) -> None:
+    """AsyncMQ's stalled checker re-runs a job whose heartbeats could not be written (a store
+    outage) for ``stalled_threshold`` seconds: say so when that is shorter than the lease."""
+    threshold = float(settings.stalled_threshold)
+    lease = backend.config.lease_timeout
+    if settings.enable_stalled_check and lease and threshold < lease:
+        logger.warning(
+            "stalled_threshold (%g s) is below lease_timeout (%g s): a store outage longer than %g s makes "
+            "AsyncMQ's stalled checker run jobs again (see docs/workers.md)",
+            threshold,
+            lease,
+            threshold,
+        )
 
 
 def _log_end(report: DrainReport) -> None:
@@ -207,6 +223,7 @@ async def run_worker_command(args: argparse.Namespace) -> int:
         concurrency = int(args.concurrency or settings.worker_concurrency)
         if settings.tasks:
             autodiscover_tasks()
+        _warn_stalled_threshold(settings, backend)
         server = await _start_http(backend, args.health_host, args.health_port)
         logger.info("worker on queue %r: concurrency %d, grace %g s", args.queue, concurrency, args.grace)
         try:

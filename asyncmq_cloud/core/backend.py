@@ -292,6 +292,10 @@ class BackendCore(BaseBackend):
             except TransientError as exc:
                 logger.warning("deregistering worker %s failed (its entry expires): %s", worker_id, exc)
 
+    def local_worker_ids(self) -> list[str]:
+        """The workers registered through this backend object and not deregistered yet."""
+        return self._workers.ids()
+
     @lazily_started
     async def list_workers(self) -> list[WorkerInfo]:
         return await self._workers.live()

@@ -92,6 +92,10 @@ class WorkerRegistry:
         self._here[worker_id] = (queue, concurrency)
         await self._parts.store.register_worker(WorkerRecord(worker_id, queue, concurrency, timestamp), self.ttl())
 
+    def ids(self) -> list[str]:
+        """The workers registered through this backend (and not deregistered)."""
+        return list(self._here)
+
     def forget(self, worker_id: str) -> None:
         """Drop a worker of this backend from the capacity count (before its store entry goes)."""
         self._here.pop(worker_id, None)

@@ -1,4 +1,4 @@
-"""Outages while jobs run, under real ``asyncmq worker start`` processes (issue 16).
+"""Outages while jobs run, under real worker processes (issue 16).
 
 AsyncMQ 0.10.1's ``handle_job`` catches nothing around the backend calls it makes while a
 job runs. Before the backend rode out transient errors, a Redis store away for 5 s under
@@ -6,7 +6,9 @@ Kafka workers ended every worker and ran finished jobs twice, and a DynamoDB sto
 under SQS workers recorded successful jobs ``failed``. Each cell here: 90 jobs of 0.2-1 s
 on three workers, the service cut (``tests/support/tcp_proxy.py``) for 5 s once a quarter
 of the jobs started, then restored: no worker exits, no job is lost, runs twice or is
-recorded failed. ``benchmarks/outage_matrix.py`` runs the full matrix (more jobs, 5 s and
+recorded failed. Each cell runs under one of the two worker commands — AsyncMQ's own
+``asyncmq worker start`` (the backend-side fix alone) or ``asyncmq-cloud worker``;
+``benchmarks/outage_matrix.py`` runs the full matrix (both commands, more jobs, 5 s and
 20 s outages).
 """
 
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import QUEUE, Workers
+from tests.e2e.helpers import ASYNCMQ, QUEUE, Workers
 from tests.e2e.outage import Services, cell_env, proxied_target, run_cell
 from tests.plugins.backend_kafka import drop_topics
 from tests.plugins.backend_sqs import drop_queues
@@ -29,10 +31,16 @@ from tests.support.tcp_proxy import proxied
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
+ASYNCMQ_CLOUD = str(Path(ASYNCMQ).parent / "asyncmq-cloud")
+COMMANDS = {
+    "asyncmq": [ASYNCMQ, "worker", "start", QUEUE, "--concurrency", "4"],
+    "asyncmq-cloud": [ASYNCMQ_CLOUD, "worker", QUEUE, "--concurrency", "4"],
+}
+SQS = [pytest.mark.elasticmq]
 CELLS = [
-    pytest.param("redis-store/kafka", marks=pytest.mark.kafka, id="redis-store-under-kafka-workers"),
-    pytest.param("dynamodb-store/sqs", marks=[pytest.mark.moto, pytest.mark.elasticmq], id="dynamodb-store-under-sqs"),
-    pytest.param("sqs-broker/redis", marks=pytest.mark.elasticmq, id="sqs-broker-with-redis-store"),
+    pytest.param(("redis-store/kafka", "asyncmq-cloud"), marks=pytest.mark.kafka, id="redis-store-kafka-cloud"),
+    pytest.param(("dynamodb-store/sqs", "asyncmq"), marks=[*SQS, pytest.mark.moto], id="dynamodb-store-sqs-asyncmq"),
+    pytest.param(("sqs-broker/redis", "asyncmq-cloud"), marks=SQS, id="sqs-broker-redis-cloud"),
 ]
 
 
@@ -63,17 +71,17 @@ async def _clean_up(env: dict[str, str], services: Services) -> None:
 @pytest.fixture
 async def matrix_cell(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[str, Services, Path]]:
-    cell = str(request.param)
-    yield cell, _services(request, cell), tmp_path
+) -> AsyncIterator[tuple[str, str, Services, Path]]:
+    cell, runner = request.param
+    yield cell, runner, _services(request, cell), tmp_path
 
 
 @pytest.mark.parametrize("matrix_cell", CELLS, indirect=True)
 @pytest.mark.timeout(400)
 async def test_a_service_outage_mid_run_loses_repeats_and_fails_nothing(
-    matrix_cell: tuple[str, Services, Path], monkeypatch: pytest.MonkeyPatch
+    matrix_cell: tuple[str, str, Services, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    cell, services, tmp_path = matrix_cell
+    cell, runner, services, tmp_path = matrix_cell
     logs = tmp_path / "runs"
     logs.mkdir()
     target = proxied_target(cell, services)
@@ -82,7 +90,7 @@ async def test_a_service_outage_mid_run_loses_repeats_and_fails_nothing(
         env, producer_env, factory = cell_env(cell, services, proxy, logs)
         for key, value in producer_env.items():
             monkeypatch.setenv(key, value)
-        workers = Workers({**os.environ, **env}, tmp_path)
+        workers = Workers({**os.environ, **env}, tmp_path, COMMANDS[runner])
         producer = factory()
         try:
             await producer.provision([QUEUE])
