@@ -5,8 +5,8 @@
 #   3. every service started once, in the background (scripts/services.py up); the tools
 #      (checkov, the Kubernetes validator, Chromium + playwright-core) install in the background
 #      from step 2 on;
-#   4. the suite's longest test alone, then the whole rest of the suite on pytest-xdist workers
-#      that share those services through the variables the test plugin honours.
+#   4. the suite on pytest-xdist workers that share those services through the variables the
+#      test plugin honours.
 # Extra arguments go to the last pytest run. PYTEST_WORKERS sets the worker count (default 4:
 # the tests mostly wait on services and timers, so more workers than cores pays off here).
 set -euo pipefail
@@ -139,26 +139,12 @@ export ASYNCMQ_TEST_MOTO_URLS=$AWS_ENDPOINT_URL
 unset AWS_ENDPOINT_URL
 phase_done "services and tools (beyond the lint and first tests)"
 
-# The suite's longest test (2,000 jobs raced by four worker processes through MiniStack's
-# DynamoDB) runs alone first: beside it every other test ran on a saturated machine, and
-# timing-sensitive ones (the e2e and demo runs) grew flaky.
+# The suite on pytest-xdist workers; the tests marked `first` (the longest: 2,000 jobs raced by
+# four worker processes through MiniStack's DynamoDB) are collected first, so one worker starts
+# them at once instead of leaving them to become the tail of the run.
 status=0
-first_status=0
-if [ "$#" = 0 ]; then
-  echo "== pytest: the longest test, alone"
-  .venv/bin/python -m pytest -q -m first --durations=1 || first_status=$?
-  phase_done "the longest test"
-  SUITE_FILTER=(-m "not first")
-else
-  SUITE_FILTER=()
-fi
-# The rest of the suite, the tests of the first phase included (about 10 s).
 echo "== pytest: the suite on $WORKERS workers"
-.venv/bin/python -m pytest -n "$WORKERS" --dist worksteal --durations=15 "${SUITE_FILTER[@]}" "$@" || status=$?
+.venv/bin/python -m pytest -n "$WORKERS" --dist worksteal --durations=15 "$@" || status=$?
 phase_done "suite"
 report_phases
-if [ "$first_status" != 0 ]; then
-  echo "== the longest test failed (exit $first_status): see its output above"
-  exit "$first_status"
-fi
 exit "$status"

@@ -23,10 +23,6 @@ pytest_plugins = [
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``first`` run first (stable order otherwise).
-
-    ``scripts/test.sh`` runs them alone before the parallel suite (``-m first``, then
-    ``-m "not first"``); in a plain ``pytest -n N`` run this order still starts the suite's
-    longest test at once instead of leaving it to become the tail of the run.
-    """
+    """Tests marked ``first`` run first (stable order otherwise): under ``pytest -n N`` the
+    suite's longest test starts at once instead of becoming the tail of the run."""
     items.sort(key=lambda item: item.get_closest_marker("first") is None)
