@@ -35,10 +35,12 @@ from asyncmq_cloud.core.protocols import Delivery
 from asyncmq_cloud.errors import AccessDeniedError, ClosedError, ResourceMissingError, TransientError
 from asyncmq_cloud.transports._envelope import encode_envelope
 from asyncmq_cloud.transports.kafka import (
+    DLQ_TRUNCATED_BYTES,
     ERROR_HEADER,
     SOURCE_OFFSET_HEADER,
     SOURCE_PARTITION_HEADER,
     SOURCE_TOPIC_HEADER,
+    TRUNCATED_HEADER,
     KafkaTransport,
 )
 from tests.plugins.backend_kafka import drop_topics
@@ -182,6 +184,35 @@ async def test_poison_records_go_to_the_dead_letter_topic_with_headers(kafka_boo
         assert await wait_committed(admin, group, topic, {0: -1}, timeout=0.6) == {0: -1}
         await transport.ack(deliveries)
         assert await wait_committed(admin, group, topic, {0: 8}) == {0: 8}
+
+
+async def test_a_poison_record_too_large_to_copy_is_dead_lettered_truncated_and_the_commit_moves(
+    kafka_bootstrap: str,
+) -> None:
+    """A 1,048,420-byte record (a default broker accepts it) whose dead-letter copy, with the
+    headers, is over the producer's request limit: the non-retriable MessageSizeTooLargeError
+    used to be retried forever and the partition's commit never moved again."""
+    queue = "poison-big"
+    size = 1_048_420
+    async with transport_on(kafka_bootstrap) as transport, admin_on(kafka_bootstrap) as admin:
+        await transport.provision(queue)
+        topic = transport.topic(queue)
+        raw = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, max_request_size=2 * 1024 * 1024)
+        await raw.start()
+        try:
+            big = await raw.send_and_wait(topic, value=b"x" * size, key=b"raw", partition=0)
+        finally:
+            await raw.stop()
+        await transport.send(queue, ["after-the-big-one"])
+        [delivery] = await receive_n(transport, queue, 1)
+        assert delivery.job_id == "after-the-big-one"
+        [dead] = await read_topic(kafka_bootstrap, transport.config.dlq_topic(queue), 1)
+        headers = {name: value.decode() for name, value in dead.headers}
+        assert headers[TRUNCATED_HEADER] == str(size) and headers[SOURCE_OFFSET_HEADER] == str(big.offset)
+        assert dead.value == b"x" * DLQ_TRUNCATED_BYTES and "not JSON" in headers[ERROR_HEADER]
+        await transport.ack([delivery])
+        group = transport.config.group(queue)
+        assert await wait_committed(admin, group, topic, {0: big.offset + 2}) == {0: big.offset + 2}
 
 
 # -- per-job acks over cumulative offsets ---------------------------------------------------------

@@ -72,7 +72,9 @@ Poison records
     corruption) is copied to the dead-letter topic with the headers ``asyncmq-error``
     (the reason), ``asyncmq-source-topic``, ``asyncmq-source-partition`` and
     ``asyncmq-source-offset``; then its offset is done and the worker goes on. If the
-    dead-letter send fails it is retried and the offset stays uncommitted.
+    dead-letter send fails it is retried and the offset stays uncommitted; a copy too
+    large for the producer (``MessageSizeTooLargeError``, not retriable) is sent with the
+    first 64 KiB of the value and ``asyncmq-truncated-from`` (the original size) instead.
 
 Security
     ``security_protocol`` PLAINTEXT / SSL / SASL_PLAINTEXT / SASL_SSL; TLS with
@@ -110,6 +112,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import MessageSizeTooLargeError
 
 from asyncmq_cloud._component import Component
 from asyncmq_cloud.core.records import Delivery, TransportCapabilities
@@ -137,6 +140,9 @@ ERROR_HEADER = "asyncmq-error"
 SOURCE_TOPIC_HEADER = "asyncmq-source-topic"
 SOURCE_PARTITION_HEADER = "asyncmq-source-partition"
 SOURCE_OFFSET_HEADER = "asyncmq-source-offset"
+#: On a dead-letter copy cut to fit the producer: the original value's size (bytes).
+TRUNCATED_HEADER = "asyncmq-truncated-from"
+DLQ_TRUNCATED_BYTES = 64 * 1024  #: bytes of the value such a copy keeps (the source record has all)
 
 
 class KafkaTransport(Component):
@@ -346,7 +352,13 @@ class KafkaTransport(Component):
         ]
         dlq = self.config.dlq_topic(queue)
         with kafka_errors(f"Kafka dead-letter topic {dlq!r} of AsyncMQ queue {queue!r}"):
-            await producer.send_and_wait(dlq, value=value, key=key, headers=headers)
+            try:
+                await producer.send_and_wait(dlq, value=value, key=key, headers=headers)
+            except MessageSizeTooLargeError:  # not retriable: a retry loop would hold the commit back for good
+                size, where = len(value or b""), f"{queue}: offset {partition}/{offset}"
+                logger.warning("%s: dead-letter copy too large (%d bytes): truncated", where, size)
+                headers.append((TRUNCATED_HEADER, str(size).encode()))
+                await producer.send_and_wait(dlq, value=(value or b"")[:DLQ_TRUNCATED_BYTES], key=key, headers=headers)
         self.produced["dlq"] += 1
 
     # -- depth / purge -------------------------------------------------------------------
@@ -377,6 +389,7 @@ __all__ = [
     "SOURCE_PARTITION_HEADER",
     "SOURCE_TOPIC_HEADER",
     "TOPIC_ALREADY_EXISTS",
+    "TRUNCATED_HEADER",
     "KafkaTransport",
     "KafkaTransportConfig",
 ]
