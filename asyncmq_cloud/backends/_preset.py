@@ -9,12 +9,17 @@ values when AsyncMQ's CLI calls it from a new event loop, and closes the clients
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from asyncmq_cloud.aws import AwsClients, AwsOptions
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.errors import ConfigurationError
+
+logger = logging.getLogger("asyncmq_cloud.lifecycle")
 
 if TYPE_CHECKING:
     from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
@@ -37,6 +42,8 @@ class PresetBackend(CloudBackend):
     _given_clients: AwsClients | None
     _owns_clients: bool
     _provisioned: bool = False
+    _ender: AsyncIterator[None] | None = None
+    _ender_loop: asyncio.AbstractEventLoop | None = None
 
     def _use_aws(self, aws: AwsOptions, clients: AwsClients | None, *, create_missing: bool) -> AwsClients:
         """Keep the AWS options; borrow ``clients`` or build (and own) new ones; returns the clients in use."""
@@ -53,10 +60,48 @@ class PresetBackend(CloudBackend):
     async def start(self) -> None:
         """Start everything; with ``create_missing`` also create the tables (idempotent)."""
         await super().start()
+        await self._close_at_loop_end()
         if self.create_missing and not self._provisioned:
             self._provisioned = True
             await self.store.provision()
             await self.delay_store.provision()
+
+    async def _close_at_loop_end(self) -> None:
+        """Close what this loop opened when the loop ends, if nobody closed the backend before.
+
+        AsyncMQ never calls ``close()`` and scripts often forget it; the clients would then be
+        collected after their loop closed, and aiohttp reports every one of them on stderr at
+        exit. An async generator started in the loop is finalised by the loop's
+        ``shutdown_asyncgens()`` (``asyncio.run``, ``anyio.run`` and AsyncMQ's CLI all call it
+        before closing the loop): its ``finally`` closes the backend's clients there. The
+        backend stays usable: a later call on another loop starts it again (decision 26).
+        Only where every part can be rebuilt (nothing loop-bound was given).
+        """
+        loop = asyncio.get_running_loop()
+        if self._ender_loop is loop or not self._rebuildable():
+            return
+
+        async def ender() -> AsyncIterator[None]:
+            try:
+                yield
+            finally:
+                await self._end_of_loop(loop)
+
+        self._ender, self._ender_loop = ender(), loop  # the loop tracks it weakly: keep it alive
+        await anext(self._ender)
+
+    async def _end_of_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._closed or self._loop is not loop:
+            return  # closed by its user, or started again on another loop meanwhile
+        try:
+            await self.close()
+            self._closed = False  # not closed for good: the next event loop starts it again
+            self._rebind()
+        except Exception as exc:  # the loop is ending: report, never raise into its shutdown
+            logger.warning("closing %s at the end of its event loop failed: %s", type(self).__name__, exc)
+
+    def _rebuildable(self) -> bool:
+        return all(_rebuildable(self._setting(name)) for name in self._loop_bound_args)
 
     def _rebind(self) -> None:
         """Rebuild clients, stores and transport for a new event loop (AsyncMQ's CLI).

@@ -368,3 +368,4 @@ class LeaseKeeper:
         self.buffer.clear()
         self.held.clear()
         self.task = None
+        self._stopped = False
