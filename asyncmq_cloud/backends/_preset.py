@@ -14,6 +14,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+import anyio
+
 from asyncmq_cloud.aws import AwsClients, AwsOptions
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
@@ -91,14 +93,29 @@ class PresetBackend(CloudBackend):
         await anext(self._ender)
 
     async def _end_of_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Close the clients this loop opened; the backend is rebuilt for the next loop.
+
+        By now ``asyncio.run`` has cancelled every task: a client that needs a background
+        task of its own to close (Kafka: the reply to its LeaveGroup is read by a connection
+        task) would wait for its request timeout, so a preset may close its transport another
+        way (``_close_transport_at_loop_end``); the AWS clients and Redis pools close at once.
+        """
         if self._closed or self._loop is not loop:
             return  # closed by its user, or started again on another loop meanwhile
         try:
-            await self.close()
-            self._closed = False  # not closed for good: the next event loop starts it again
+            with anyio.CancelScope(shield=True):
+                await self._leases.stop()
+                await self._close_transport_at_loop_end()
+                await self.delay_store.close()
+                await self.store.close()
+                if self._owns_clients:
+                    await self.clients.close()
             self._rebind()
         except Exception as exc:  # the loop is ending: report, never raise into its shutdown
             logger.warning("closing %s at the end of its event loop failed: %s", type(self).__name__, exc)
+
+    async def _close_transport_at_loop_end(self) -> None:
+        await self.transport.close()
 
     def _rebuildable(self) -> bool:
         return all(_rebuildable(self._setting(name)) for name in self._loop_bound_args)

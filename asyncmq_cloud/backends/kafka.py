@@ -118,6 +118,9 @@ class KafkaBackend(PresetBackend):
         self.transport: KafkaTransport = transport
         self._provisioned = False
 
+    async def _close_transport_at_loop_end(self) -> None:
+        await self.transport.abandon()  # no broker round trip: the loop's tasks are cancelled
+
     def _build(self, config: LifecycleConfig) -> tuple[StateStore, KafkaTransport, DelayStore]:
         s = self.settings
         transport = KafkaTransport(

@@ -184,6 +184,21 @@ class QueueConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._commit(self._trackers)
             await self._consumer.stop()
 
+    async def abandon(self) -> None:
+        """Close with no broker round trip (the loop is ending, its reply readers are cancelled):
+        no commit (claims drop the redelivered), no LeaveGroup (the session timeout rebalances)."""
+        if self._closing:
+            return
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._consumer is not None:
+            coordinator = self._consumer._coordinator  # aiokafka: a member of generation 0 sends no LeaveGroup
+            if coordinator is not None:
+                coordinator.reset_generation()
+            await self._consumer.stop()
+
     # -- what the transport calls -------------------------------------------------------
     async def take(self, max_messages: int, wait: float) -> list[Delivery]:
         """Up to ``max_messages`` references, waiting at most ``wait`` seconds for the first."""

@@ -140,8 +140,7 @@ ERROR_HEADER = "asyncmq-error"
 SOURCE_TOPIC_HEADER = "asyncmq-source-topic"
 SOURCE_PARTITION_HEADER = "asyncmq-source-partition"
 SOURCE_OFFSET_HEADER = "asyncmq-source-offset"
-#: On a dead-letter copy cut to fit the producer: the original value's size (bytes).
-TRUNCATED_HEADER = "asyncmq-truncated-from"
+TRUNCATED_HEADER = "asyncmq-truncated-from"  #: on a dead-letter copy cut to fit: the original size
 DLQ_TRUNCATED_BYTES = 64 * 1024  #: bytes of the value such a copy keeps (the source record has all)
 
 
@@ -199,6 +198,12 @@ class KafkaTransport(Component):
             await self._admin.close()
         if self._offsets is not None:
             await self._offsets.stop()
+
+    async def abandon(self) -> None:
+        """Close at the end of a loop whose tasks were cancelled (consumers: ``QueueConsumer.abandon``)."""
+        for consumer in list(self._consumers.values()):
+            await consumer.abandon()
+        await self.close()
 
     async def _ready(self) -> AIOKafkaProducer:
         await self._ensure_started()
