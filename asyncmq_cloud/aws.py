@@ -53,7 +53,7 @@ from asyncmq_cloud._component import Component
 from asyncmq_cloud.errors import (
     ConfigurationError,
 )
-from asyncmq_cloud.redact import mask_url
+from asyncmq_cloud.redact import mask_url, masked_repr
 
 # AsyncMQ 0.10.1 configures the root logger at DEBUG in every worker (its
 # ``setup_logging()`` ignores ``settings.logging_level``), which makes botocore
@@ -114,6 +114,9 @@ class AwsOptions:
     max_attempts: int | None = None
     aio_config: AioConfig | None = None
     client_kwargs: Mapping[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return masked_repr(self)  # an endpoint's password and the keys in client_kwargs masked
 
     def __post_init__(self) -> None:
         if self.endpoint_url is not None:
