@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from typing import Any
@@ -92,3 +94,34 @@ def masked_repr(instance: Any) -> str:
     assert is_dataclass(instance)
     shown = ", ".join(f"{f.name}={mask_value(f.name, getattr(instance, f.name))!r}" for f in fields(instance) if f.repr)
     return f"{type(instance).__name__}({shown})"
+
+
+class MaskingFilter(logging.Filter):
+    """A logger filter that masks what ``pattern`` matches in a record's message (its group 1 is kept).
+
+    Args:
+        pattern: a regular expression whose group 1 is the text before the secret, which follows it.
+    """
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        super().__init__()
+        self.pattern = pattern
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        masked = self.pattern.sub(lambda match: match.group(1) + MASK, text)
+        if masked != text:
+            record.msg, record.args = masked, ()
+        return True
+
+
+def mask_in_logger(name: str, pattern: re.Pattern[str]) -> None:
+    """Mask ``pattern`` in every record of logger ``name`` (idempotent), e.g. an SDK's DEBUG dump.
+
+    Args:
+        name: the logger that makes the records (a logger's filters do not apply to its children).
+        pattern: see :class:`MaskingFilter`.
+    """
+    target = logging.getLogger(name)
+    if not any(isinstance(f, MaskingFilter) and f.pattern == pattern for f in target.filters):
+        target.addFilter(MaskingFilter(pattern))

@@ -322,6 +322,7 @@ async def test_aws_keys_in_code_or_in_the_environment_never_show(
 ) -> None:
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)  # botocore would prefer it to AWS_SESSION_TOKEN
     run = uuid.uuid4().hex[:8]
     keys: dict[str, Any] = {"client_kwargs": AWS_KEYS} if pinned else {}
     tables = {"store": f"dynamodb://secrets-{run}", "delay_store": f"dynamodb://secrets-delays-{run}"}
@@ -330,7 +331,7 @@ async def test_aws_keys_in_code_or_in_the_environment_never_show(
     )
     elsewhere = SQSBackend(queue_prefix=f"secrets-{run}-none-", endpoint_url=moto_endpoint, **tables, **keys)
     down = SQSBackend(endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=0, **tables, **keys)
-    with watched_logs(caplog):
+    with watched_logs(caplog, "botocore", "aiobotocore"):  # the SDK's request dump included
         async with backend:
             await backend.provision(["q"])
             await run_one_job(backend, "q")
@@ -338,6 +339,7 @@ async def test_aws_keys_in_code_or_in_the_environment_never_show(
             with pytest.raises(CloudBackendError) as missing:
                 await elsewhere.transport.depth("q")
         unreachable = await expect_failure(down, CloudBackendError)
+    assert "x-amz-security-token:***" in caplog.text, "botocore's signing lines were not watched"
     assert_exception_hidden(missing.value, "a missing SQS queue")
     assert_exception_hidden(unreachable, "an unreachable AWS endpoint")
     assert_reprs_hidden([*parts_of(backend), *parts_of(elsewhere), *parts_of(down)])

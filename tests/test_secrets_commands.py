@@ -41,13 +41,14 @@ AWS = (
 
 
 def run_all(tmp_path: Path, backend_code: str, extra: dict[str, str]) -> dict[str, str]:
-    """Run provision, health, doctor and worker with a settings module on ``backend_code``; each output."""
+    """Run provision, health, doctor (``-v``: SDK lines at DEBUG too) and worker (``--log-level DEBUG``)
+    with a settings module on ``backend_code``; each output."""
     name = f"secret_settings_{uuid.uuid4().hex[:8]}"
     env = command_env(tmp_path, write_settings(tmp_path, name, backend_code), extra)
     outputs = {
-        "provision": run_command(["provision", "--queue", "secrets"], env),
-        "health": run_command(["health", "--queue", "secrets", "--timeout", "4"], env),
-        "doctor": run_command(["doctor", "--queue", "secrets", "--timeout", "4"], env),
+        "provision": run_command(["-v", "provision", "--queue", "secrets"], env),
+        "health": run_command(["-v", "health", "--queue", "secrets", "--timeout", "4"], env),
+        "doctor": run_command(["-v", "doctor", "--queue", "secrets", "--timeout", "4"], env),
         "worker": run_worker(env, seconds=6),
     }
     for command, output in outputs.items():
@@ -75,7 +76,7 @@ def test_commands_on_kafka_sasl_and_redis_with_wrong_passwords(tmp_path: Path, k
             },
         )
     assert "[kafka-auth]" in out["doctor"] and "[redis-auth]" in out["doctor"], out["doctor"]
-    assert "[redis-unreachable]" in out["doctor"], out["doctor"]
+    assert "[redis-unreachable]" in out["doctor"] and "sasl_auth_bytes=***" in out["doctor"], out["doctor"]
     assert "unhealthy" in out["health"] and out["provision"].startswith("exit 1"), out
     assert "worker on queue 'secrets'" in out["worker"], out["worker"]
 

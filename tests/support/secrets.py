@@ -87,11 +87,16 @@ def assert_reprs_hidden(named: Iterable[tuple[str, object]]) -> None:
 
 
 @contextmanager
-def watched_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Capture every record at DEBUG (root and :data:`WATCHED_LOGGERS`); on exit no record shows the marker."""
+def watched_logs(caplog: pytest.LogCaptureFixture, *also: str) -> Iterator[None]:
+    """Capture every record at DEBUG (root, :data:`WATCHED_LOGGERS` and ``also``); on exit no record shows the marker.
+
+    Args:
+        caplog: pytest's capture.
+        also: further loggers set to DEBUG meanwhile (``botocore``: as an application that chose it).
+    """
     with caplog.at_level(logging.DEBUG):
-        levels = {name: logging.getLogger(name).level for name in WATCHED_LOGGERS}
-        for name in WATCHED_LOGGERS:
+        levels = {name: logging.getLogger(name).level for name in (*WATCHED_LOGGERS, *also)}
+        for name in levels:
             logging.getLogger(name).setLevel(logging.DEBUG)
         logging.getLogger("asyncmq_cloud.tests").debug("capture on")  # a capture that sees nothing fails
         try:
@@ -156,6 +161,7 @@ def command_env(directory: Path, settings: str, extra: dict[str, str]) -> dict[s
         "ASYNCMQ_SETTINGS_MODULE": settings,
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "AKIDSECRETSTEST",
+        "AWS_SECURITY_TOKEN": AWS_ENV["AWS_SESSION_TOKEN"],  # botocore reads this one first
         **AWS_ENV,
         **extra,
     }
