@@ -92,7 +92,8 @@ def masked_repr(instance: Any) -> str:
         instance: a dataclass instance (settings that may hold URLs with passwords or keys).
     """
     assert is_dataclass(instance)
-    shown = ", ".join(f"{f.name}={mask_value(f.name, getattr(instance, f.name))!r}" for f in fields(instance) if f.repr)
+    values = vars(instance)
+    shown = ", ".join(f"{f.name}={mask_value(f.name, values[f.name])!r}" for f in fields(instance) if f.repr)
     return f"{type(instance).__name__}({shown})"
 
 
