@@ -249,6 +249,27 @@ async def test_an_unreachable_redis_with_a_password_never_shows_it(caplog: pytes
                 assert_reprs_hidden(parts_of(backend))
 
 
+async def test_an_unreachable_kafka_with_a_sasl_password_never_shows_it(caplog: pytest.LogCaptureFixture) -> None:
+    backend = KafkaBackend(
+        bootstrap_servers=f"127.0.0.1:{free_port()}",
+        store="memory://",
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="PLAIN",
+        sasl_username="app",
+        sasl_password=secret("kafka-unreachable"),
+        request_timeout_ms=2000,
+    )
+    with watched_logs(caplog):
+        try:
+            async with asyncio.timeout(30):
+                with pytest.raises(TransientError) as caught:
+                    await backend.start()
+        finally:
+            await backend.close()
+    assert_exception_hidden(caught.value, "an unreachable Kafka cluster")
+    assert_reprs_hidden(parts_of(backend))
+
+
 @pytest.mark.redis
 async def test_a_real_redis_refuses_the_wrong_password_and_takes_the_right_one_silently(
     caplog: pytest.LogCaptureFixture,
