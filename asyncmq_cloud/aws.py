@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 from collections.abc import Awaitable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ from asyncmq_cloud._component import Component
 from asyncmq_cloud.errors import (
     ConfigurationError,
 )
-from asyncmq_cloud.redact import mask_url
+from asyncmq_cloud.redact import mask_in_logger, mask_url, masked_repr
 
 # AsyncMQ 0.10.1 configures the root logger at DEBUG in every worker (its
 # ``setup_logging()`` ignores ``settings.logging_level``), which makes botocore
@@ -62,6 +63,11 @@ from asyncmq_cloud.redact import mask_url
 for _sdk_logger in ("botocore", "aiobotocore"):
     if logging.getLogger(_sdk_logger).level == logging.NOTSET:
         logging.getLogger(_sdk_logger).setLevel(logging.INFO)
+# An application that sets botocore to DEBUG gets the signed headers and the canonical request,
+# with the session token: mask it there (issue 17, item 5).
+_SESSION_TOKEN = re.compile(r"(?i)(x-amz-security-token['\"]?\s*:\s*b?['\"]?)[^'\"\s,}]+")
+for _signing_logger in ("botocore.auth", "botocore.endpoint"):
+    mask_in_logger(_signing_logger, _SESSION_TOKEN)
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -114,6 +120,9 @@ class AwsOptions:
     max_attempts: int | None = None
     aio_config: AioConfig | None = None
     client_kwargs: Mapping[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return masked_repr(self)  # an endpoint's password and the keys in client_kwargs masked
 
     def __post_init__(self) -> None:
         if self.endpoint_url is not None:

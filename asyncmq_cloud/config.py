@@ -24,15 +24,17 @@ class _Model(BaseModel):
         """Validate ``values``; raise :class:`ConfigurationError` (not pydantic's error) on bad input.
 
         The message names each field and rule, never the value given: a bad value may be a
-        secret (``sasl_password``), and pydantic's own text (``input_value=...``) is not chained.
+        secret (``sasl_password``), and pydantic's own text (``input_value=...``) is neither chained
+        nor kept as ``__context__`` (the error is raised after the ``except`` block).
         """
         try:
             super().__init__(**values)
+            return
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
             )
-            raise ConfigurationError(f"invalid {type(self).__name__}: {problems}") from None
+        raise ConfigurationError(f"invalid {type(self).__name__}: {problems}")
 
     @classmethod
     def build(cls, **values: Any) -> Self:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from asyncmq_cloud.errors import ConfigurationError
-from asyncmq_cloud.redact import mask_url
+from asyncmq_cloud.redact import mask_url, masked_repr
 from asyncmq_cloud.resources import DELAY_TABLE_NAME, validate_table_name
 
 if TYPE_CHECKING:
@@ -47,6 +47,9 @@ class StoreURL:
     kind: Kind
     target: str = ""
     prefix: str = DEFAULT_REDIS_PREFIX
+
+    def __repr__(self) -> str:
+        return masked_repr(self)  # store URLs and secret options masked
 
 
 def parse_store_url(url: str, *, setting: str = "store") -> StoreURL:

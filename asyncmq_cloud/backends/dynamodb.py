@@ -37,6 +37,7 @@ from asyncmq_cloud.backends._urls import build_delay_store
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.protocols import DelayStore
 from asyncmq_cloud.errors import ConfigurationError
+from asyncmq_cloud.redact import masked_repr
 from asyncmq_cloud.resources import DELAY_TABLE_NAME, JOBS_TABLE_NAME
 from asyncmq_cloud.stores.dynamodb import DEFAULT_MAX_PAYLOAD_BYTES, DynamoDBStateStore
 from asyncmq_cloud.transports.dynamodb import DynamoDBTransport
@@ -59,6 +60,9 @@ class DynamoDBSettings:
     idle_poll_max: float = 1.0
     lease_check_interval: float = 15.0
     create_missing: bool = False
+
+    def __repr__(self) -> str:
+        return masked_repr(self)  # store URLs and secret options masked
 
 
 class DynamoDBBackend(PresetBackend):

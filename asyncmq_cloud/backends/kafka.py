@@ -34,6 +34,7 @@ from asyncmq_cloud.backends._preset import PresetBackend
 from asyncmq_cloud.backends._urls import build_delay_store, build_state_store
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.protocols import DelayStore, StateStore
+from asyncmq_cloud.redact import masked_repr
 from asyncmq_cloud.resources import JOBS_TABLE_NAME
 from asyncmq_cloud.transports.kafka import KafkaTransport
 
@@ -53,6 +54,9 @@ class KafkaSettings:
     replication_factor: int = 1
     create_missing: bool = False
     transport_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return masked_repr(self)  # store URLs and secret options masked
 
 
 class KafkaBackend(PresetBackend):

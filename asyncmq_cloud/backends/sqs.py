@@ -33,6 +33,7 @@ from asyncmq_cloud.backends._preset import PresetBackend
 from asyncmq_cloud.backends._urls import build_delay_store, build_state_store
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.protocols import DelayStore, StateStore
+from asyncmq_cloud.redact import masked_repr
 from asyncmq_cloud.resources import JOBS_TABLE_NAME
 from asyncmq_cloud.transports.sqs import SQSTransport
 
@@ -49,6 +50,9 @@ class SQSSettings:
     visibility_timeout: int = 30
     max_receive_count: int = 5
     transport_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return masked_repr(self)  # store URLs and secret options masked
 
 
 class SQSBackend(PresetBackend):

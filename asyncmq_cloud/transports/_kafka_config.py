@@ -124,6 +124,11 @@ class KafkaTransportConfig(_Model):
     @field_validator("bootstrap_servers")
     @classmethod
     def _servers(cls, value: str) -> str:
+        if "@" in value:  # never echoed: the text before '@' would be a user name and password
+            raise ValueError(
+                "bootstrap_servers must be HOST[:PORT][,HOST[:PORT]...] without credentials "
+                "(give them as sasl_username/sasl_password)"
+            )
         for server in (part.strip() for part in value.split(",")):
             host, colon, port = server.rpartition(":")
             if (server.startswith("[") and server.endswith("]")) or (server and not colon):

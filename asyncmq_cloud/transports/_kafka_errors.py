@@ -10,11 +10,13 @@ aiokafka marks errors ``retriable``; those (and timeouts, lost connections) beco
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from aiokafka import errors as kerr
+from aiokafka.protocol.admin import SaslAuthenticateRequest_v0, SaslAuthenticateRequest_v1
 
 from asyncmq_cloud.errors import (
     AccessDeniedError,
@@ -74,6 +76,29 @@ def kafka_errors(resource: str) -> Iterator[None]:
     except (kerr.KafkaError, ConnectionError, TimeoutError) as exc:
         raise translate_kafka_error(exc, resource) from exc
 
+
+_SASL_REQUESTS = (SaslAuthenticateRequest_v0, SaslAuthenticateRequest_v1)
+
+
+class SaslBytesFilter(logging.Filter):
+    """Masks the SASL bytes of aiokafka's DEBUG "Request to ..." lines: SASL PLAIN sends the password in them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and any(isinstance(arg, _SASL_REQUESTS) for arg in args):
+            shown = "SaslAuthenticateRequest(sasl_auth_bytes=***)"
+            record.args = tuple(shown if isinstance(arg, _SASL_REQUESTS) else arg for arg in args)
+        return True
+
+
+def hide_sasl_bytes() -> None:
+    """Install :class:`SaslBytesFilter` on aiokafka's connection logger (idempotent; done at import)."""
+    conn = logging.getLogger("aiokafka.conn")
+    if not any(isinstance(f, SaslBytesFilter) for f in conn.filters):
+        conn.addFilter(SaslBytesFilter())
+
+
+hide_sasl_bytes()
 
 #: aiokafka keywords that decide whether a connection is accepted (``create_conn`` takes them).
 _CONNECT_KEYS = (
