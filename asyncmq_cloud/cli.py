@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -174,7 +175,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(asyncio.run(args.handler(args)))
+        code = int(asyncio.run(args.handler(args)))
+        if args.command == "worker":  # it has stopped: a late SIGTERM must not turn exit 0 into -15
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, signal.SIG_IGN)
+        return code
     except (CloudBackendError, MissingExtraError) as exc:
         print(f"asyncmq-cloud: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -223,10 +223,12 @@ async def _victim_with_a_long_job(
 ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], str]:
     """A worker running one long job, and a second, idle worker started after that job started."""
     victim = workers.start("--concurrency", "1", *args)
-    [marker], _ = await enqueue(producer, 1, seconds=8.0, prefix="long")
+    # Long enough to outlast the second worker's start on a loaded machine (the run is cut anyway).
+    [marker], _ = await enqueue(producer, 1, seconds=20.0, prefix="long")
     await until(lambda: runs(app_env, marker) == [f"start {victim.pid}"], 60, workers, "the long job on the victim")
     other = workers.start("--concurrency", "2")
     assert await until(lambda: registered(producer, 2), 60, workers, "the second worker")
+    assert runs(app_env, marker) == [f"start {victim.pid}"], "the long job still runs on the victim"
     return victim, other, marker
 
 
@@ -241,7 +243,7 @@ async def test_a_job_running_at_the_end_of_the_grace_is_taken_over_at_once(
     assert victim.wait(timeout=30) == 0, cloud_workers.logs()
     assert delay < LEASE / 6, f"started again {delay:.1f} s after the grace: the lease ran out instead of a release"
     assert "0 of 1 job(s) running at the signal finished, 1 given back" in cloud_workers.log_of(victim)
-    await until(lambda: f"done {other.pid}" in runs(app_env, marker), 30, cloud_workers, "the run on the other")
+    await until(lambda: f"done {other.pid}" in runs(app_env, marker), 60, cloud_workers, "the run on the other")
     assert runs(app_env, marker) == [f"start {victim.pid}", f"start {other.pid}", f"done {other.pid}"]
     print(f"\nthe given-back job started on the other worker {delay:.2f} s after the end of the grace")
 
@@ -261,7 +263,7 @@ async def test_a_second_signal_stops_at_once_and_gives_the_job_back(
     assert "(stopped by the second signal): 0 of 1 job(s) running at the signal finished, 1 given back" in (
         cloud_workers.log_of(victim)
     )
-    await until(lambda: f"done {other.pid}" in runs(app_env, marker), 40, cloud_workers, "the run on the other")
+    await until(lambda: f"done {other.pid}" in runs(app_env, marker), 60, cloud_workers, "the run on the other")
     assert runs(app_env, marker) == [f"start {victim.pid}", f"start {other.pid}", f"done {other.pid}"]
     assert await until(lambda: registered(producer, 1), 20, cloud_workers, "one worker left")
     print(f"\nthe second signal stopped the worker in {stopped:.2f} s")
