@@ -77,6 +77,8 @@ class StateStore(Protocol):
         self,
         records: Sequence[JobRecord],
         deps: Mapping[str, Collection[str]] | None = None,
+        *,
+        unsent: bool = False,
     ) -> None:
         """Write (insert or overwrite) job records and their pending parents.
 
@@ -85,6 +87,11 @@ class StateStore(Protocol):
         is atomic where the store allows it (DynamoDB transaction up to 100
         actions, one Redis script); a store that cannot write them atomically
         raises ``FlowTooLargeError`` before writing anything.
+
+        With ``unsent``, every record written ``waiting`` is also marked *unsent*,
+        timed now, in the same write (:meth:`list_unsent`). Any later state change
+        (the claim first of all), ``delete`` or an overwrite without ``unsent``
+        clears the mark in its own write.
         """
         ...
 
@@ -153,6 +160,18 @@ class StateStore(Protocol):
 
     async def count_jobs(self, queue: str) -> dict[str, int]:
         """Number of jobs per state for a queue (states with none may be absent)."""
+        ...
+
+    async def list_unsent(self, queue: str, older_than: float, limit: int) -> list[str]:
+        """Ids of up to ``limit`` jobs of ``queue`` marked unsent before ``older_than``, oldest first.
+
+        One index read (never a scan of the queue's backlog); it may lag the last
+        writes by a moment (an id just claimed may still be listed).
+        """
+        ...
+
+    async def clear_unsent(self, queue: str, job_ids: Sequence[str]) -> None:
+        """Remove the unsent mark of ``job_ids`` (missing or unmarked ids are ignored)."""
         ...
 
     async def list_stalled(self, older_than: float) -> list[JobRecord]:

@@ -19,6 +19,8 @@ splits unambiguously; job ids may contain anything)::
     P:q:Q:waiting-depth   list    one placeholder per waiting job: its LLEN is what
                                   KEDA's redis scaler reads (deploy/kubernetes/keda)
     P:q:Q:states          set     every state name the queue has used (for count_jobs)
+    P:q:Q:unsent          zset    ids created waiting by create(unsent=True), scored by
+                                  creation time; any state change or delete removes them
     P:q:Q:pending:CHILD   set     parent ids CHILD still waits for
     P:q:Q:children:PARENT set     children that wait for PARENT
     P:q:Q:repeatables     hash    repeatable key -> JSON definition
@@ -181,8 +183,10 @@ class RedisStateStore(RedisStoreBase):
 
     # -- job records -----------------------------------------------------------
     @_translated
-    async def create(self, records: Sequence[JobRecord], deps: Mapping[str, Collection[str]] | None = None) -> None:
-        args: list[str | bytes | int | float] = [self.prefix, _num(time.time()), len(records)]
+    async def create(
+        self, records: Sequence[JobRecord], deps: Mapping[str, Collection[str]] | None = None, *, unsent: bool = False
+    ) -> None:
+        args: list[str | bytes | int | float] = [self.prefix, _num(time.time()), "1" if unsent else "0", len(records)]
         for record in records:  # validate everything before anything is written
             validate_queue_name(record.queue)
             body = self._encode(record.id, record.payload)
@@ -286,6 +290,16 @@ class RedisStateStore(RedisStoreBase):
         validate_queue_name(queue)
         flat = await self._run("count", [self.prefix, queue])
         return {_str(state): int(n) for state, n in zip(flat[::2], flat[1::2], strict=True)}
+
+    @_translated
+    async def list_unsent(self, queue: str, older_than: float, limit: int) -> list[str]:
+        ids = await self.client.zrangebyscore(self._key(queue, "unsent"), "-inf", f"({_num(older_than)}", 0, limit)
+        return [_str(job_id) for job_id in ids]
+
+    @_translated
+    async def clear_unsent(self, queue: str, job_ids: Sequence[str]) -> None:
+        if job_ids:
+            await self.client.zrem(self._key(queue, "unsent"), *job_ids)
 
     @_translated
     async def list_stalled(self, older_than: float) -> list[JobRecord]:
