@@ -69,7 +69,8 @@ class LifecycleConfig(_Model):
             jobs stranded by a crash between the delay store and the transport.
         repair_grace: a delayed job is stranded when its ``run_at`` is this many
             seconds in the past and it is still ``delayed``.
-        resend_grace: a job added ``waiting`` and not claimed this many seconds later
+        resend_grace: a job made ``waiting`` (an add, a dependency release, a stalled
+            re-enqueue, ``retry_job``) and not claimed this many seconds later
             gets its reference sent once more by the repair pass (a producer may have
             died between the record write and the send; a duplicate is dropped by the
             claim). Keep it above the usual time a job waits in the queue.

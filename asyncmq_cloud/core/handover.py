@@ -12,7 +12,8 @@
   ``delayed`` job whose ``run_at`` has passed, so a crash after the send loses
   nothing; a crash before it leaves a ``delayed`` record whose ``run_at`` is past,
   which the periodic repair pass finds and promotes (:meth:`HandOver.promote_due`).
-* A job added ``waiting`` is written marked *unsent* (:attr:`HandOver.marks_unsent`);
+* A job added ``waiting`` (or made ``waiting`` by a dependency release, a stalled
+  re-enqueue, ``retry_job``) is written marked *unsent* (:attr:`HandOver.marks_unsent`);
   its claim clears the mark. A producer that dies between that write and the send
   leaves a marked job no reference points to: the repair pass sends the references
   of jobs still marked ``resend_grace`` after their write, once (:meth:`HandOver.resend_unsent`).

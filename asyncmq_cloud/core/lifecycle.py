@@ -9,8 +9,7 @@ the leases ``core/leases.py``, the hand-over to the broker ``core/handover.py``.
 
 The flow, and why it is safe with an at-least-once broker:
 
-* enqueue: write the record (``waiting``, marked unsent until its claim), then send
-  the reference; the repair pass re-sends references of long-unsent jobs. A worker
+* enqueue: write the record (``waiting``, marked unsent: ``core/handover.py``), then send the reference. A worker
   that receives a reference *claims* the job — a conditional
   ``waiting -> active`` that returns the record — so a duplicate delivery, or a
   reference to a cancelled/removed/finished job, is acked and dropped.
@@ -341,7 +340,10 @@ class CloudBackend(BackendCore):
         if record is None or record.state not in RETRYABLE:
             return False
         body = {**self._prepare_retry_payload(record.job(), job_id), "updated_at": time.time()}
-        if await self.store.transition(queue_name, job_id, State.WAITING, expect_states=RETRYABLE, payload=body):
+        mark = self._handover.marks_unsent
+        if await self.store.transition(
+            queue_name, job_id, State.WAITING, expect_states=RETRYABLE, payload=body, unsent=mark
+        ):
             await self._handover.hand_over(queue_name, [job_id])
             return True
         return False
@@ -392,6 +394,7 @@ class CloudBackend(BackendCore):
             expect_states={State.ACTIVE},
             expect_owner=job_data.get("_owner"),
             payload=body,
+            unsent=self._handover.marks_unsent,
         )
         if record is not None:
             await self._handover.hand_over(queue_name, [job_id])

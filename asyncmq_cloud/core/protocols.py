@@ -119,14 +119,16 @@ class StateStore(Protocol):
         expect_owner: str | None = None,
         payload: dict[str, Any] | None = None,
         run_at: float | None = None,
+        unsent: bool = False,
     ) -> JobRecord | None:
         """Conditionally move a job to ``to_state`` and return the new record.
 
         Conditions: the job exists; its state is in ``expect_states`` (when
         given); its owner equals ``expect_owner`` (when given). On success the
         owner and heartbeat are cleared, ``run_at`` is set to the given value
-        (``None`` clears it) and the payload replaced when given. Returns
-        ``None`` when a condition fails.
+        (``None`` clears it) and the payload replaced when given; the unsent mark
+        is cleared, or set (timed now) with ``unsent`` when ``to_state`` is
+        ``waiting``. Returns ``None`` when a condition fails.
         """
         ...
 

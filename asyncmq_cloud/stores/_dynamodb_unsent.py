@@ -54,6 +54,20 @@ def mark_unsent(update: codec.Item, queue: str, at: float) -> codec.Item:
     }
 
 
+def mark_unsent_clauses(sets: list[str], removes: list[str], values: dict[str, Any], queue: str) -> None:
+    """Turn the clauses of a state change to ``waiting`` (``WriteMixin._state_change``) into a marking one.
+
+    Args:
+        sets: the SET clauses (extended in place).
+        removes: the REMOVE clauses (the index keys are taken out, in place).
+        values: the expression values (``:now`` is the mark's time; extended in place).
+        queue: the job's queue.
+    """
+    removes[:] = [name for name in removes if name not in _NAMES]
+    sets += ["#apk = :unsent_pk", "#ask = :now"]
+    values[":unsent_pk"] = {"S": unsent_partition(queue)}
+
+
 class UnsentMixin(DynamoDBBase):
     """``list_unsent`` (one ``Query`` page) and ``clear_unsent`` (one conditional ``UpdateItem`` per id)."""
 

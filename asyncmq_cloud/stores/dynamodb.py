@@ -105,7 +105,7 @@ from asyncmq_cloud.stores import _dynamodb_codec as codec
 from asyncmq_cloud.stores._dynamodb_deps import DependencyMixin
 from asyncmq_cloud.stores._dynamodb_meta import MetaMixin
 from asyncmq_cloud.stores._dynamodb_queries import QueryMixin
-from asyncmq_cloud.stores._dynamodb_unsent import UnsentMixin, mark_unsent
+from asyncmq_cloud.stores._dynamodb_unsent import UnsentMixin, mark_unsent, mark_unsent_clauses
 from asyncmq_cloud.stores._dynamodb_writes import WriteMixin
 
 #: Default ``max_payload_bytes``: the item limit minus room for later attributes.
@@ -274,6 +274,7 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
         expect_owner: str | None = None,
         payload: dict[str, Any] | None = None,
         run_at: float | None = None,
+        unsent: bool = False,
     ) -> JobRecord | None:
         if expect_states is not None and not expect_states:
             return None
@@ -284,6 +285,8 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
         now = time.time()
         sets, removes, values = self._state_change(queue, job_id, to_state, now, heartbeat=None)
         removes += ["#owner", "#hb"]
+        if unsent and to_state == states.WAITING:
+            mark_unsent_clauses(sets, removes, values, queue)
         if payload is not None:
             sets.append("#payload = :payload")
             values[":payload"] = {"S": codec.encode_payload(payload)}

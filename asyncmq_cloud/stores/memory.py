@@ -123,6 +123,7 @@ class MemoryStateStore(Component):
         expect_owner: str | None = None,
         payload: dict[str, Any] | None = None,
         run_at: float | None = None,
+        unsent: bool = False,
     ) -> JobRecord | None:
         record = self._jobs.get((queue, job_id))
         if record is None or not states.transition_allowed(record, expect_states, expect_owner):
@@ -140,6 +141,8 @@ class MemoryStateStore(Component):
         record.heartbeat = None
         record.run_at = run_at
         record.updated_at = time.time()
+        if unsent and to_state == states.WAITING:
+            self._unsent[(queue, job_id)] = record.updated_at
         result = _copy(record)
         result.has_children = bool(self._children.get((queue, job_id)))
         return result

@@ -225,6 +225,7 @@ class RedisStateStore(RedisStoreBase):
         expect_owner: str | None = None,
         payload: dict[str, Any] | None = None,
         run_at: float | None = None,
+        unsent: bool = False,
     ) -> JobRecord | None:
         validate_queue_name(queue)
         try:
@@ -239,7 +240,7 @@ class RedisStateStore(RedisStoreBase):
             raise
         args: list[str | bytes | int | float] = [self.prefix, queue, job_id, to_state, _num(time.time())]
         args += [_num(run_at), "0" if payload is None else "1", body]
-        args += ["0" if expect_owner is None else "1", expect_owner or ""]
+        args += ["0" if expect_owner is None else "1", expect_owner or "", "1" if unsent else "0"]
         args += ["0" if expect_states is None else "1", *(expect_states or ())]
         return _to_record(queue, job_id, await self._run("transition", args))
 

@@ -72,3 +72,13 @@ async def test_clear_unsent_leaves_a_claimed_job_alone(state_store: Any, queue: 
     assert stalled == ["b"]  # the claim's lease entry survived the clear
     waiting = await state_store.get(queue, "a")
     assert waiting is not None and waiting.state == "waiting"  # cleared, not changed
+
+
+async def test_a_transition_to_waiting_marks_with_unsent(state_store: Any, queue: str) -> None:
+    await state_store.create([_rec(queue, "child", WAITING_CHILDREN), _rec(queue, "done", "failed")])
+    moved = await state_store.transition(queue, "child", "waiting", expect_states={WAITING_CHILDREN}, unsent=True)
+    assert moved is not None and moved.state == "waiting"
+    assert await state_store.transition(queue, "done", "completed", unsent=True)  # not waiting: no mark
+    assert await state_store.list_unsent(queue, _later(), 10) == ["child"]
+    assert await state_store.claim(queue, "child", "t", time.time()) is not None
+    assert await state_store.list_unsent(queue, _later(), 10) == []

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from asyncmq.jobs import Job
 from asyncmq.queues import Queue
 
 from asyncmq_cloud.config import LifecycleConfig
@@ -117,3 +118,20 @@ async def test_no_marks_when_the_transport_carries_no_references(memory_state_st
     backend = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=REPAIR)
     await Queue(qname, backend=backend).add(T + "record", args=["z"])
     assert await memory_state_store.list_unsent(qname, time.time() + 1, 10) == []
+
+
+async def test_a_released_child_is_marked_until_claimed(memory_state_store: Any, qname: str) -> None:
+    transport = CrashingTransport()
+    backend = CloudBackend(memory_state_store, transport, MemoryDelayStore(), config=REPAIR)
+    parent = await Queue(qname, backend=backend).add(T + "record", args=["p"])
+    child = await backend.enqueue(qname, Job(T + "record", ["c"], {}, depends_on=[parent]).to_dict())
+    claimed = await backend.dequeue(qname)
+    assert claimed is not None and claimed["id"] == parent
+    await backend.complete_active_job(qname, claimed, "p")
+    transport.crashes = 1  # the worker dies between the child's release and its hand-over
+    with pytest.raises(Crash):
+        await backend.resolve_dependency(qname, parent)
+    assert await memory_state_store.list_unsent(qname, time.time() + 1, 10) == [child]
+    await _repair(backend, qname)
+    job = await backend.dequeue(qname)
+    assert job is not None and job["id"] == child
