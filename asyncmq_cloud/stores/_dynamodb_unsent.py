@@ -1,7 +1,7 @@
 """The unsent marks of :class:`~asyncmq_cloud.stores.dynamodb.DynamoDBStateStore`.
 
-A job created ``waiting`` with ``create(unsent=True)`` may have no reference on the
-broker yet (its producer may die before the send). The mark reuses the sparse
+A job made ``waiting`` by ``create``/``transition`` with ``unsent`` may have no reference
+on the broker yet (its writer may die before the send). The mark reuses the sparse
 ``active`` index instead of a new one, so existing tables need no migration: a
 marked job carries ``act_pk = "UNSENT#{queue}"`` and ``act_sk =`` the time of the
 write. The claim overwrites both keys with its active shard and heartbeat, and every

@@ -30,8 +30,8 @@ Indexes (all ``KEYS_ONLY``, so heartbeats and payload writes do not copy the pay
 * ``active`` (sparse: only ``active`` jobs carry its keys): ``act_pk = "ACTIVE#{0..3}"``,
   ``act_sk = heartbeat`` — ``list_stalled`` queries the 4 shards for
   ``heartbeat < older_than``; never a Scan. It also holds the *unsent* marks of jobs
-  created ``waiting`` by ``create(unsent=True)``: ``act_pk = "UNSENT#{queue}"``,
-  ``act_sk =`` creation time, until the claim (or any state change) moves or removes
+  made ``waiting`` by ``create``/``transition`` with ``unsent``: ``act_pk = "UNSENT#{queue}"``,
+  ``act_sk =`` the write's time, until the claim (or any state change) moves or removes
   them — ``list_unsent`` is one Query (``stores/_dynamodb_unsent.py``).
 * ``ready`` (sparse; written only with ``ready_shards >= 1``, i.e. by ``DynamoDBBackend``):
   ``rdy_pk = "{queue}#R#{shard}"``, ``rdy_sk = prio_base + ready time`` where

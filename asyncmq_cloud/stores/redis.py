@@ -19,8 +19,8 @@ splits unambiguously; job ids may contain anything)::
     P:q:Q:waiting-depth   list    one placeholder per waiting job: its LLEN is what
                                   KEDA's redis scaler reads (deploy/kubernetes/keda)
     P:q:Q:states          set     every state name the queue has used (for count_jobs)
-    P:q:Q:unsent          zset    ids created waiting by create(unsent=True), scored by
-                                  creation time; any state change or delete removes them
+    P:q:Q:unsent          zset    ids made waiting by create/transition with unsent, scored
+                                  by the write's time; any state change or delete removes them
     P:q:Q:pending:CHILD   set     parent ids CHILD still waits for
     P:q:Q:children:PARENT set     children that wait for PARENT
     P:q:Q:repeatables     hash    repeatable key -> JSON definition
