@@ -71,6 +71,11 @@ class LifecycleConfig(_Model):
             jobs stranded by a crash between the delay store and the transport.
         repair_grace: a delayed job is stranded when its ``run_at`` is this many
             seconds in the past and it is still ``delayed``.
+        resend_grace: a job made ``waiting`` (an add, a dependency release, a stalled
+            re-enqueue, ``retry_job``) and not claimed this many seconds later
+            gets its reference sent once more by the repair pass (a producer may have
+            died between the record write and the send; a duplicate is dropped by the
+            claim). Keep it above the usual time a job waits in the queue.
         pause_cache_ttl: seconds a paused/resumed flag read is reused by the
             worker loop (AsyncMQ asks on every iteration).
         cancel_cache_ttl: right after a claim, the claim's snapshot answers
@@ -90,6 +95,7 @@ class LifecycleConfig(_Model):
     promote_batch: int = Field(100, ge=1, le=10_000)
     repair_interval: float = Field(30.0, gt=0)
     repair_grace: float = Field(30.0, ge=0)
+    resend_grace: float = Field(300.0, ge=0)
     pause_cache_ttl: float = Field(1.0, ge=0, le=60)
     cancel_cache_ttl: float = Field(1.0, ge=0, le=60)
     deregister_timeout: float = Field(2.0, gt=0, le=30)

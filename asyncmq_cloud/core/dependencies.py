@@ -75,6 +75,10 @@ class Dependencies:
                 continue
             body = {k: v for k, v in record.payload.items() if k != "depends_on"}
             body["updated_at"] = time.time()
-            if await store.transition(queue, child, State.WAITING, expect_states={WAITING_CHILDREN}, payload=body):
+            # Marked unsent in the same write: a crash before the hand-over is repaired (HandOver.resend_unsent).
+            unsent = self._handover.marks_unsent
+            if await store.transition(
+                queue, child, State.WAITING, expect_states={WAITING_CHILDREN}, payload=body, unsent=unsent
+            ):
                 released.append(child)
         await self._handover.hand_over(queue, released)

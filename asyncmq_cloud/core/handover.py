@@ -12,12 +12,18 @@
   ``delayed`` job whose ``run_at`` has passed, so a crash after the send loses
   nothing; a crash before it leaves a ``delayed`` record whose ``run_at`` is past,
   which the periodic repair pass finds and promotes (:meth:`HandOver.promote_due`).
+* A job added ``waiting`` (or made ``waiting`` by a dependency release, a stalled
+  re-enqueue, ``retry_job``) is written marked *unsent* (:attr:`HandOver.marks_unsent`);
+  its claim clears the mark. A producer that dies between that write and the send
+  leaves a marked job no reference points to: the repair pass sends the references
+  of jobs still marked ``resend_grace`` after their write, once (:meth:`HandOver.resend_unsent`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +46,16 @@ class HandOver:
         self._parts = parts
         #: Queue -> time of its last repair pass (the first promotion only starts the clock).
         self._last_repair: dict[str, float] = {}
+        self._token = uuid.uuid4().hex  # holds the per-queue re-send lock
+
+    @property
+    def marks_unsent(self) -> bool:
+        """Whether new ``waiting`` records are marked unsent: when the transport carries references.
+
+        ``DynamoDBBackend``'s transport sends nothing (``redelivers`` is False: the jobs table's
+        ready index is the queue), so a ``waiting`` record is claimable by itself: no window.
+        """
+        return self._parts.transport.capabilities.redelivers
 
     async def send_or_undo(self, queue: str, job_ids: Sequence[str]) -> None:
         """Send the references of just-created jobs; if the broker refuses, delete the jobs and raise.
@@ -125,6 +141,7 @@ class HandOver:
         if now - self._last_repair.setdefault(queue, now) >= config.repair_interval:
             self._last_repair[queue] = now
             ids.extend(await self._stranded(queue, now))
+            await self.resend_unsent(queue, now)
         return await self._promote(queue, ids)
 
     async def pop_due(self, queue: str) -> list[dict[str, Any]]:
@@ -145,6 +162,33 @@ class HandOver:
             return False
         await self._parts.delay_store.cancel(queue, job_id)
         return await self._parts.store.delete(queue, job_id) is not None
+
+    async def resend_unsent(self, queue: str, now: float) -> list[str]:
+        """Send once more the references of jobs still marked unsent ``resend_grace`` after their write.
+
+        Their producer may have died between the record write and the send; a job that
+        merely waits in a long queue gets a duplicate reference, which the claim drops.
+        One process per queue and ``repair_interval`` does it (a store lock), for at most
+        ``promote_batch`` jobs; their marks are cleared after the hand-over, so each job
+        is re-sent once. Returns the ids handed over.
+        """
+        store, config = self._parts.store, self._parts.config
+        if not self.marks_unsent:
+            return []
+        if not await store.acquire_lock(f"asyncmq-cloud:resend:{queue}", self._token, config.repair_interval):
+            return []
+        ids = await store.list_unsent(queue, now - config.resend_grace, config.promote_batch)
+        if ids:
+            logger.warning(
+                "re-sending the references of %d job(s) of %r unclaimed %ss after their write "
+                "(a producer may have stopped before sending)",
+                len(ids),
+                queue,
+                config.resend_grace,
+            )
+            await self.hand_over(queue, ids)
+            await store.clear_unsent(queue, ids)
+        return ids
 
     async def _stranded(self, queue: str, now: float) -> list[str]:
         cutoff = now - self._parts.config.repair_grace

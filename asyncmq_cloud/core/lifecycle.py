@@ -9,7 +9,7 @@ the leases ``core/leases.py``, the hand-over to the broker ``core/handover.py``.
 
 The flow, and why it is safe with an at-least-once broker:
 
-* enqueue: write the record (``waiting``), then send the reference. A worker
+* enqueue: write the record (``waiting``, marked unsent: ``core/handover.py``), then send the reference. A worker
   that receives a reference *claims* the job — a conditional
   ``waiting -> active`` that returns the record — so a duplicate delivery, or a
   reference to a cancelled/removed/finished job, is acked and dropped.
@@ -154,7 +154,7 @@ class CloudBackend(BackendCore):
         self._writable(queue_name)
         pending = await self._deps.pending(queue_name, payload.get("depends_on") or [])
         record = new_job_record(queue_name, payload, pending)
-        await self.store.create([record], {record.id: pending} if pending else None)
+        await self.store.create([record], {record.id: pending} if pending else None, unsent=self._handover.marks_unsent)
         if pending:
             await self._deps.recheck(queue_name, pending)
         else:
@@ -167,7 +167,7 @@ class CloudBackend(BackendCore):
         ids = [validate_job_id(job["id"]) for job in jobs]  # every id checked before the first chunk is written
         for start in range(0, len(jobs), 25):
             chunk = [new_job_record(queue_name, job, []) for job in jobs[start : start + 25]]
-            await self.store.create(chunk)
+            await self.store.create(chunk, unsent=self._handover.marks_unsent)
             await self._handover.send_or_undo(queue_name, ids[start : start + 25])
 
     @lazily_started
@@ -193,7 +193,7 @@ class CloudBackend(BackendCore):
             records.append(new_job_record(queue_name, job, pending))
             if pending:
                 deps[job_id] = pending
-        await self.store.create(records, deps or None)
+        await self.store.create(records, deps or None, unsent=self._handover.marks_unsent)
         roots = [r.id for r in records if r.state == State.WAITING]
         if roots:
             # The flow is stored whole: its roots are handed over (or parked) rather than undone.
@@ -340,7 +340,10 @@ class CloudBackend(BackendCore):
         if record is None or record.state not in RETRYABLE:
             return False
         body = {**self._prepare_retry_payload(record.job(), job_id), "updated_at": time.time()}
-        if await self.store.transition(queue_name, job_id, State.WAITING, expect_states=RETRYABLE, payload=body):
+        mark = self._handover.marks_unsent
+        if await self.store.transition(
+            queue_name, job_id, State.WAITING, expect_states=RETRYABLE, payload=body, unsent=mark
+        ):
             await self._handover.hand_over(queue_name, [job_id])
             return True
         return False
@@ -391,6 +394,7 @@ class CloudBackend(BackendCore):
             expect_states={State.ACTIVE},
             expect_owner=job_data.get("_owner"),
             payload=body,
+            unsent=self._handover.marks_unsent,
         )
         if record is not None:
             await self._handover.hand_over(queue_name, [job_id])

@@ -77,6 +77,8 @@ class StateStore(Protocol):
         self,
         records: Sequence[JobRecord],
         deps: Mapping[str, Collection[str]] | None = None,
+        *,
+        unsent: bool = False,
     ) -> None:
         """Write (insert or overwrite) job records and their pending parents.
 
@@ -85,6 +87,11 @@ class StateStore(Protocol):
         is atomic where the store allows it (DynamoDB transaction up to 100
         actions, one Redis script); a store that cannot write them atomically
         raises ``FlowTooLargeError`` before writing anything.
+
+        With ``unsent``, every record written ``waiting`` is also marked *unsent*,
+        timed now, in the same write (:meth:`list_unsent`). Any later state change
+        (the claim first of all), ``delete`` or an overwrite without ``unsent``
+        clears the mark in its own write.
         """
         ...
 
@@ -112,14 +119,16 @@ class StateStore(Protocol):
         expect_owner: str | None = None,
         payload: dict[str, Any] | None = None,
         run_at: float | None = None,
+        unsent: bool = False,
     ) -> JobRecord | None:
         """Conditionally move a job to ``to_state`` and return the new record.
 
         Conditions: the job exists; its state is in ``expect_states`` (when
         given); its owner equals ``expect_owner`` (when given). On success the
         owner and heartbeat are cleared, ``run_at`` is set to the given value
-        (``None`` clears it) and the payload replaced when given. Returns
-        ``None`` when a condition fails.
+        (``None`` clears it) and the payload replaced when given; the unsent mark
+        is cleared, or set (timed now) with ``unsent`` when ``to_state`` is
+        ``waiting``. Returns ``None`` when a condition fails.
         """
         ...
 
@@ -153,6 +162,18 @@ class StateStore(Protocol):
 
     async def count_jobs(self, queue: str) -> dict[str, int]:
         """Number of jobs per state for a queue (states with none may be absent)."""
+        ...
+
+    async def list_unsent(self, queue: str, older_than: float, limit: int) -> list[str]:
+        """Ids of up to ``limit`` jobs of ``queue`` marked unsent before ``older_than``, oldest first.
+
+        One index read (never a scan of the queue's backlog); it may lag the last
+        writes by a moment (an id just claimed may still be listed).
+        """
+        ...
+
+    async def clear_unsent(self, queue: str, job_ids: Sequence[str]) -> None:
+        """Remove the unsent mark of ``job_ids`` (missing or unmarked ids are ignored)."""
         ...
 
     async def list_stalled(self, older_than: float) -> list[JobRecord]:

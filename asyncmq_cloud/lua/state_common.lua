@@ -42,8 +42,10 @@ local function mirror_waiting(queue, old, new)
 end
 
 -- Move `id` from the index of state `old` (false for a new job) to that of `new`.
+-- Every state change also clears the job's unsent mark (set only by create).
 local function index_state(queue, id, old, new)
   mirror_waiting(queue, old, new)
+  redis.call('ZREM', queue_key(queue, 'unsent'), id)
   if old and old ~= new then
     redis.call('ZREM', queue_key(queue, 'state:' .. old), id)
   end

@@ -1,11 +1,12 @@
 -- create: write (insert or overwrite) many job records and their dependency edges at once,
 -- so a whole flow appears atomically. An overwritten job keeps its creation order.
--- ARGV: prefix, now, n_records,
+-- With `unsent` = '1', each record written 'waiting' is marked unsent (zset scored by now).
+-- ARGV: prefix, now, unsent, n_records,
 --       n_records x (queue, id, state, payload, run_at|'', heartbeat|'', has_owner, owner),
 --       n_deps, n_deps x (queue, child, n_parents, parents...)
-local now = ARGV[2]
-local i = 4
-for _ = 1, tonumber(ARGV[3]) do
+local now, unsent = ARGV[2], ARGV[3]
+local i = 5
+for _ = 1, tonumber(ARGV[4]) do
   local queue, id, state, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local run_at, heartbeat, has_owner, owner = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   i = i + 8
@@ -25,6 +26,9 @@ for _ = 1, tonumber(ARGV[3]) do
     redis.call('HSET', key, 'owner', owner)
   end
   index_state(queue, id, old[1], state)
+  if unsent == '1' and state == 'waiting' then
+    redis.call('ZADD', queue_key(queue, 'unsent'), now, id)
+  end
   redis.call('SADD', prefix .. ':queues', queue)
 end
 local n_deps = tonumber(ARGV[i])

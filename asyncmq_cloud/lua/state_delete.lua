@@ -11,6 +11,7 @@ if #fields > 0 then
     mirror_waiting(queue, state, false)
   end
   redis.call('ZREM', active_key, active_member(queue, id))
+  redis.call('ZREM', queue_key(queue, 'unsent'), id)
   redis.call('DEL', key)
 end
 local pending_key = queue_key(queue, 'pending:' .. id)

@@ -29,7 +29,10 @@ Indexes (all ``KEYS_ONLY``, so heartbeats and payload writes do not copy the pay
   ~1,000 writes/s of state changes should be split into several queues.
 * ``active`` (sparse: only ``active`` jobs carry its keys): ``act_pk = "ACTIVE#{0..3}"``,
   ``act_sk = heartbeat`` — ``list_stalled`` queries the 4 shards for
-  ``heartbeat < older_than``; never a Scan.
+  ``heartbeat < older_than``; never a Scan. It also holds the *unsent* marks of jobs
+  made ``waiting`` by ``create``/``transition`` with ``unsent``: ``act_pk = "UNSENT#{queue}"``,
+  ``act_sk =`` the write's time, until the claim (or any state change) moves or removes
+  them — ``list_unsent`` is one Query (``stores/_dynamodb_unsent.py``).
 * ``ready`` (sparse; written only with ``ready_shards >= 1``, i.e. by ``DynamoDBBackend``):
   ``rdy_pk = "{queue}#R#{shard}"``, ``rdy_sk = prio_base + ready time`` where
   ``prio_base = priority * 10^11`` is kept on the item. Every write that makes a job
@@ -43,7 +46,8 @@ for the records returned (a write of the last few hundred ms may be missing).
 Calls and capacity per operation (WCU/RCU = on-demand write/read request units;
 a job item is billed on its full size, payload included, in 1 KB write / 4 KB read steps):
 
-* ``create`` one job: 1 ``UpdateItem`` (1 WCU per KB); a flow: 1 ``TransactWriteItems``
+* ``create`` one job: 1 ``UpdateItem`` (1 WCU per KB; + 1 WCU on the ``active`` index
+  with ``unsent``, and the claim then moves that entry: + 1 WCU); a flow: 1 ``TransactWriteItems``
   (2 WCU per KB per item, ≤ 100 items: jobs plus one dependency item per job that has
   parents or children — any flow of ≤ 50 jobs fits). First write of a queue by this
   process: +1 ``UpdateItem`` on the registry (one for all concurrent first writes).
@@ -101,13 +105,14 @@ from asyncmq_cloud.stores import _dynamodb_codec as codec
 from asyncmq_cloud.stores._dynamodb_deps import DependencyMixin
 from asyncmq_cloud.stores._dynamodb_meta import MetaMixin
 from asyncmq_cloud.stores._dynamodb_queries import QueryMixin
+from asyncmq_cloud.stores._dynamodb_unsent import UnsentMixin, mark_unsent, mark_unsent_clauses
 from asyncmq_cloud.stores._dynamodb_writes import WriteMixin
 
 #: Default ``max_payload_bytes``: the item limit minus room for later attributes.
 DEFAULT_MAX_PAYLOAD_BYTES = codec.DYNAMODB_MAX_ITEM_BYTES - codec.ITEM_HEADROOM_BYTES
 
 
-class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin, WriteMixin):
+class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, WriteMixin):
     """Job records and queue metadata in one DynamoDB table (see the module docstring).
 
     Args:
@@ -174,6 +179,8 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin, WriteMixin):
         self,
         records: Sequence[JobRecord],
         deps: Mapping[str, Collection[str]] | None = None,
+        *,
+        unsent: bool = False,
     ) -> None:
         unique = list({(r.queue, r.id): r for r in records}.values())
         if not unique:
@@ -199,8 +206,9 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin, WriteMixin):
                     limit=self.max_payload_bytes,
                 )
             total += size
+            write = codec.job_upsert(record, created=created, now=now, expires=expires, ready_shards=self.ready_shards)
             writes.append(
-                codec.job_upsert(record, created=created, now=now, expires=expires, ready_shards=self.ready_shards)
+                mark_unsent(write, record.queue, created) if unsent and record.state == states.WAITING else write
             )
         edges = self._flow_edges(unique, deps or {})
         dep_updates = codec.deps_updates(unique[0].queue, edges) if edges else []
@@ -266,6 +274,7 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin, WriteMixin):
         expect_owner: str | None = None,
         payload: dict[str, Any] | None = None,
         run_at: float | None = None,
+        unsent: bool = False,
     ) -> JobRecord | None:
         if expect_states is not None and not expect_states:
             return None
@@ -276,6 +285,8 @@ class DynamoDBStateStore(QueryMixin, DependencyMixin, MetaMixin, WriteMixin):
         now = time.time()
         sets, removes, values = self._state_change(queue, job_id, to_state, now, heartbeat=None)
         removes += ["#owner", "#hb"]
+        if unsent and to_state == states.WAITING:
+            mark_unsent_clauses(sets, removes, values, queue)
         if payload is not None:
             sets.append("#payload = :payload")
             values[":payload"] = {"S": codec.encode_payload(payload)}

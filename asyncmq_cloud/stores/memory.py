@@ -39,6 +39,8 @@ class MemoryStateStore(Component):
         self.max_payload_bytes = max_payload_bytes
         self._jobs: dict[tuple[str, str], JobRecord] = {}
         self._created: dict[tuple[str, str], float] = {}
+        #: Jobs marked unsent (``create(unsent=True)``) -> when; cleared by any state change.
+        self._unsent: dict[tuple[str, str], float] = {}
         self._seq = 0.0
         self._paused: set[str] = set()
         self._queues: set[str] = set()
@@ -60,6 +62,8 @@ class MemoryStateStore(Component):
         self,
         records: Sequence[JobRecord],
         deps: Mapping[str, Collection[str]] | None = None,
+        *,
+        unsent: bool = False,
     ) -> None:
         ids = {record.id for record in records}
         for child in deps or {}:
@@ -80,6 +84,9 @@ class MemoryStateStore(Component):
             stored = _copy(record)
             stored.updated_at = now
             self._jobs[key] = stored
+            self._unsent.pop(key, None)
+            if unsent and record.state == states.WAITING:
+                self._unsent[key] = now
             if key not in self._created:
                 self._seq += 1
                 self._created[key] = self._seq
@@ -98,6 +105,7 @@ class MemoryStateStore(Component):
         record = self._jobs.get((queue, job_id))
         if record is None or not states.claimable(record, now, stale_before):
             return None
+        self._unsent.pop((queue, job_id), None)
         record.state = states.CLAIMED
         record.owner = token
         record.heartbeat = now
@@ -115,6 +123,7 @@ class MemoryStateStore(Component):
         expect_owner: str | None = None,
         payload: dict[str, Any] | None = None,
         run_at: float | None = None,
+        unsent: bool = False,
     ) -> JobRecord | None:
         record = self._jobs.get((queue, job_id))
         if record is None or not states.transition_allowed(record, expect_states, expect_owner):
@@ -126,11 +135,14 @@ class MemoryStateStore(Component):
                     f"job {job_id!r} encodes to {size} bytes", size=size, limit=self.max_payload_bytes
                 )
             record.payload = copy.deepcopy(payload)
+        self._unsent.pop((queue, job_id), None)
         record.state = to_state
         record.owner = None
         record.heartbeat = None
         record.run_at = run_at
         record.updated_at = time.time()
+        if unsent and to_state == states.WAITING:
+            self._unsent[(queue, job_id)] = record.updated_at
         result = _copy(record)
         result.has_children = bool(self._children.get((queue, job_id)))
         return result
@@ -163,6 +175,7 @@ class MemoryStateStore(Component):
         record = self._jobs.get((queue, job_id))
         if record is None:
             return False
+        self._unsent.pop((queue, job_id), None)
         record.state = state
         record.updated_at = time.time()
         return True
@@ -178,6 +191,7 @@ class MemoryStateStore(Component):
         key = (queue, job_id)
         record = self._jobs.pop(key, None)
         self._created.pop(key, None)
+        self._unsent.pop(key, None)
         for parent in self._pending.pop(key, set()):
             self._children.get((queue, parent), set()).discard(job_id)
         self._children.pop(key, None)
@@ -193,6 +207,14 @@ class MemoryStateStore(Component):
             if job_queue == queue:
                 counts[record.state] = counts.get(record.state, 0) + 1
         return counts
+
+    async def list_unsent(self, queue: str, older_than: float, limit: int) -> list[str]:
+        found = sorted((t, k[1]) for k, t in self._unsent.items() if k[0] == queue and t < older_than)
+        return [job_id for _, job_id in found[:limit]]
+
+    async def clear_unsent(self, queue: str, job_ids: Sequence[str]) -> None:
+        for job_id in job_ids:
+            self._unsent.pop((queue, job_id), None)
 
     async def list_stalled(self, older_than: float) -> list[JobRecord]:
         return [_copy(r) for r in self._jobs.values() if states.stalled(r, older_than)]

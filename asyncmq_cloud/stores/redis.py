@@ -19,6 +19,8 @@ splits unambiguously; job ids may contain anything)::
     P:q:Q:waiting-depth   list    one placeholder per waiting job: its LLEN is what
                                   KEDA's redis scaler reads (deploy/kubernetes/keda)
     P:q:Q:states          set     every state name the queue has used (for count_jobs)
+    P:q:Q:unsent          zset    ids made waiting by create/transition with unsent, scored
+                                  by the write's time; any state change or delete removes them
     P:q:Q:pending:CHILD   set     parent ids CHILD still waits for
     P:q:Q:children:PARENT set     children that wait for PARENT
     P:q:Q:repeatables     hash    repeatable key -> JSON definition
@@ -181,8 +183,10 @@ class RedisStateStore(RedisStoreBase):
 
     # -- job records -----------------------------------------------------------
     @_translated
-    async def create(self, records: Sequence[JobRecord], deps: Mapping[str, Collection[str]] | None = None) -> None:
-        args: list[str | bytes | int | float] = [self.prefix, _num(time.time()), len(records)]
+    async def create(
+        self, records: Sequence[JobRecord], deps: Mapping[str, Collection[str]] | None = None, *, unsent: bool = False
+    ) -> None:
+        args: list[str | bytes | int | float] = [self.prefix, _num(time.time()), "1" if unsent else "0", len(records)]
         for record in records:  # validate everything before anything is written
             validate_queue_name(record.queue)
             body = self._encode(record.id, record.payload)
@@ -221,6 +225,7 @@ class RedisStateStore(RedisStoreBase):
         expect_owner: str | None = None,
         payload: dict[str, Any] | None = None,
         run_at: float | None = None,
+        unsent: bool = False,
     ) -> JobRecord | None:
         validate_queue_name(queue)
         try:
@@ -235,7 +240,7 @@ class RedisStateStore(RedisStoreBase):
             raise
         args: list[str | bytes | int | float] = [self.prefix, queue, job_id, to_state, _num(time.time())]
         args += [_num(run_at), "0" if payload is None else "1", body]
-        args += ["0" if expect_owner is None else "1", expect_owner or ""]
+        args += ["0" if expect_owner is None else "1", expect_owner or "", "1" if unsent else "0"]
         args += ["0" if expect_states is None else "1", *(expect_states or ())]
         return _to_record(queue, job_id, await self._run("transition", args))
 
@@ -286,6 +291,16 @@ class RedisStateStore(RedisStoreBase):
         validate_queue_name(queue)
         flat = await self._run("count", [self.prefix, queue])
         return {_str(state): int(n) for state, n in zip(flat[::2], flat[1::2], strict=True)}
+
+    @_translated
+    async def list_unsent(self, queue: str, older_than: float, limit: int) -> list[str]:
+        ids = await self.client.zrangebyscore(self._key(queue, "unsent"), "-inf", f"({_num(older_than)}", 0, limit)
+        return [_str(job_id) for job_id in ids]
+
+    @_translated
+    async def clear_unsent(self, queue: str, job_ids: Sequence[str]) -> None:
+        if job_ids:
+            await self.client.zrem(self._key(queue, "unsent"), *job_ids)
 
     @_translated
     async def list_stalled(self, older_than: float) -> list[JobRecord]:
