@@ -314,50 +314,54 @@ LOCALSTACK_VENV = CACHE / "localstack-venv"
 LOCALSTACK_XDG_CACHE = CACHE / "localstack-home" / "cache"  # where plux keeps its entry-point cache
 
 
-def _prepare_localstack() -> None:
-    python = LOCALSTACK_VENV / "bin" / "python"
-    constraints = ROOT / "localstack" / f"constraints-{LOCALSTACK_VERSION}.txt"
+def _pinned_venv(
+    name: str,
+    venv: Path,
+    constraints: Path,
+    requirement: str,
+    create: tuple[list[str], dict[str, str] | None],
+    check: Callable[[Path, Path], None],
+) -> None:
+    """Install ``requirement`` with its pin list (``--no-deps``) into a venv of its own, once per
+    pin list; ``create`` makes the venv (command, env), ``check(python, log)`` proves the install."""
+    python = venv / "bin" / "python"
     if not constraints.exists():
-        raise ServiceError(f"localstack: pin list {constraints} is missing")
-    stamp = hashlib.sha256(constraints.read_bytes() + LOCALSTACK_VERSION.encode()).hexdigest()
-    marker = LOCALSTACK_VENV / ".asyncmq-installed"
+        raise ServiceError(f"{name}: pin list {constraints} is missing")
+    stamp = hashlib.sha256(constraints.read_bytes() + requirement.encode()).hexdigest()
+    marker = venv / ".asyncmq-installed"
     if marker.exists() and marker.read_text() == stamp:
         return
-    log = LOGS / "prepare-localstack.log"
+    log = LOGS / f"prepare-{name}.log"
     if not python.exists():
-        _say(f"localstack: creating Python 3.13 venv {LOCALSTACK_VENV}")
-        venv = ["python3.13", "-m", "venv", str(LOCALSTACK_VENV)]
-        _run_step("localstack", venv, log, {"PYENV_VERSION": "3.13.0"}, timeout=300)
-    _say(f"localstack: pip install localstack-core=={LOCALSTACK_VERSION} (pinned, --no-deps; log {log})")
-    pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "-r", str(constraints)]
-    _run_step("localstack", [*pip, f"localstack-core=={LOCALSTACK_VERSION}"], log)
-    shutil.rmtree(LOCALSTACK_XDG_CACHE, ignore_errors=True)  # a stale plux cache hides import errors
-    check = [str(python), "-c", "import localstack.aws.app"]  # fails loudly where plux would not
-    _run_step("localstack", check, log, {"XDG_CACHE_HOME": str(LOCALSTACK_XDG_CACHE)}, timeout=300)
+        _say(f"{name}: creating venv {venv}")
+        _run_step(name, create[0], log, create[1], timeout=300)
+    _say(f"{name}: pip install {requirement} (pinned, --no-deps; log {log})")
+    _run_step(name, [str(python), "-m", "pip", "install", "-q", "--no-deps", "-r", str(constraints), requirement], log)
+    check(python, log)
     marker.write_text(stamp)
+
+
+def _prepare_localstack() -> None:
+    def check(python: Path, log: Path) -> None:
+        shutil.rmtree(LOCALSTACK_XDG_CACHE, ignore_errors=True)  # a stale plux cache hides import errors
+        probe = [str(python), "-c", "import localstack.aws.app"]  # fails loudly where plux would not
+        _run_step("localstack", probe, log, {"XDG_CACHE_HOME": str(LOCALSTACK_XDG_CACHE)}, timeout=300)
+
+    create = (["python3.13", "-m", "venv", str(LOCALSTACK_VENV)], {"PYENV_VERSION": "3.13.0"})
+    constraints = ROOT / "localstack" / f"constraints-{LOCALSTACK_VERSION}.txt"
+    _pinned_venv("localstack", LOCALSTACK_VENV, constraints, f"localstack-core=={LOCALSTACK_VERSION}", create, check)
 
 
 MINISTACK_VENV = CACHE / "ministack-venv"
 
 
 def _prepare_ministack() -> None:
-    python = MINISTACK_VENV / "bin" / "python"
+    def check(python: Path, log: Path) -> None:
+        _run_step("ministack", [str(python), "-c", "import ministack.app"], log, timeout=300)
+
+    create = ([sys.executable, "-m", "venv", str(MINISTACK_VENV)], None)
     constraints = ROOT / "scripts" / "constraints" / f"ministack-{MINISTACK_VERSION}.txt"
-    if not constraints.exists():
-        raise ServiceError(f"ministack: pin list {constraints} is missing")
-    stamp = hashlib.sha256(constraints.read_bytes() + MINISTACK_VERSION.encode()).hexdigest()
-    marker = MINISTACK_VENV / ".asyncmq-installed"
-    if marker.exists() and marker.read_text() == stamp:
-        return
-    log = LOGS / "prepare-ministack.log"
-    if not python.exists():
-        _say(f"ministack: creating venv {MINISTACK_VENV}")
-        _run_step("ministack", [sys.executable, "-m", "venv", str(MINISTACK_VENV)], log, timeout=300)
-    _say(f"ministack: pip install ministack=={MINISTACK_VERSION} (pinned, --no-deps; log {log})")
-    pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "-r", str(constraints)]
-    _run_step("ministack", [*pip, f"ministack=={MINISTACK_VERSION}"], log)
-    _run_step("ministack", [str(python), "-c", "import ministack.app"], log, timeout=300)
-    marker.write_text(stamp)
+    _pinned_venv("ministack", MINISTACK_VENV, constraints, f"ministack=={MINISTACK_VERSION}", create, check)
 
 
 ELASTICMQ_HOME = CACHE / f"elasticmq-{ELASTICMQ_VERSION}"

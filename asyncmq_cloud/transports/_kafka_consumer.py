@@ -172,28 +172,26 @@ class QueueConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             asyncio.create_task(self._commit_loop(), name=f"asyncmq-cloud kafka commit {self.queue}"),
         ]
 
-    async def close(self) -> None:
-        """Stop fetching, commit the finished prefix of every partition, leave the group."""
+    async def _stop_tasks(self) -> bool:
+        """Stop fetching and committing; False if the consumer was already closing."""
         if self._closing:
-            return
+            return False
         self._closing = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._consumer is not None:
+        return True
+
+    async def close(self) -> None:
+        """Stop fetching, commit the finished prefix of every partition, leave the group."""
+        if await self._stop_tasks() and self._consumer is not None:
             await self._commit(self._trackers)
             await self._consumer.stop()
 
     async def abandon(self) -> None:
         """Close with no broker round trip (the loop is ending, its reply readers are cancelled):
         no commit (claims drop the redelivered), no LeaveGroup (the session timeout rebalances)."""
-        if self._closing:
-            return
-        self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._consumer is not None:
+        if await self._stop_tasks() and self._consumer is not None:
             coordinator = self._consumer._coordinator  # aiokafka: a member of generation 0 sends no LeaveGroup
             if coordinator is not None:
                 coordinator.reset_generation()

@@ -50,16 +50,8 @@ class CloudWorkers(Workers):
     """``asyncmq-cloud worker`` processes (stdout and stderr in ``worker-N.log``)."""
 
     def start(self, *args: str, **extra_env: str) -> subprocess.Popen[bytes]:  # type: ignore[override]
-        with (self.logdir / f"worker-{len(self.procs)}.log").open("wb") as log:
-            proc = subprocess.Popen(
-                [CLOUD, "worker", QUEUE, *(args or ("--concurrency", "4"))],
-                env={**self.env, **extra_env},
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self.procs.append(proc)
-        return proc
+        self.command = [CLOUD, "worker", QUEUE, *(args or ("--concurrency", "4"))]
+        return super().start(**extra_env)
 
     def log_of(self, proc: subprocess.Popen[bytes]) -> str:
         return (self.logdir / f"worker-{self.procs.index(proc)}.log").read_text(errors="replace")
@@ -226,7 +218,7 @@ async def _victim_with_a_long_job(
     # Long enough to outlast the second worker's start on a loaded machine (the run is cut anyway).
     [marker], _ = await enqueue(producer, 1, seconds=20.0, prefix="long")
     await until(lambda: runs(app_env, marker) == [f"start {victim.pid}"], 60, workers, "the long job on the victim")
-    other = workers.start("--concurrency", "2")
+    other = workers.start("--concurrency", "2", E2E_SECONDS_SCALE="0.05")  # the job takes 1 s there
     assert await until(lambda: registered(producer, 2), 60, workers, "the second worker")
     assert runs(app_env, marker) == [f"start {victim.pid}"], "the long job still runs on the victim"
     return victim, other, marker
