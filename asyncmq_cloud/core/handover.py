@@ -138,11 +138,15 @@ class HandOver:
         ids = [job_id for job_id, _ in due]
         # The first call only starts the clock: a repair pass reads every delayed
         # record, so it runs once per repair_interval, not on every worker start.
-        if now - self._last_repair.setdefault(queue, now) >= config.repair_interval:
-            self._last_repair[queue] = now
+        if now - self._last_repair.setdefault(queue, now) < config.repair_interval:
+            return await self._promote(queue, ids)
+        self._last_repair[queue] = now
+        try:
             ids.extend(await self._stranded(queue, now))
-            await self.resend_unsent(queue, now)
-        return await self._promote(queue, ids)
+        finally:  # the ids claimed from the delay store above are promoted even if the repair failed
+            promoted = await self._promote(queue, ids)
+        await self.resend_unsent(queue, now)
+        return promoted
 
     async def pop_due(self, queue: str) -> list[dict[str, Any]]:
         """Remove due ids from the delay store and return their jobs still ``delayed`` (AsyncMQ's raw hook)."""

@@ -222,6 +222,14 @@ class LeaseKeeper:
         margin = min(2.0, window / 10)
         return time.monotonic() + (lease.confirmed_at + window - margin - time.time())
 
+    def deadline_of(self, lease: Lease | None) -> Callable[[], float]:
+        """:meth:`deadline` as :func:`retry_transient` asks it: follows the lease's renewals;
+        without a lease, fixed from now (asked again it would move on forever)."""
+        if lease is None:
+            end = self.deadline(None)
+            return lambda: end
+        return lambda: self.deadline(lease)
+
     # -- giving jobs back ---------------------------------------------------------------
     async def _give_back(self, queue: str, job_id: str, lease: Lease) -> bool:
         """Make a job held here claimable again at once: ``active -> waiting`` (owner-checked),
@@ -229,8 +237,13 @@ class LeaseKeeper:
         record = await self._parts.store.transition(
             queue, job_id, states.WAITING, expect_states={states.ACTIVE}, expect_owner=lease.token
         )
-        if record is None:  # taken over meanwhile: the new holder has its own delivery
-            await self._parts.transport.ack([lease.delivery])
+        if record is None:
+            current = await self._parts.store.get(queue, job_id)
+            if current is not None and current.state in (states.WAITING, states.DELAYED):
+                # our own end already made it waiting (its hand-over cut short): keep a reference
+                await self._parts.transport.release(lease.delivery, 0.0)
+            else:  # taken over (the new holder has its own delivery), or ended
+                await self._parts.transport.ack([lease.delivery])
             return False
         await self._parts.transport.release(lease.delivery, 0.0)
         return True
@@ -251,9 +264,11 @@ class LeaseKeeper:
                     logger.warning("could not give back %s/%s (taken over after its lease): %s", queue, job_id, exc)
         return released
 
-    async def return_buffered(self) -> None:
-        """Release every received-but-unclaimed reference for immediate redelivery."""
-        with anyio.CancelScope(shield=True):
+    async def return_buffered(self, timeout: float | None = None) -> None:
+        """Release every received-but-unclaimed reference for immediate redelivery (within
+        ``timeout`` s if given: what is not returned by then comes back after its lease)."""
+        deadline = anyio.current_time() + timeout if timeout is not None else float("inf")
+        with anyio.CancelScope(shield=True, deadline=deadline):
             for buffered in self.buffer.values():
                 while buffered:
                     delivery = buffered.popleft()

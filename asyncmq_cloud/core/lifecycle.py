@@ -106,7 +106,7 @@ class CloudBackend(BackendCore):
         """Stop taking jobs: ``dequeue`` answers None from now on, a receive or claim in flight
         gives back what it got, and the prefetched references go back to the broker at once."""
         self._leases.stopping = True
-        await self._leases.return_buffered()
+        await self._leases.return_buffered(RELEASE_TIMEOUT)  # bounded: a broker away must not eat the grace
 
     @property
     def draining(self) -> bool:
@@ -249,11 +249,11 @@ class CloudBackend(BackendCore):
     async def complete_active_job(self, queue_name: str, payload: dict[str, Any], result: Any) -> None:
         extra = {"result": result, "completed_at": time.time()}
         record = await self._ends.finish(queue_name, payload, State.COMPLETED, extra=extra)
-        if record is not None and record.state == State.COMPLETED and not record.has_children:
-            # AsyncMQ calls resolve_dependency right after this; nothing waits for
-            # the job, so that call can skip the store. A child registered after
-            # this write sees the parent completed and resolves itself.
-            self._ends.completed_childless(queue_name, record.id)
+        if record is None or (record.state == State.COMPLETED and not record.has_children):
+            # AsyncMQ calls resolve_dependency right after this; it skips the store when nothing
+            # waits for the job, or it did not complete here (no longer ours, or given up). A
+            # child registered after this write sees the parent completed and resolves itself.
+            self._ends.completed_childless(queue_name, str(payload["id"]))
 
     async def retry_active_job(self, queue_name: str, payload: dict[str, Any], run_at: float) -> None:
         """Back to ``waiting`` (due now) or ``delayed`` (until ``run_at``); the reference is handed over."""
@@ -362,7 +362,7 @@ class CloudBackend(BackendCore):
         try:
             await retry_transient(
                 lambda: self._deps.resolve(queue_name, parent_id),
-                deadline=lambda: self._leases.deadline(None),
+                deadline=self._leases.deadline_of(None),
                 what=f"releasing the jobs waiting for {queue_name}/{parent_id}",
             )
         except GaveUp as exc:

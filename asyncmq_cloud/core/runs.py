@@ -69,17 +69,39 @@ class RunEnds:
         lease = self._leases.get(queue, job_id)  # held, and renewed, until the write lands
         body = {**payload, "status": to_state, "updated_at": time.time(), **(extra or {})}
         owner, at = (lease.token if lease else None), dict[str, Any](run_at=run_at)
+        tries = 0
 
         async def write() -> JobRecord | None:
+            nonlocal tries
+            tries += 1
             try:
-                return await self._parts.store.transition(
+                record = await self._parts.store.transition(
                     queue, job_id, to_state, expect_states=expect_states, expect_owner=owner, payload=body, **at
                 )
             except PayloadTooLargeError as exc:
                 if to_state != State.COMPLETED:
                     raise  # unacknowledged, as any failed end: the lease takeover recovers the job
                 return await self._fail_oversized_result(queue, job_id, body, owner, exc)
+            if record is None and tries > 1:  # an earlier try may have landed, its reply lost
+                return await self._landed(queue, job_id, to_state, body)
+            return record
 
+        try:
+            return await self._finish_held(queue, job_id, to_state, lease, write, then)
+        except Exception:
+            self._leases.pop(queue, job_id)  # not held any more: the takeover recovers the job
+            raise
+
+    async def _finish_held(
+        self,
+        queue: str,
+        job_id: str,
+        to_state: str,
+        lease: Lease | None,
+        write: Callable[[], Awaitable[JobRecord | None]],
+        then: Callable[[JobRecord], Awaitable[None]] | None,
+    ) -> JobRecord | None:
+        """The write (ridden out), ``then`` (ridden out), the ack; see :meth:`finish`."""
         outcome = await self._ride_out(queue, job_id, lease, write, f"moving job {queue}/{job_id} to {to_state}")
         if outcome is GAVE_UP:
             return None
@@ -95,6 +117,12 @@ class RunEnds:
         self._leases.pop(queue, job_id)
         await self.ack(queue, job_id, lease)
         return record
+
+    async def _landed(self, queue: str, job_id: str, to_state: str, body: dict[str, Any]) -> JobRecord | None:
+        """The record our write produced, if an earlier try of it landed (same state and ``updated_at``)."""
+        current = await self._parts.store.get(queue, job_id)
+        ours = current is not None and current.payload.get("updated_at") == body["updated_at"]
+        return current if ours and current is not None and current.state == to_state else None
 
     async def _ride_out(
         self,
@@ -112,7 +140,7 @@ class RunEnds:
         reference goes back at once rather than when the lease runs out.
         """
         try:
-            return await retry_transient(op, deadline=lambda: self._leases.deadline(lease), what=what)
+            return await retry_transient(op, deadline=self._leases.deadline_of(lease), what=what)
         except GaveUp as exc:
             self._leases.pop(queue, job_id)
             if written:
@@ -159,7 +187,7 @@ class RunEnds:
         try:
             await retry_transient(
                 lambda: self._leases.ack(lease),
-                deadline=lambda: self._leases.deadline(lease),
+                deadline=self._leases.deadline_of(lease),
                 what=f"acknowledging job {queue}/{job_id}",
             )
         except GaveUp as exc:

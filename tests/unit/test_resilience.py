@@ -211,3 +211,70 @@ async def test_a_claim_that_lands_after_the_drain_began_is_given_back(qname: str
     assert await backend.get_job_state(qname, job_id) == "waiting" and backend.running == 0
     assert await transport.depth(qname) == 1
     await backend.close()
+
+
+class LandsThenFails(Flaky):
+    """The first ``transition`` is applied, then its reply is lost (``TransientError``)."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.lost = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = super().__getattr__(name)
+        if name != "transition":
+            return attr
+
+        async def transition(*args: Any, **kwargs: Any) -> Any:
+            record = await attr(*args, **kwargs)
+            if self.lost == 0:
+                self.lost += 1
+                raise TransientError("reply lost")
+            return record
+
+        return transition
+
+
+async def test_an_end_whose_first_try_landed_unseen_is_not_mistaken_for_a_lost_claim(qname: str) -> None:
+    store, transport = LandsThenFails(MemoryStateStore()), MemoryTransport()
+    backend = make_backend(store, transport)
+    job_id = await Queue(qname, backend=backend).add(T + "add", args=[1, 2])
+    job = await backend.dequeue(qname)
+    assert job is not None
+    await backend.retry_active_job(qname, job, time.time() - 1)  # due now: waiting + a new reference
+    assert await backend.get_job_state(qname, job_id) == "waiting"
+    again = await backend.dequeue(qname)
+    assert again is not None and again["id"] == job_id, "the hand-over ran: the job has a reference"
+    await backend.close()
+
+
+async def test_a_give_back_of_a_job_our_end_already_made_waiting_keeps_its_reference(qname: str) -> None:
+    store, transport = MemoryStateStore(), MemoryTransport()
+    backend = make_backend(store, transport)
+    job_id = await Queue(qname, backend=backend).add(T + "add", args=[1, 2])
+    assert await backend.dequeue(qname) is not None
+    # The run's own end wrote ``waiting`` and was cut short before its hand-over.
+    assert await store.transition(qname, job_id, "waiting", expect_states={"active"}) is not None
+    assert await backend.release_running() == 0
+    other = make_backend(store, transport)
+    again = await other.dequeue(qname)
+    assert again is not None and again["id"] == job_id, "the delivery was released, not acked"
+    await backend.close()
+    await other.close()
+
+
+async def test_retries_without_a_lease_end_at_a_fixed_deadline() -> None:
+    backend = make_backend(MemoryStateStore(), MemoryTransport(), lease_timeout=0.5)
+    deadline = backend._leases.deadline_of(None)
+    first = deadline()
+    await asyncio.sleep(0.1)
+    assert deadline() == first, "asked again, it must not move on"
+
+    async def away() -> None:
+        raise TransientError("away")
+
+    began = time.monotonic()
+    with pytest.raises(resilience.GaveUp):
+        await resilience.retry_transient(away, deadline=backend._leases.deadline_of(None), what="releasing")
+    assert time.monotonic() - began < 2.0
+    await backend.close()
