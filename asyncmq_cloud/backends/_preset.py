@@ -14,8 +14,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from asyncmq_cloud.aws import AwsClients, AwsOptions
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
@@ -93,32 +91,32 @@ class PresetBackend(CloudBackend):
         await anext(self._ender)
 
     async def _end_of_loop(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Close the clients this loop opened; the backend is rebuilt for the next loop.
+        """Close what this loop opened (``close()``); the backend is rebuilt for the next loop.
 
-        By now ``asyncio.run`` has cancelled every task: a client that needs a background
-        task of its own to close (Kafka: the reply to its LeaveGroup is read by a connection
-        task) would wait for its request timeout, so a preset may close its transport another
-        way (``_close_transport_at_loop_end``); the AWS clients and Redis pools close at once.
+        By now ``asyncio.run`` has cancelled every task: a transport that needs a background
+        task of its own to close gracefully (Kafka: the reply to its LeaveGroup is read by a
+        connection task) would wait for its request timeout, so a preset may close it another
+        way first (``_close_transport_at_loop_end``); ``close()`` then leaves it alone.
         """
         if self._closed or self._loop is not loop:
             return  # closed by its user, or started again on another loop meanwhile
         try:
-            with anyio.CancelScope(shield=True):
-                await self._leases.stop()
-                await self._close_transport_at_loop_end()
-                await self.delay_store.close()
-                await self.store.close()
-                if self._owns_clients:
-                    await self.clients.close()
+            await self._close_transport_at_loop_end()
+            await self.close()
+            self._closed = False  # not closed for good: the next event loop starts it again
             self._rebind()
         except Exception as exc:  # the loop is ending: report, never raise into its shutdown
             logger.warning("closing %s at the end of its event loop failed: %s", type(self).__name__, exc)
 
     async def _close_transport_at_loop_end(self) -> None:
-        await self.transport.close()
+        """Close the transport where ``close()`` could not at the end of a loop (default: nothing)."""
+
+    def _given_loop_bound(self) -> list[str]:
+        """The loop-bound settings given as objects (they cannot be rebuilt for another loop)."""
+        return [name for name in self._loop_bound_args if not _rebuildable(self._setting(name))]
 
     def _rebuildable(self) -> bool:
-        return all(_rebuildable(self._setting(name)) for name in self._loop_bound_args)
+        return not self._given_loop_bound()
 
     def _rebind(self) -> None:
         """Rebuild clients, stores and transport for a new event loop (AsyncMQ's CLI).
@@ -126,7 +124,7 @@ class PresetBackend(CloudBackend):
         Only possible when this backend built them (stores given as URLs, no shared
         ``clients``); the abandoned ones belong to a finished loop.
         """
-        given = [name for name in self._loop_bound_args if not _rebuildable(self._setting(name))]
+        given = self._given_loop_bound()
         if given:
             raise ConfigurationError(
                 f"{type(self).__name__} was used from a second event loop, but its {', '.join(given)} were given "

@@ -132,16 +132,12 @@ class CloudBackend(BackendCore):
         return None
 
     async def update_job_state(self, queue_name: str, job_id: str, state: str) -> None:
-        await self._ensure_started()
-        await self._ends.during_run(
-            queue_name, job_id, lambda: self.store.set_state(queue_name, job_id, state), "setting the state"
-        )
+        write = super().update_job_state  # the store write; ridden out here for a running job
+        await self._ends.during_run(queue_name, job_id, lambda: write(queue_name, job_id, state), "setting the state")
 
     async def save_job_result(self, queue_name: str, job_id: str, result: Any) -> None:
-        await self._ensure_started()
-        await self._ends.during_run(
-            queue_name, job_id, lambda: self._jobs.patch(queue_name, job_id, {"result": result}), "saving the result"
-        )
+        write = super().save_job_result
+        await self._ends.during_run(queue_name, job_id, lambda: write(queue_name, job_id, result), "saving the result")
 
     # -- enqueue ---------------------------------------------------------------------
     def _writable(self, queue: str) -> None:
