@@ -34,25 +34,35 @@ async def test_a_sequential_caller_never_waits_the_busy_linger() -> None:
     assert flush.batches == [[0], [1], [2], [3], [4]]
 
 
+async def _until(condition, timeout: float = 10.0) -> None:
+    """Yields to the loop until ``condition()`` holds (a loaded machine may be slow to get there)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
 async def test_batches_opened_while_a_call_is_in_flight_wait_the_busy_linger() -> None:
     flush = Recorder()
-    batcher = LingerBatcher(flush, max_size=10, linger=0.0, busy_linger=0.2, name="t")
+    # The busy linger is long next to the steps below, so a slow machine cannot blur the two lingers.
+    batcher = LingerBatcher(flush, max_size=10, linger=0.0, busy_linger=3.0, name="t")
     flush.gate.clear()  # the first call stays in flight
     first = asyncio.ensure_future(batcher.submit("q", [0]))
-    await asyncio.sleep(0.01)
-    assert flush.batches == [[0]]
+    await _until(lambda: flush.batches == [[0]])
+    started = asyncio.get_running_loop().time()
     staggered = []
     for i in (1, 2, 3):  # staggered callers: each alone would be a batch of one with linger=0
         staggered.append(asyncio.ensure_future(batcher.submit("q", [i])))
         await asyncio.sleep(0.01)
-    assert flush.batches == [[0]], "entries that arrive during a call must wait the busy linger"
-    await asyncio.sleep(0.4)
+    if asyncio.get_running_loop().time() - started < 2.5:  # still well inside the busy linger
+        assert flush.batches == [[0]], "entries that arrive during a call must wait the busy linger"
+    await _until(lambda: len(flush.batches) == 2)
     assert flush.batches == [[0], [1, 2, 3]]
     flush.gate.set()
     assert await first == [0]
     assert [await s for s in staggered] == [[1], [2], [3]]
-    # The calls are done: the next lone caller is back to the short linger.
-    assert await asyncio.wait_for(batcher.submit("q", [4]), 0.15) == [4]
+    # The calls are done: the next lone caller is back to the short linger (not the 3 s busy one).
+    assert await asyncio.wait_for(batcher.submit("q", [4]), 1.5) == [4]
 
 
 async def test_full_batch_goes_at_once_and_each_caller_gets_its_own_error() -> None:
