@@ -31,6 +31,8 @@ from asyncmq_cloud.core.validation import validate_job_id
 from asyncmq_cloud.errors import InvalidNameError, PermanentError, TransientError
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
+#: ``(queue, fresh_only) -> paused``: the backend's paused-flag check (``fresh_only``: no store read).
+PausedCheck = Callable[[str, bool], Awaitable[bool]]
 #: Seconds between two log lines about references to jobs that do not exist.
 UNKNOWN_LOG_INTERVAL = 60.0
 
@@ -99,8 +101,10 @@ class LeaseKeeper:
         self._unknown_since_log = 0
 
     # -- claiming ---------------------------------------------------------------------
-    async def take(self, queue: str) -> dict[str, Any] | None:
-        """Claim the next job of ``queue`` (from the buffer, else one receive); None if none is claimable."""
+    async def take(self, queue: str, paused: PausedCheck | None = None) -> dict[str, Any] | None:
+        """Claim the next job of ``queue`` (from the buffer, else one receive); None if none is claimable.
+        ``paused`` (the flag check): what a receive got as a pause landed goes back for immediate
+        redelivery, and a job claimed as a pause landed here is given back."""
         parts = self._parts
         if self.stopping:
             return None
@@ -108,6 +112,9 @@ class LeaseKeeper:
         if not buffered:
             want = self.receive_size(queue)
             buffered.extend(await parts.transport.receive(queue, want, parts.config.receive_wait))
+        if buffered and paused is not None and await paused(queue, False):
+            await self.return_buffered(queues=(queue,))
+            return None
         lease = parts.config.lease_timeout
         while buffered and not self.stopping:
             delivery = buffered.popleft()
@@ -126,8 +133,12 @@ class LeaseKeeper:
             if record is None:
                 await self._unclaimable(delivery, now)
                 continue
-            if self.stopping:  # the drain began during the claim: the job was never started here
+            if self.stopping or (paused is not None and await paused(queue, True)):
+                # the drain began, or the queue was paused here, during the claim: never started here
                 await self._give_back(queue, record.id, Lease(delivery, token, now))
+                if not self.stopping:
+                    await self.return_buffered(queues=(queue,))
+                    return None
                 break
             self.add(queue, record.id, Lease(delivery, token, now))
             job = record.job()
@@ -264,12 +275,14 @@ class LeaseKeeper:
                     logger.warning("could not give back %s/%s (taken over after its lease): %s", queue, job_id, exc)
         return released
 
-    async def return_buffered(self, timeout: float | None = None) -> None:
-        """Release every received-but-unclaimed reference for immediate redelivery (within
-        ``timeout`` s if given: what is not returned by then comes back after its lease)."""
+    async def return_buffered(self, timeout: float | None = None, queues: tuple[str, ...] | None = None) -> None:
+        """Release every received-but-unclaimed reference (of ``queues``, default all) for immediate
+        redelivery (within ``timeout`` s if given: what is not returned by then comes back after its lease)."""
         deadline = anyio.current_time() + timeout if timeout is not None else float("inf")
         with anyio.CancelScope(shield=True, deadline=deadline):
-            for buffered in self.buffer.values():
+            for queue, buffered in self.buffer.items():
+                if queues is not None and queue not in queues:
+                    continue
                 while buffered:
                     delivery = buffered.popleft()
                     try:

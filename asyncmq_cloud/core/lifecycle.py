@@ -231,7 +231,7 @@ class CloudBackend(BackendCore):
 
     @lazily_started
     async def _dequeue(self, queue_name: str) -> dict[str, Any] | None:
-        return await self._leases.take(queue_name)
+        return await self._leases.take(queue_name, self._pauses.check)
 
     @property
     def unknown_references(self) -> int:

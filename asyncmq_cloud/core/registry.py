@@ -39,6 +39,13 @@ class PauseFlags:
             return cached[0]
         return None
 
+    async def check(self, queue: str, fresh_only: bool) -> bool:
+        """Whether ``queue`` is paused: the cached flag, else (unless ``fresh_only``) one store read."""
+        cached = self.fresh(queue)
+        if cached is not None or fresh_only:
+            return cached is True
+        return await self.read(queue)
+
     async def read(self, queue: str) -> bool:
         """Read the flag from the store; during a store outage, the last known flag (else ``False``).
 
