@@ -55,6 +55,12 @@ class PayloadTooLargeError(CloudBackendError, ValueError):
         self.limit = limit
 
 
+class UnencodableError(CloudBackendError, TypeError):
+    """A payload or result that neither the default JSON encoder nor the one configured in
+    AsyncMQ's settings (``json_dumps``) can encode. Nothing was written. A ``TypeError``, as
+    AsyncMQ's own ``Queue.add`` raises for such a value."""
+
+
 class ResourceMissingError(CloudBackendError):
     """A queue, table or topic the backend needs does not exist.
 

@@ -49,3 +49,17 @@ async def sleep_then(key: str, seconds: float) -> str:
 async def big(key: str, size: int) -> str:
     CALLS[key] += 1
     return "x" * size
+
+
+@task(queue="contract")
+async def echo(key: str, value: object) -> object:
+    """Returns ``value`` as the task received it (after the payload's round trip)."""
+    CALLS[key] += 1
+    return value
+
+
+@task(queue="contract")
+async def unencodable(key: str) -> object:
+    """Returns a value no JSON encoder accepts."""
+    CALLS[key] += 1
+    return {"handle": object()}

@@ -123,9 +123,9 @@ async def test_bulk_enqueue_sends_ten_per_batch(sqs_endpoint: str) -> None:
         with counted_calls(sqs) as calls:
             await backend.bulk_enqueue(queue, jobs)
         assert calls == {"sqs.SendMessageBatch": 3}
-        stats = await backend.queue_stats(queue)
-        assert stats["waiting"] == 25
-        assert stats["broker_visible"] + stats["broker_in_flight"] == 25 == stats["broker_depth"]
+        assert await backend.queue_stats(queue) == {"waiting": 25, "delayed": 0, "failed": 0}
+        broker = await backend.broker_stats(queue)
+        assert broker["visible"] + broker["in_flight"] == 25 == broker["depth"]
 
 
 # -- poison messages ---------------------------------------------------------------------------
@@ -320,8 +320,8 @@ async def test_backend_uses_native_delay_up_to_900_s_and_the_delay_store_beyond(
         assert await backend.delay_store.count(queue) == 0
         far = await q.add(T + "record", args=["far"], delay=1200)
         assert [job_id for job_id, _ in await backend.delay_store.list(queue)] == [far]
-        stats = await backend.queue_stats(queue)
-        assert stats["delayed"] == 2 and stats["broker_delayed"] == 1
+        assert (await backend.queue_stats(queue))["delayed"] == 2
+        assert (await backend.broker_stats(queue))["delayed"] == 1
         assert len(await backend.list_delayed(queue)) == 2
         assert await backend.remove_delayed(queue, far)
         assert await backend.delay_store.count(queue) == 0

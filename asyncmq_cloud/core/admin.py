@@ -124,17 +124,25 @@ class JobAdmin:
         infos = [DelayedInfo(job_id=r.id, run_at=float(r.run_at or 0.0), payload=r.job()) for r in records]
         return sorted(infos, key=lambda info: info.run_at)
 
+    async def due_delayed(self, queue: str, now: float) -> list[dict[str, Any]]:
+        """Jobs still ``delayed`` whose ``run_at`` is at or before ``now``, soonest first."""
+        return [info.payload for info in await self.list_delayed(queue) if info.run_at <= now]
+
     async def queue_stats(self, queue: str) -> dict[str, int]:
-        """Counts per state, plus the broker's depth (and its breakdown, ``capabilities.has_stats``)."""
-        transport = self._parts.transport
+        """AsyncMQ's keys exactly: ``waiting`` (claimable: not held by unfinished parents),
+        ``delayed``, ``failed`` (the dead-letter set: ``failed`` and ``expired``); one store count."""
         counts = await self._parts.store.count_jobs(queue)
-        stats = {state: counts.get(state, 0) for state in ("waiting", "active", "delayed", "completed", "failed")}
-        stats["waiting"] += counts.get(WAITING_CHILDREN, 0)
-        stats["expired"] = counts.get(State.EXPIRED, 0)
+        return {
+            "waiting": counts.get(State.WAITING, 0),
+            "delayed": counts.get(State.DELAYED, 0),
+            "failed": counts.get(State.FAILED, 0) + counts.get(State.EXPIRED, 0),
+        }
+
+    async def broker_stats(self, queue: str) -> dict[str, int]:
+        """The broker's own figures: ``depth`` (references it holds), plus its breakdown where it
+        has one (SQS: ``visible``, ``in_flight``, ``delayed``; ``capabilities.has_stats``)."""
+        transport = self._parts.transport
         if not transport.capabilities.has_stats:
-            stats["broker_depth"] = await transport.depth(queue)
-            return stats
-        broker = await transport.stats(queue)
-        stats.update({f"broker_{name}": count for name, count in broker.items()})
-        stats["broker_depth"] = sum(broker.values())
-        return stats
+            return {"depth": await transport.depth(queue)}
+        broker = dict(await transport.stats(queue))
+        return {**broker, "depth": sum(broker.values())}

@@ -17,14 +17,14 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
+from asyncmq import monkay
 
 from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import Components
-from asyncmq_cloud.core.records import Delivery
+from asyncmq_cloud.core.records import Delivery, JobRecord, Lease
 from asyncmq_cloud.core.registry import WorkerRegistry
 from asyncmq_cloud.core.resilience import UNBOUNDED_LEASE_WINDOW
 from asyncmq_cloud.core.validation import validate_job_id
@@ -33,35 +33,17 @@ from asyncmq_cloud.errors import InvalidNameError, PermanentError, TransientErro
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
 #: ``(queue, fresh_only) -> paused``: the backend's paused-flag check (``fresh_only``: no store read).
 PausedCheck = Callable[[str, bool], Awaitable[bool]]
+
+
+async def _never_paused(queue: str, fresh_only: bool) -> bool:
+    return False
+
+
 #: Seconds between two log lines about references to jobs that do not exist.
 UNKNOWN_LOG_INTERVAL = 60.0
 
 #: Lease renewal period when ``lease_timeout`` is 0 (no take-over): still extends broker leases.
 LEASE_RENEW_SECONDS = 20.0
-
-
-@dataclass
-class Lease:
-    """What this process holds for a job it claimed.
-
-    Attributes:
-        delivery: the transport's delivery of the job's reference (acked at the end of the run).
-        token: the claim token; every end of the run is conditional on it.
-        claimed_at: when the claim was written (epoch seconds).
-        renewed_at: last heartbeat attempted for the job (by AsyncMQ or by the lease keeper).
-        confirmed_at: the lease time the store last accepted (the claim, then each heartbeat
-            written): another worker may take the job over ``lease_timeout`` after it.
-    """
-
-    delivery: Delivery
-    token: str
-    claimed_at: float
-    renewed_at: float = 0.0
-    confirmed_at: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.renewed_at = self.renewed_at or self.claimed_at
-        self.confirmed_at = self.confirmed_at or self.claimed_at
 
 
 class LeaseKeeper:
@@ -101,10 +83,10 @@ class LeaseKeeper:
         self._unknown_since_log = 0
 
     # -- claiming ---------------------------------------------------------------------
-    async def take(self, queue: str, paused: PausedCheck | None = None) -> dict[str, Any] | None:
+    async def take(self, queue: str, paused: PausedCheck = _never_paused) -> dict[str, Any] | None:
         """Claim the next job of ``queue`` (from the buffer, else one receive); None if none is claimable.
-        ``paused`` (the flag check): what a receive got as a pause landed goes back for immediate
-        redelivery, and a job claimed as a pause landed here is given back."""
+        ``paused``: what a receive got as a pause landed goes back for immediate redelivery,
+        and a job claimed as a pause landed here is given back."""
         parts = self._parts
         if self.stopping:
             return None
@@ -112,28 +94,16 @@ class LeaseKeeper:
         if not buffered:
             want = self.receive_size(queue)
             buffered.extend(await parts.transport.receive(queue, want, parts.config.receive_wait))
-        if buffered and paused is not None and await paused(queue, False):
+        if buffered and await paused(queue, False):
             await self.return_buffered(queues=(queue,))
             return None
-        lease = parts.config.lease_timeout
         while buffered and not self.stopping:
             delivery = buffered.popleft()
-            token = uuid.uuid4().hex
-            now = time.time()
-            stale_before = now - lease if lease > 0 else None
-            try:
-                validate_job_id(delivery.job_id)  # an id no add path accepts: never claimable in any store
-                record = await parts.store.claim(queue, delivery.job_id, token, now, stale_before=stale_before)
-            except TransientError:
-                buffered.appendleft(delivery)  # claimed next time; never dropped unacknowledged
-                raise
-            except (PermanentError, InvalidNameError) as exc:  # this reference can never be claimed
-                await self._poison(delivery, exc)
-                continue
+            token, now = uuid.uuid4().hex, time.time()
+            record = await self._claim(queue, delivery, token, now, buffered)
             if record is None:
-                await self._unclaimable(delivery, now)
                 continue
-            if self.stopping or (paused is not None and await paused(queue, True)):
+            if self.stopping or await paused(queue, True):
                 # the drain began, or the queue was paused here, during the claim: never started here
                 await self._give_back(queue, record.id, Lease(delivery, token, now))
                 if not self.stopping:
@@ -147,6 +117,25 @@ class LeaseKeeper:
         if self.stopping:
             await self.return_buffered()
         return None
+
+    async def _claim(
+        self, queue: str, delivery: Delivery, token: str, now: float, buffered: deque[Delivery]
+    ) -> JobRecord | None:
+        """Claim ``delivery``'s job; None (the reference dealt with) if it cannot be claimed."""
+        lease = self._parts.config.lease_timeout
+        try:
+            validate_job_id(delivery.job_id)  # an id no add path accepts: never claimable in any store
+            stale_before = now - lease if lease > 0 else None
+            record = await self._parts.store.claim(queue, delivery.job_id, token, now, stale_before=stale_before)
+        except TransientError:
+            buffered.appendleft(delivery)  # claimed next time; never dropped unacknowledged
+            raise
+        except (PermanentError, InvalidNameError) as exc:  # this reference can never be claimed
+            await self._poison(delivery, exc)
+            return None
+        if record is None:
+            await self._unclaimable(delivery, now)
+        return record
 
     async def _unclaimable(self, delivery: Delivery, now: float) -> None:
         """A reference whose job could not be claimed.
@@ -343,8 +332,12 @@ class LeaseKeeper:
 
     # -- the keeper -------------------------------------------------------------------
     def renew_every(self) -> float:
+        """A third of ``lease_timeout`` (or of AsyncMQ's ``stalled_threshold``, if shorter): a job
+        running here never looks stalled to AsyncMQ's stalled check nor abandoned to a claim."""
         lease = self._parts.config.lease_timeout
-        return lease / 3 if lease > 0 else LEASE_RENEW_SECONDS
+        every = lease / 3 if lease > 0 else LEASE_RENEW_SECONDS
+        threshold = float(getattr(monkay.settings, "stalled_threshold", 0.0) or 0.0)
+        return min(every, threshold / 3) if threshold > 0 else every
 
     def pause(self, every: float) -> float:
         """Half the renewal period, or half the shortest broker lease left, if shorter."""

@@ -200,10 +200,7 @@ class CloudBackend(BackendCore):
     async def enqueue_delayed(self, queue_name: str, payload: dict[str, Any], run_at: float) -> None:
         self._writable(queue_name)
         run_at = validate_run_at(run_at)
-        now = time.time()
-        if run_at <= now:  # already due: an ordinary waiting job (no delayed record to repair)
-            await self.enqueue(queue_name, {**payload, "delay_until": None})
-            return
+        now = time.time()  # a run_at already past is a due delayed job, as on AsyncMQ's backends (decision 59)
         body = {**payload, "id": validate_job_id(payload["id"]), "delay_until": run_at, "updated_at": now}
         body.setdefault("created_at", now)
         record = JobRecord(queue=queue_name, id=body["id"], state=State.DELAYED, payload=body, run_at=run_at)
@@ -293,8 +290,11 @@ class CloudBackend(BackendCore):
         """Remove due ids from the delay store and return their jobs (AsyncMQ's raw hook)."""
         return await self._handover.pop_due(queue_name)
 
+    @lazily_started
     async def get_due_delayed(self, queue_name: str) -> list[dict[str, Any]]:
-        return await self.pop_due_delayed(queue_name)
+        """The ``delayed`` jobs whose ``run_at`` has passed, wherever their delay is held (delay
+        store or the broker's native delay); a view: the next promotion hands them over."""
+        return await self._jobs.due_delayed(queue_name, time.time())
 
     @lazily_started
     async def remove_delayed(self, queue_name: str, job_id: str) -> bool:
@@ -371,12 +371,10 @@ class CloudBackend(BackendCore):
 
     @lazily_started
     async def fetch_stalled_jobs(self, older_than: float) -> list[dict[str, Any]]:
-        stalled = []
-        for record in await self.store.list_stalled(older_than):
-            if self._leases.holds(record.queue, record.id):
-                continue  # running here; a late heartbeat is not a dead worker
-            stalled.append({"queue_name": record.queue, "job_data": {**record.job(), "_owner": record.owner}})
-        return stalled
+        # Jobs running here are included, as on AsyncMQ's backends: the lease keeper keeps their
+        # heartbeats fresh, so an aged one means the run is stuck (decision 59).
+        records = await self.store.list_stalled(older_than)
+        return [{"queue_name": r.queue, "job_data": {**r.job(), "_owner": r.owner}} for r in records]
 
     @lazily_started
     async def reenqueue_stalled(self, queue_name: str, job_data: dict[str, Any]) -> None:

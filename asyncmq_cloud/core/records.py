@@ -147,8 +147,33 @@ __all__ = [
     "WAITING_CHILDREN",
     "Delivery",
     "JobRecord",
+    "Lease",
     "RepeatableRecord",
     "TransportCapabilities",
     "WorkerRecord",
     "new_job_record",
 ]
+
+
+@dataclass
+class Lease:
+    """What this process holds for a job it claimed.
+
+    Attributes:
+        delivery: the transport's delivery of the job's reference (acked at the end of the run).
+        token: the claim token; every end of the run is conditional on it.
+        claimed_at: when the claim was written (epoch seconds).
+        renewed_at: last heartbeat attempted for the job (by AsyncMQ or by the lease keeper).
+        confirmed_at: the lease time the store last accepted (the claim, then each heartbeat
+            written): another worker may take the job over ``lease_timeout`` after it.
+    """
+
+    delivery: Delivery
+    token: str
+    claimed_at: float
+    renewed_at: float = 0.0
+    confirmed_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.renewed_at = self.renewed_at or self.claimed_at
+        self.confirmed_at = self.confirmed_at or self.claimed_at

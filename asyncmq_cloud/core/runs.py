@@ -19,11 +19,11 @@ from typing import Any
 
 from asyncmq.core.enums import State
 
-from asyncmq_cloud.core.leases import Lease, LeaseKeeper
+from asyncmq_cloud.core.leases import LeaseKeeper
 from asyncmq_cloud.core.protocols import Components
-from asyncmq_cloud.core.records import CANCELLED, JobRecord
+from asyncmq_cloud.core.records import CANCELLED, JobRecord, Lease
 from asyncmq_cloud.core.resilience import GaveUp, retry_transient
-from asyncmq_cloud.errors import PayloadTooLargeError
+from asyncmq_cloud.errors import PayloadTooLargeError, UnencodableError
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
 
@@ -78,10 +78,10 @@ class RunEnds:
                 record = await self._parts.store.transition(
                     queue, job_id, to_state, expect_states=expect_states, expect_owner=owner, payload=body, **at
                 )
-            except PayloadTooLargeError as exc:
+            except (PayloadTooLargeError, UnencodableError) as exc:
                 if to_state != State.COMPLETED:
                     raise  # unacknowledged, as any failed end: the lease takeover recovers the job
-                return await self._fail_oversized_result(queue, job_id, body, owner, exc)
+                return await self._fail_unstorable_result(queue, job_id, body, owner, exc)
             if record is None and tries > 1:  # an earlier try may have landed, its reply lost
                 return await self._landed(queue, job_id, to_state, body)
             return record
@@ -193,14 +193,16 @@ class RunEnds:
         except GaveUp as exc:
             logger.warning("%s; its redelivery will be dropped", exc)
 
-    async def _fail_oversized_result(
-        self, queue: str, job_id: str, body: dict[str, Any], owner: str | None, exc: PayloadTooLargeError
+    async def _fail_unstorable_result(
+        self, queue: str, job_id: str, body: dict[str, Any], owner: str | None, exc: Exception
     ) -> JobRecord | None:
-        """A result the store cannot hold: the job fails once, with the reason; the worker goes on.
-
-        Raising would not help: AsyncMQ's failure path writes the same payload and ends the worker.
-        """
-        reason = f"the job with its result is {exc.size} bytes; the store's limit is {exc.limit} bytes (not stored)"
+        """A result the store cannot hold (too large, or not encodable as JSON): the job fails once,
+        with the reason; the worker goes on. Raising would not help: AsyncMQ's failure path writes
+        the same payload and ends the worker."""
+        if isinstance(exc, PayloadTooLargeError):
+            reason = f"the job with its result is {exc.size} bytes; the store's limit is {exc.limit} bytes (not stored)"
+        else:
+            reason = f"the job's result cannot be stored: {exc}"
         logger.error("job %s/%s failed: %s", queue, job_id, reason)
         failed = {**body, "status": State.FAILED, "result": None, "last_error": reason, "failed_at": time.time()}
         failed.pop("completed_at", None)

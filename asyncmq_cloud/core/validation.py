@@ -12,7 +12,9 @@ import math
 import re
 from typing import Any
 
-from asyncmq_cloud.errors import ConfigurationError, InvalidNameError
+from asyncmq import monkay
+
+from asyncmq_cloud.errors import ConfigurationError, InvalidNameError, UnencodableError
 
 #: ``[A-Za-z0-9_.-]``: valid in SQS (without the dot), Kafka topics, DynamoDB
 #: keys and Redis keys; ``#`` and ``:`` are reserved as key separators.
@@ -51,8 +53,28 @@ def validate_job_id(job_id: object) -> str:
 
 
 def encode_payload(payload: dict[str, Any]) -> str:
-    """The one JSON encoding used for payloads in every store (compact, UTF-8)."""
-    return json.dumps(payload, separators=(",", ":"), default=str, ensure_ascii=False)
+    """The one JSON encoding of payloads in every store: AsyncMQ's configured ``json_dumps``
+    (read at each call, as ``BaseBackend._json_serializer``); with the default, compact UTF-8.
+
+    Raises:
+        UnencodableError: (a ``TypeError``) a value the encoder cannot encode; never a silent ``str()``.
+    """
+    settings = monkay.settings
+    try:
+        if settings.json_dumps is json.dumps:
+            return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        text = settings.json_serializer.to_json(payload)
+    except (TypeError, ValueError) as exc:  # ValueError: a circular reference or NaN refused
+        raise UnencodableError(f"the job payload cannot be encoded as JSON: {exc}") from exc
+    return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+
+
+def decode_payload(text: str | bytes) -> Any:
+    """The inverse of :func:`encode_payload`: AsyncMQ's configured ``json_loads``."""
+    settings = monkay.settings
+    if settings.json_loads is json.loads:
+        return json.loads(text)
+    return settings.json_serializer.to_dict(text.decode("utf-8") if isinstance(text, bytes) else text)
 
 
 def encoded_size(payload: dict[str, Any]) -> int:

@@ -7,7 +7,6 @@ the operator's description of the same layout.
 
 from __future__ import annotations
 
-import json
 import math
 import zlib
 from collections.abc import Collection, Iterable, Mapping
@@ -17,6 +16,7 @@ from typing import Any
 from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import WAITING_CHILDREN as WAITING_CHILDREN
 from asyncmq_cloud.core.protocols import JobRecord
+from asyncmq_cloud.core.validation import decode_payload
 from asyncmq_cloud.core.validation import encode_payload as encode_payload
 from asyncmq_cloud.resources import ACTIVE_INDEX as ACTIVE_INDEX
 from asyncmq_cloud.resources import ACTIVE_PK as ACTIVE_PK
@@ -292,7 +292,7 @@ def record_from_item(item: Item) -> JobRecord:
         queue=str(item["queue"]["S"]),
         id=str(item["job_id"]["S"]),
         state=str(item["state"]["S"]),
-        payload=json.loads(item["payload"]["S"]),
+        payload=decode_payload(item["payload"]["S"]),
         run_at=get_num(item, "run_at"),
         owner=get_str(item, "owner"),
         heartbeat=get_num(item, "heartbeat"),

@@ -11,7 +11,6 @@ process: never use it in production.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from asyncmq_cloud._component import Component
 from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import JobRecord, RepeatableRecord, WorkerRecord
-from asyncmq_cloud.core.validation import encoded_size, validate_queue_name
+from asyncmq_cloud.core.validation import decode_payload, encode_payload, encoded_size, validate_queue_name
 from asyncmq_cloud.errors import ConfigurationError, PayloadTooLargeError
 
 if TYPE_CHECKING:
@@ -307,7 +306,7 @@ def _copy(record: JobRecord) -> JobRecord:
         queue=record.queue,
         id=record.id,
         state=record.state,
-        payload=json.loads(json.dumps(record.payload, default=str)),
+        payload=decode_payload(encode_payload(record.payload)),
         run_at=record.run_at,
         owner=record.owner,
         heartbeat=record.heartbeat,

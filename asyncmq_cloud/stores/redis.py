@@ -64,7 +64,6 @@ loss, timeouts, loading and read-only replicas raise
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -72,7 +71,7 @@ from typing import TYPE_CHECKING, Any
 
 from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import JobRecord
-from asyncmq_cloud.core.validation import encode_payload, validate_queue_name
+from asyncmq_cloud.core.validation import decode_payload, encode_payload, validate_queue_name
 from asyncmq_cloud.errors import ConfigurationError, PayloadTooLargeError
 from asyncmq_cloud.redis import (
     DEFAULT_REDIS_URL,
@@ -110,7 +109,7 @@ def _to_record(queue: str, job_id: str, raw: Any) -> JobRecord | None:
         queue=queue,
         id=job_id,
         state=fields["state"],
-        payload=json.loads(fields.get("payload") or "{}"),
+        payload=decode_payload(fields.get("payload") or "{}"),
         run_at=_opt_float(fields.get("run_at")),
         owner=fields.get("owner"),
         heartbeat=_opt_float(fields.get("heartbeat")),

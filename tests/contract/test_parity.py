@@ -1,7 +1,7 @@
 """Parity with AsyncMQ's own backends: behaviours an app sees through AsyncMQ's public API.
 
 Parametrized (``backend`` fixture) over AsyncMQ's ``InMemoryBackend`` as the reference and
-every backend × store of the contract matrix (SQSBackend on ElasticMQ, moto and LocalStack,
+every backend and store of the contract matrix (SQSBackend on ElasticMQ, moto and LocalStack,
 DynamoDBBackend on moto and MiniStack, KafkaBackend on the broker, CloudBackend over each
 store). Workers are AsyncMQ's own ``process_job`` loop (what ``asyncmq worker start`` runs).
 """
@@ -9,17 +9,22 @@ store). Workers are AsyncMQ's own ``process_job`` loop (what ``asyncmq worker st
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
 import pytest
 from asyncmq import monkay
+from asyncmq.backends.memory import InMemoryBackend
+from asyncmq.flow import FlowProducer
+from asyncmq.jobs import Job
 from asyncmq.queues import Queue
-from asyncmq.workers import process_job
+from asyncmq.workers import handle_job, process_job
 
 from tests import tasks
 
@@ -95,3 +100,189 @@ def _state_is(backend: Any, queue: str, job_id: str, state: str) -> Callable[[],
         return await backend.get_job_state(queue, job_id) == state
 
     return check
+
+
+# -- 4. states and stats --------------------------------------------------------------------
+async def test_queue_stats_has_asyncmqs_keys_and_counts(backend: Any, qname: str) -> None:
+    """AsyncMQ's test_queue_stats: two waiting, one delayed, one dead-lettered."""
+    queue = Queue(qname, backend=backend)
+    first, second, dead = [await queue.add(T + "record", args=[uuid.uuid4().hex]) for _ in range(3)]
+    await queue.add(T + "record", args=[uuid.uuid4().hex], delay=60)
+    job = await backend.get_job(qname, dead)
+    await backend.move_to_dlq(qname, {**job, "status": "failed"})
+    assert await backend.queue_stats(qname) == {"waiting": 2, "delayed": 1, "failed": 1}
+    assert await backend.get_job_state(qname, first) == await backend.get_job_state(qname, second) == "waiting"
+
+
+async def test_a_stale_heartbeat_is_stalled_even_for_a_job_dequeued_here(backend: Any, qname: str) -> None:
+    """AsyncMQ's test_reenqueue_stalled_releases_dequeued_active_job."""
+    job_id = await Queue(qname, backend=backend).add(T + "record", args=[uuid.uuid4().hex])
+    job = await _dequeue(backend, qname)
+    assert job["id"] == job_id
+    await backend.update_job_state(qname, job_id, "active")
+    old = time.time() - 10
+    await backend.save_heartbeat(qname, job_id, old)
+    stalled = [e for e in await backend.fetch_stalled_jobs(old + 1) if e["job_data"]["id"] == job_id]
+    assert [e["queue_name"] for e in stalled] == [qname]
+    await backend.reenqueue_stalled(qname, stalled[0]["job_data"])
+    assert await backend.get_job_state(qname, job_id) == "waiting"
+    again = await _dequeue(backend, qname)
+    assert again["id"] == job_id
+
+
+async def _dequeue(backend: Any, queue: str, timeout: float = 30.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = await backend.dequeue(queue)
+        if job is not None:
+            return dict(job)
+        assert time.monotonic() < deadline, "nothing to dequeue"
+        await asyncio.sleep(0.05)
+
+
+# -- 2. custom JSON -------------------------------------------------------------------------
+def _uuid_encoder(value: object) -> str:
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _uuid_decoder(data: dict[str, Any]) -> dict[str, Any]:
+    """AsyncMQ's test decoder: a string under a key ending in ``_id`` that parses as a UUID becomes one."""
+    for name, value in data.items():
+        if name.endswith("_id") and isinstance(value, str):
+            try:
+                data[name] = uuid.UUID(value)
+            except ValueError:
+                pass
+    return data
+
+
+@pytest.fixture
+def uuid_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AsyncMQ's custom-JSON settings (tests/test_custom_json_encoding.py), for this test only."""
+    monkeypatch.setattr(monkay.settings, "json_dumps", partial(json.dumps, default=_uuid_encoder))
+    monkeypatch.setattr(monkay.settings, "json_loads", partial(json.loads, object_hook=_uuid_decoder))
+
+
+@pytest.mark.usefixtures("uuid_json")
+async def test_the_configured_json_round_trips_uuids_through_enqueue_dequeue_and_result(
+    backend: Any, qname: str
+) -> None:
+    user, session, k = uuid.uuid4(), uuid.uuid4(), uuid.uuid4().hex
+    job_id = await Queue(qname, backend=backend).add(
+        T + "echo", args=[k, {"user_id": user, "meta": {"session_id": session}}]
+    )
+    job = await _dequeue(backend, qname)
+    assert job["id"] == job_id
+    value = job["args"][1]
+    assert value["user_id"] == user and isinstance(value["user_id"], uuid.UUID)
+    assert isinstance(value["meta"]["session_id"], uuid.UUID)
+    await handle_job(qname, job, backend)
+    assert tasks.CALLS[k] == 1
+    result = await backend.get_job_result(qname, job_id)
+    assert result == {"user_id": user, "meta": {"session_id": session}}
+    assert isinstance(result["user_id"], uuid.UUID)
+
+
+@pytest.mark.usefixtures("uuid_json")
+async def test_a_value_no_encoder_accepts_is_a_type_error_at_enqueue_and_nothing_is_written(
+    backend: Any, qname: str
+) -> None:
+    queue = Queue(qname, backend=backend)
+    bad = {"handle": object()}
+    with pytest.raises(TypeError):
+        await queue.add(T + "echo", args=["k", bad])
+    with pytest.raises(TypeError):
+        await queue.add(T + "echo", args=["k", bad], delay=30)
+    with pytest.raises(TypeError):
+        await queue.add_bulk([{"task_id": T + "echo", "args": ["k", bad]}])
+    if isinstance(backend, InMemoryBackend):
+        return  # the reference stores dicts as given: only AsyncMQ's Queue checks encode (decision 59)
+    jobs = [Job(T + "echo", ["k", {"ok": 1}], {}).to_dict(), Job(T + "echo", ["k", bad], {}).to_dict()]
+    with pytest.raises(TypeError):
+        await backend.enqueue(qname, jobs[1])
+    with pytest.raises(TypeError):
+        await backend.enqueue_delayed(qname, jobs[1], time.time() + 30)
+    with pytest.raises(TypeError):
+        await backend.bulk_enqueue(qname, jobs)
+    with pytest.raises(TypeError):
+        await FlowProducer(backend=backend).add_flow(
+            qname, [Job(T + "echo", ["k", 1], {}), Job(T + "echo", ["k", bad], {})]
+        )
+    assert await backend.queue_stats(qname) == {"waiting": 0, "delayed": 0, "failed": 0}
+    assert qname not in await backend.list_queues()
+    assert await backend.get_job(qname, jobs[0]["id"]) is None
+
+
+async def test_a_result_no_encoder_accepts_fails_the_job_with_the_reason(backend: Any, qname: str) -> None:
+    k = uuid.uuid4().hex
+    job_id = await Queue(qname, backend=backend).add(T + "unencodable", args=[k], retries=2)
+    job = await _dequeue(backend, qname)
+    await handle_job(qname, job, backend)  # raising would end AsyncMQ's worker
+    assert tasks.CALLS[k] == 1
+    if isinstance(backend, InMemoryBackend):
+        return  # the reference keeps the object as it is (it never encodes): decision 59
+    assert await backend.get_job_state(qname, job_id) == "failed"
+    stored = await backend.get_job(qname, job_id)
+    assert "cannot be stored" in stored["last_error"] and "not JSON serializable" in stored["last_error"]
+
+
+# -- 3. delays ------------------------------------------------------------------------------
+async def _run_worker_passes(backend: Any, queue: str, seconds: float) -> None:
+    """Play AsyncMQ's worker and delayed scanner for ``seconds``: promote, dequeue, run."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await backend.promote_due_delayed(queue)
+        job = await backend.dequeue(queue)
+        if job is None:
+            await asyncio.sleep(0.05)
+        else:
+            await handle_job(queue, job, backend)
+
+
+async def test_a_delayed_add_with_a_past_run_at_is_a_due_delayed_job(backend: Any, qname: str) -> None:
+    """AsyncMQ's test_delayed_enqueue_past_time and test_promote_due_delayed_moves_redis_job_to_waiting."""
+    k = uuid.uuid4().hex
+    job = Job(T + "record", [k], {}).to_dict()
+    await backend.enqueue_delayed(qname, job, time.time() - 5)
+    assert await backend.get_job_state(qname, job["id"]) == "delayed"
+    promoted = await backend.promote_due_delayed(qname)
+    assert [j["id"] for j in promoted] == [job["id"]]
+    assert await backend.get_job_state(qname, job["id"]) == "waiting"
+    assert (await _dequeue(backend, qname))["id"] == job["id"]
+
+
+async def test_every_delayed_job_is_listed_due_removable_and_cancellable(backend: Any, qname: str) -> None:
+    """Short delays (those SQS holds natively) included: list, due, remove, cancel, then nothing runs."""
+    queue = Queue(qname, backend=backend)
+    keys = [uuid.uuid4().hex for _ in range(3)]
+    due, removed, cancelled = [await queue.add(T + "record", args=[k], delay=1.5) for k in keys]
+    far = await queue.add(T + "record", args=[uuid.uuid4().hex], delay=600)
+    listed = await backend.list_delayed(qname)
+    assert {info.job_id for info in listed} == {due, removed, cancelled, far}
+    assert [info.run_at for info in listed] == sorted(info.run_at for info in listed)
+    assert await backend.remove_delayed(qname, removed)
+    assert not await backend.remove_delayed(qname, removed)
+    assert await backend.cancel_job(qname, cancelled)
+    assert await backend.is_job_cancelled(qname, cancelled)
+    assert {info.job_id for info in await backend.list_delayed(qname)} == {due, far}
+    await asyncio.sleep(1.5)
+    await _run_worker_passes(backend, qname, receive_wait(backend) + 2.0)
+    assert [tasks.CALLS[k] for k in keys] == [1, 0, 0], "the due job ran once; the removed and cancelled never"
+    assert await backend.get_job_state(qname, due) == "completed"
+    assert await backend.get_job_state(qname, far) == "delayed"
+
+
+async def test_get_due_delayed_returns_past_and_natively_held_due_jobs(backend: Any, qname: str) -> None:
+    """AsyncMQ's test_delayed_enqueue_past_time and test_multiple_delayed_jobs (on the reference a
+    destructive read; here a view the next promotion hands over: decision 59)."""
+    queue = Queue(qname, backend=backend)
+    past = Job(T + "record", [uuid.uuid4().hex], {}).to_dict()
+    await backend.enqueue_delayed(qname, past, time.time() - 5)
+    near = await queue.add(T + "record", args=[uuid.uuid4().hex], delay=1.0)
+    far = await queue.add(T + "record", args=[uuid.uuid4().hex], delay=600)
+    assert [j["id"] for j in await backend.get_due_delayed(qname)] == [past["id"]]
+    await asyncio.sleep(1.5)
+    due = {j["id"] for j in await backend.get_due_delayed(qname)}
+    assert near in due and far not in due
