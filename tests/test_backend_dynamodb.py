@@ -63,6 +63,7 @@ async def test_claim_removes_from_the_ready_index_and_a_retry_restores(backend: 
     job_id = await queue.add(T + "flaky", args=[f"k-{uuid.uuid4().hex}", 1], retries=1, backoff=0)
     assert await _ready(backend, qname) == [job_id]
     client = await backend.clients.dynamodb()
+    assert not await backend.is_queue_paused(qname)  # as AsyncMQ's worker asks before each dequeue
     with recorded_calls(client) as calls:
         job = await backend.dequeue(qname)
     assert job is not None and job["id"] == job_id

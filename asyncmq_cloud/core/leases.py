@@ -336,7 +336,7 @@ class LeaseKeeper:
         running here never looks stalled to AsyncMQ's stalled check nor abandoned to a claim."""
         lease = self._parts.config.lease_timeout
         every = lease / 3 if lease > 0 else LEASE_RENEW_SECONDS
-        threshold = float(getattr(monkay.settings, "stalled_threshold", 0.0) or 0.0)
+        threshold = float(monkay.settings.stalled_threshold or 0.0)
         return min(every, threshold / 3) if threshold > 0 else every
 
     def pause(self, every: float) -> float:

@@ -64,6 +64,7 @@ async def test_store_calls_per_job(state_store: Any, qname: str, monkeypatch: py
     await backend.start()
     job_id = await Queue(qname, backend=backend).add(T + "add", args=[1, 2])
     assert store.calls == Counter({"start": 1, "create": 1}) and transport.calls == {"send": 1}
+    assert not await backend.is_queue_paused(qname)  # AsyncMQ's worker asks before each dequeue (cached 1 s)
     store.calls.clear()
     job = await backend.dequeue(qname)
     assert job is not None and job["status"] == "active" and job["args"] == [1, 2]
