@@ -186,8 +186,8 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
         if not unique:
             return
         now = time.time()
-        # Each record of a call gets its own created time, in order, so list_jobs
-        # returns them in the order given (the index sort key must differ).
+        # Each record of a call gets its own created time, in order, so list_jobs and the
+        # ready index return them in the order given (the index sort keys must differ).
         writes = []
         total = 0
         for offset, record in enumerate(unique):
@@ -195,7 +195,7 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
             created = round(now, 6) + offset * 1e-6
             expires = self._expires(record.state, now)
             size = codec.item_size(
-                codec.job_item(record, created=created, now=now, expires=expires, ready_shards=self.ready_shards)
+                codec.job_item(record, created=created, now=created, expires=expires, ready_shards=self.ready_shards)
             )
             if size > self.max_payload_bytes:
                 raise PayloadTooLargeError(
@@ -206,7 +206,9 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
                     limit=self.max_payload_bytes,
                 )
             total += size
-            write = codec.job_upsert(record, created=created, now=now, expires=expires, ready_shards=self.ready_shards)
+            write = codec.job_upsert(
+                record, created=created, now=created, expires=expires, ready_shards=self.ready_shards
+            )
             writes.append(
                 mark_unsent(write, record.queue, created) if unsent and record.state == states.WAITING else write
             )

@@ -14,7 +14,7 @@ import asyncio
 import os
 import re
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -49,6 +49,9 @@ class KafkaTransportConfig(_Model):
         client_id: client id the broker logs and quotas see.
         partitions: partitions of each topic created by ``provision`` /
             ``create_missing``: the most workers that run one queue in parallel.
+        queue_partitions: partitions of the topics of named queues, overriding
+            ``partitions`` (``{"billing": 1}``: one partition, so that queue's jobs start
+            in the order they were added, as on AsyncMQ's own backends).
         replication_factor: replicas of each created topic (3 on a production
             cluster / MSK; 1 for one local broker).
         topic_config: further topic configs for created topics (``retention.ms`` ...).
@@ -93,6 +96,7 @@ class KafkaTransportConfig(_Model):
     group_prefix: str | None = Field(None, max_length=100, pattern=r"^[A-Za-z0-9._\-]*$")
     client_id: str = Field("asyncmq-cloud", min_length=1)
     partitions: int = Field(4, ge=1, le=10_000)
+    queue_partitions: dict[str, Annotated[int, Field(ge=1, le=10_000)]] = Field(default_factory=dict)
     replication_factor: int = Field(1, ge=1, le=32)
     topic_config: dict[str, str] = Field(default_factory=dict)
     create_missing: bool = False
@@ -176,6 +180,10 @@ class KafkaTransportConfig(_Model):
     def topic(self, queue: str) -> str:
         """The topic of AsyncMQ queue ``queue``; :class:`InvalidNameError` says which rule it breaks."""
         return _topic_name(f"{self.topic_prefix}{queue}", queue)
+
+    def partitions_of(self, queue: str) -> int:
+        """Partitions of the topic ``provision`` / ``create_missing`` creates for ``queue``."""
+        return self.queue_partitions.get(queue, self.partitions)
 
     def dlq_topic(self, queue: str) -> str:
         """The dead-letter topic of ``queue``."""

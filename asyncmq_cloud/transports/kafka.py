@@ -27,8 +27,8 @@ Partitions vs worker concurrency
     at that bound its fetching pauses.
 
 Ordering
-    Jobs start in offset order per partition; a job id is the record key, so
-    references spread over partitions. Concurrency, retries and delays reorder
+    Jobs start in offset order per partition (``queue_partitions={"q": 1}``: in add order);
+    a job id is the record key, so references spread over partitions. Concurrency, retries and delays reorder
     completions: Kafka gives AsyncMQ no stronger ordering than SQS standard queues.
     AsyncMQ priorities are not honoured (a log has no priority).
 
@@ -243,7 +243,7 @@ class KafkaTransport(Component):
             name=c.topic(queue),
             dlq_name=c.dlq_topic(queue),
             group=c.group(queue),
-            partitions=c.partitions,
+            partitions=c.partitions_of(queue),
             replication_factor=c.replication_factor,
             config=tuple(sorted(c.topic_config.items())),
         )

@@ -27,6 +27,8 @@ from asyncmq.queues import Queue
 from asyncmq.workers import handle_job, process_job
 
 from tests import tasks
+from tests.plugins.backend_kafka import kafka_backend
+from tests.plugins.backend_sqs import redis_stores
 
 T = "tests.tasks."
 
@@ -286,3 +288,62 @@ async def test_get_due_delayed_returns_past_and_natively_held_due_jobs(backend: 
     await asyncio.sleep(1.5)
     due = {j["id"] for j in await backend.get_due_delayed(qname)}
     assert near in due and far not in due
+
+
+# -- 6. order (on the backends that keep it; Kafka with a one-partition queue) ------------------
+ORDERED = [
+    "asyncmq-memory",
+    "cloud-memory",
+    pytest.param("dynamodb-ministack", marks=pytest.mark.ministack),
+    pytest.param("kafka-one-partition", marks=[pytest.mark.kafka, pytest.mark.redis]),
+]
+
+
+@pytest.fixture
+async def kafka_one_partition_backend(kafka_bootstrap: str, redis_url: str, qname: str) -> AsyncIterator[Any]:
+    """KafkaBackend whose topic for ``qname`` has one partition (``queue_partitions``); others keep 2."""
+    async with (
+        redis_stores(redis_url) as store,
+        kafka_backend(kafka_bootstrap, store=store, queue_partitions={qname: 1}) as backend,
+    ):
+        yield backend
+
+
+@pytest.fixture(params=ORDERED)
+def ordered_backend(request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue(request.param.replace("-", "_") + "_backend")
+
+
+async def _run_in_order(backend: Any, queue: str, keys: list[str]) -> list[str]:
+    """Run the queue's jobs one at a time (a worker with concurrency 1); the order they started in."""
+    deadline = time.monotonic() + 60
+    while sum(tasks.CALLS[k] for k in keys) < len(keys):
+        assert time.monotonic() < deadline, "the jobs did not all run"
+        await backend.promote_due_delayed(queue)
+        job = await backend.dequeue(queue)
+        if job is None:
+            await asyncio.sleep(0.05)
+        else:
+            await handle_job(queue, job, backend)
+    return [k for k in tasks.ORDER if k in keys]
+
+
+async def test_jobs_of_equal_priority_start_in_the_order_they_were_added(ordered_backend: Any, qname: str) -> None:
+    """AsyncMQ's test_same_priority_jobs_preserve_fifo_order, over single adds and a bulk add."""
+    keys = [f"{uuid.uuid4().hex}-{i}" for i in range(12)]
+    queue = Queue(qname, backend=ordered_backend)
+    for k in keys[:6]:
+        await queue.add(T + "record", args=[k])
+    await queue.add_bulk([{"task_id": T + "record", "args": [k]} for k in keys[6:]])
+    assert await _run_in_order(ordered_backend, qname, keys) == keys
+
+
+async def test_a_flow_runs_its_roots_in_order_then_the_released_child(ordered_backend: Any, qname: str) -> None:
+    """AsyncMQ's FlowProducer: roots first, in input order; a child once its parent completed."""
+    ka, kb, kc = (uuid.uuid4().hex for _ in range(3))
+    a = Job(T + "record", [ka], {})
+    b = Job(T + "record", [kb], {}, depends_on=[a.id])
+    c = Job(T + "record", [kc], {})
+    ids = await FlowProducer(backend=ordered_backend).add_flow(qname, [a, b, c])
+    assert set(ids) == {a.id, b.id, c.id}
+    assert await _run_in_order(ordered_backend, qname, [ka, kb, kc]) == [ka, kc, kb]
