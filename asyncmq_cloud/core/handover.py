@@ -31,8 +31,16 @@ import anyio
 from asyncmq.core.enums import State
 
 from asyncmq_cloud.core.protocols import Components
+from asyncmq_cloud.core.records import JobRecord
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
+#: AsyncMQ priorities of the jobs of a send, one per id (``None``: unknown, read if lanes need them).
+Priorities = Sequence[object] | None
+
+
+def priorities_of(records: Sequence[JobRecord]) -> list[object]:
+    """The AsyncMQ priority of each record (for a transport with priority lanes)."""
+    return [record.payload.get("priority") for record in records]
 
 
 class HandOver:
@@ -57,7 +65,19 @@ class HandOver:
         """
         return self._parts.transport.capabilities.redelivers
 
-    async def send_or_undo(self, queue: str, job_ids: Sequence[str]) -> None:
+    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Priorities = None) -> None:
+        """``transport.send``; with priority lanes, with each job's priority (read from the store
+        when the caller does not know it: one read per job, on the paths without the record)."""
+        transport = self._parts.transport
+        if transport.capabilities.priority_lanes <= 1:
+            await (transport.send(queue, job_ids, delay) if delay else transport.send(queue, job_ids))
+            return
+        if priorities is None:
+            records = [await self._parts.store.get(queue, job_id) for job_id in job_ids]
+            priorities = [r.payload.get("priority") if r is not None else None for r in records]
+        await transport.send(queue, job_ids, delay, priorities=priorities)
+
+    async def send_or_undo(self, queue: str, job_ids: Sequence[str], priorities: Priorities = None) -> None:
         """Send the references of just-created jobs; if the broker refuses, delete the jobs and raise.
 
         The caller sees the error and nothing is left half-written (a waiting record
@@ -65,19 +85,21 @@ class HandOver:
         all (an ambiguous timeout), the claim finds no job and drops it.
         """
         try:
-            await self._parts.transport.send(queue, job_ids)
+            await self.send(queue, job_ids, priorities=priorities)
         except Exception:  # not on cancellation: a cancelled caller's send may still go out (SQS batcher)
             await self._undo(queue, job_ids, "send")
             raise
 
-    async def schedule_or_undo(self, queue: str, job_ids: Sequence[str], run_at: float) -> None:
+    async def schedule_or_undo(
+        self, queue: str, job_ids: Sequence[str], run_at: float, priorities: Priorities = None
+    ) -> None:
         """:meth:`schedule` the ids of just-created delayed jobs; if that fails, delete the jobs and raise.
 
         A caller told "no" (a missing delay table, an outage) must not find the job later:
         a retrying caller would get two, and the repair pass would run the orphan.
         """
         try:
-            await self.schedule(queue, job_ids, run_at)
+            await self.schedule(queue, job_ids, run_at, priorities)
         except Exception:
             await self._undo(queue, job_ids, "delay")
             raise
@@ -90,7 +112,7 @@ class HandOver:
                 except Exception:  # the first error is the one to report
                     logger.warning("could not undo job %s/%s after a failed %s", queue, job_id, what, exc_info=True)
 
-    async def hand_over(self, queue: str, job_ids: Sequence[str]) -> None:
+    async def hand_over(self, queue: str, job_ids: Sequence[str], priorities: Priorities = None) -> None:
         """Send the references of jobs a transition just made ``waiting``; never strand them.
 
         If the broker refuses (down, timing out), the ids go to the delay store as due
@@ -100,7 +122,7 @@ class HandOver:
         if not job_ids:
             return
         try:
-            await self._parts.transport.send(queue, job_ids)
+            await self.send(queue, job_ids, priorities=priorities)
         except Exception as exc:
             logger.warning(
                 "could not send %d reference(s) of %r (%s); the next promotion pass sends them",
@@ -112,7 +134,7 @@ class HandOver:
             for job_id in job_ids:
                 await self._parts.delay_store.schedule(queue, job_id, now)
 
-    async def schedule(self, queue: str, job_ids: Sequence[str], run_at: float) -> None:
+    async def schedule(self, queue: str, job_ids: Sequence[str], run_at: float, priorities: Priorities = None) -> None:
         """Hand delayed ids to the broker (native delay) or to the delay store.
 
         An id that became due meanwhile still goes to the delay store: the next
@@ -123,7 +145,7 @@ class HandOver:
         delay = run_at - time.time()
         if 0 < delay <= transport.capabilities.max_native_delay:
             try:
-                await transport.send(queue, job_ids, delay)
+                await self.send(queue, job_ids, delay, priorities)
                 return
             except Exception as exc:  # the delay store holds them instead
                 logger.warning("could not send %d delayed reference(s) of %r (%s)", len(job_ids), queue, exc)
@@ -221,7 +243,7 @@ class HandOver:
         if not ids:
             return []
         try:
-            await self._parts.transport.send(queue, ids)
+            await self.send(queue, ids)
         except Exception:
             # Claimed from the delay store but not sent: put them back as due now, so the
             # next pass retries them instead of waiting for the repair pass.

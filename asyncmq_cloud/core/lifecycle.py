@@ -48,7 +48,7 @@ from asyncmq.core.enums import State
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.backend import BackendCore, lazily_started
 from asyncmq_cloud.core.dependencies import Dependencies
-from asyncmq_cloud.core.handover import HandOver
+from asyncmq_cloud.core.handover import HandOver, priorities_of
 from asyncmq_cloud.core.leases import LeaseKeeper
 from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
 from asyncmq_cloud.core.records import CANCELLED, JobRecord, new_job_record
@@ -154,7 +154,7 @@ class CloudBackend(BackendCore):
         if pending:
             await self._deps.recheck(queue_name, pending)
         else:
-            await self._handover.send_or_undo(queue_name, [record.id])
+            await self._handover.send_or_undo(queue_name, [record.id], priorities_of([record]))
         return record.id
 
     @lazily_started
@@ -164,7 +164,7 @@ class CloudBackend(BackendCore):
         for start in range(0, len(jobs), 25):
             chunk = [new_job_record(queue_name, job, []) for job in jobs[start : start + 25]]
             await self.store.create(chunk, unsent=self._handover.marks_unsent)
-            await self._handover.send_or_undo(queue_name, ids[start : start + 25])
+            await self._handover.send_or_undo(queue_name, ids[start : start + 25], priorities_of(chunk))
 
     @lazily_started
     async def atomic_add_flow(
@@ -190,10 +190,12 @@ class CloudBackend(BackendCore):
             if pending:
                 deps[job_id] = pending
         await self.store.create(records, deps or None, unsent=self._handover.marks_unsent)
-        roots = [r.id for r in records if r.state == State.WAITING]
+        roots = [r for r in records if r.state == State.WAITING]
         if roots:
             # The flow is stored whole: its roots are handed over (or parked) rather than undone.
-            await self._handover.hand_over(queue_name, roots)
+            await self._handover.hand_over(
+                queue_name, [r.id for r in roots], [r.payload.get("priority") for r in roots]
+            )
         return [r.id for r in records]
 
     @lazily_started
@@ -205,7 +207,7 @@ class CloudBackend(BackendCore):
         body.setdefault("created_at", now)
         record = JobRecord(queue=queue_name, id=body["id"], state=State.DELAYED, payload=body, run_at=run_at)
         await self.store.create([record])
-        await self._handover.schedule_or_undo(queue_name, [record.id], run_at)
+        await self._handover.schedule_or_undo(queue_name, [record.id], run_at, [body.get("priority")])
 
     # -- dequeue / ack -----------------------------------------------------------------
     async def dequeue(self, queue_name: str) -> dict[str, Any] | None:
@@ -254,10 +256,11 @@ class CloudBackend(BackendCore):
         due_now = run_at <= time.time()
 
         async def hand_over(record: JobRecord) -> None:
+            priority = [payload.get("priority")]
             if due_now:
-                await self._handover.hand_over(queue_name, [record.id])
+                await self._handover.hand_over(queue_name, [record.id], priority)
             else:
-                await self._handover.schedule(queue_name, [record.id], run_at)
+                await self._handover.schedule(queue_name, [record.id], run_at, priority)
 
         state, delay_until = (State.WAITING, None) if due_now else (State.DELAYED, run_at)
         extra = {"delay_until": delay_until}

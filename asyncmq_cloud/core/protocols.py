@@ -264,11 +264,14 @@ class Transport(Protocol):
         """The specs of the queue/topic of each of ``queues`` (no I/O; ``[]`` when the broker needs none)."""
         ...
 
-    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0) -> None:
+    async def send(
+        self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Sequence[object] | None = None
+    ) -> None:
         """Publish references; raises on failure (never silently drops).
 
         ``delay`` is at most ``capabilities.max_native_delay`` (the lifecycle sends
-        longer delays through the delay store).
+        longer delays through the delay store). ``priorities`` (AsyncMQ's, one per id) is
+        given only to a transport with ``capabilities.priority_lanes > 1``.
         """
         ...
 

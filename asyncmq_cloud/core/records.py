@@ -122,12 +122,15 @@ class TransportCapabilities:
         has_stats: ``stats()`` breaks the broker's depth down by kind (SQS: visible,
             in flight, delayed); without it ``stats()`` returns ``{}`` and only
             ``depth()`` counts.
+        priority_lanes: more than 1: ``send`` takes ``priorities`` (each job's AsyncMQ
+            priority) and routes each reference to its lane (SQS ``priority_lanes``).
     """
 
     max_native_delay: float = 0.0
     redelivers: bool = True
     supports_fifo: bool = False
     has_stats: bool = False
+    priority_lanes: int = 1
 
 
 def new_job_record(queue: str, payload: dict[str, Any], pending: Sequence[str]) -> JobRecord:

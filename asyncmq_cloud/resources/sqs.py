@@ -59,6 +59,8 @@ class SqsQueueSpec:
         kms_key_id: KMS key for server-side encryption (``None`` = SQS-managed SSE).
         kms_data_key_reuse_seconds: how long SQS reuses a data key (fewer KMS calls).
         attributes: further ``CreateQueue`` attributes, passed through.
+        lanes: the queues of the other priority lanes (SQS ``priority_lanes``), created
+            like the queue and redriving to the same dead-letter queue.
     """
 
     name: str
@@ -69,9 +71,12 @@ class SqsQueueSpec:
     kms_key_id: str | None = None
     kms_data_key_reuse_seconds: int | None = None
     attributes: tuple[tuple[str, str], ...] = ()
+    lanes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate_sqs_queue_name(self.name, fifo=self.fifo)
+        for lane in self.lanes:
+            validate_sqs_queue_name(lane, fifo=self.fifo)
 
     @property
     def dlq_name(self) -> str:

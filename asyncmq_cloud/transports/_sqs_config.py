@@ -2,7 +2,7 @@
 
 :class:`SQSTransportConfig` declares every knob (the module docstring of
 ``transports/sqs.py`` explains each one); the constants are the SQS quotas the
-transport checks against. :mod:`asyncmq_cloud.transports.sqs` re-exports every name here.
+transport checks against.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from asyncmq_cloud.config import _Model
 from asyncmq_cloud.errors import ConfigurationError
@@ -31,6 +31,8 @@ MAX_RECEIVE_MESSAGES = 10
 MAX_WAIT_SECONDS = 20
 #: FIFO ``MessageDeduplicationId`` window: a repeated id within it is silently dropped.
 FIFO_DEDUP_WINDOW_SECONDS = 300
+#: Most priority lanes (SQS queues) per AsyncMQ queue.
+MAX_LANES = 10
 #: Margin (s) kept under the 12-hour cap: receipt time is measured at the request's start.
 VISIBILITY_CAP_MARGIN = 5.0
 
@@ -61,6 +63,10 @@ class SQSTransportConfig(_Model):
         create_missing: create a missing queue on first use instead of raising.
         extend_threshold: ``extend`` calls SQS only when less than this fraction
             of the requested extension remains on the message.
+        priority_lanes: SQS queues per AsyncMQ queue, one per band of AsyncMQ
+            priorities (``transports/_sqs_lanes.py``); 1 = one queue, today's cost.
+        lane_bounds: the highest priority number of each lane but the last
+            (ascending, ``priority_lanes - 1`` of them); ``None`` = spread over 1 .. 10.
     """
 
     queue_prefix: str = Field("", max_length=70, pattern=r"^[A-Za-z0-9_\-]*$")
@@ -78,6 +84,24 @@ class SQSTransportConfig(_Model):
     receive_pacing: float = Field(0.2, ge=0, le=5)
     create_missing: bool = False
     extend_threshold: float = Field(0.5, ge=0, le=1)
+    priority_lanes: int = Field(1, ge=1, le=MAX_LANES)
+    lane_bounds: tuple[int, ...] | None = None
+
+    @model_validator(mode="after")
+    def _lanes(self) -> SQSTransportConfig:
+        if self.priority_lanes > 1 and self.fifo:
+            raise ValueError("priority_lanes needs standard queues: a FIFO queue keeps its own order")
+        bounds = self.lane_bounds
+        if bounds is not None and (len(bounds) != self.priority_lanes - 1 or list(bounds) != sorted(set(bounds))):
+            raise ValueError(f"lane_bounds must be {self.priority_lanes - 1} strictly ascending priorities")
+        return self
+
+    def bounds(self) -> tuple[int, ...]:
+        """The highest priority number of each lane but the last (lane 0 is the most urgent)."""
+        if self.lane_bounds is not None:
+            return self.lane_bounds
+        n = self.priority_lanes
+        return tuple(round(i * 10 / n) - 1 for i in range(1, n))
 
 
 def delay_attributes(delay: float, fifo: bool) -> dict[str, Any]:
@@ -96,6 +120,7 @@ __all__ = [
     "FIFO_DEDUP_WINDOW_SECONDS",
     "MAX_BATCH_ENTRIES",
     "MAX_DELAY_SECONDS",
+    "MAX_LANES",
     "MAX_MESSAGE_BYTES",
     "MAX_RECEIVE_MESSAGES",
     "MAX_VISIBILITY_SECONDS",

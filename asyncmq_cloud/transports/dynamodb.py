@@ -71,7 +71,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from asyncmq_cloud._component import Component
 from asyncmq_cloud.config import LifecycleConfig
@@ -158,7 +158,7 @@ class DynamoDBTransport(Component):
         """Nothing of its own: the queue is the store's jobs table."""
         return []
 
-    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0) -> None:
+    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None) -> None:
         """Nothing to send: the ``waiting`` write that preceded this call indexed the job."""
         if self._closed:
             raise ClosedError("DynamoDBTransport is closed")

@@ -265,7 +265,7 @@ class KafkaTransport(Component):
         self._topics_ok.update(await create_topics(admin, self.spec(queue), self._resource(queue)))
 
     # -- send --------------------------------------------------------------------------
-    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0) -> None:
+    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None) -> None:
         """Publish one reference per job id and wait for ``acks=all``; raise if any record failed."""
         if not job_ids:
             return

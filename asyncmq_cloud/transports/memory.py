@@ -13,7 +13,7 @@ import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from asyncmq_cloud._component import Component
 from asyncmq_cloud.core.records import Delivery, TransportCapabilities
@@ -66,7 +66,7 @@ class MemoryTransport(Component):
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
 
-    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0) -> None:
+    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None) -> None:
         if self._closed:
             raise ClosedError("MemoryTransport is closed")
         self._count("send")

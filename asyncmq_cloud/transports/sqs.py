@@ -62,30 +62,19 @@ FIFO queues
     retries of one request reuse the id and are still deduplicated.
 
 API calls per job (what SQS bills)
-    Sends and deletes are batched. Concurrent ``send`` calls within ``linger``
-    seconds (default 5 ms) share ``SendMessageBatch`` calls of up to 10 entries
-    and each caller awaits its own entry's result (a failed entry raises to its
-    caller: a reference is never silently lost). A batch that opens while a send
-    call of its queue is still in flight waits ``busy_linger`` (default 20 ms):
-    only concurrent producers can send while a send is in flight, so a stream of
-    producers whose records are written one after another (e.g. one job per web
-    request) still shares calls, and a sequential producer never waits longer than
-    ``linger``. Acks do not block the worker:
-    deletes are queued and sent in ``DeleteMessageBatch`` calls every
-    ``ack_linger`` seconds (default 0.5 s) or per 10; a failed or crash-lost
-    delete only makes the message reappear, and the claim of the next worker then
-    fails and deletes it (one extra receive, never a second run). A receive takes
-    up to 10 messages, but never more than the worker's free capacity
-    (:attr:`~asyncmq_cloud.config.LifecycleConfig.prefetch`). When a receive
-    returns some messages but fewer than asked (jobs trickle in), the next receive
-    of that queue waits until ``receive_pacing`` seconds (default 0.2 s) after the
-    previous one started, so it collects a batch: at most that much pick-up
-    latency in a trickle, none under a backlog (full receives) or when idle (an
-    empty long poll already waited). With ``add_bulk``/concurrent producers and a
-    worker with free capacity that is about 0.1 send + 0.1 receive + 0.1 delete
-    calls per job; a sequential producer pays one send per job. An idle worker
-    makes one ReceiveMessage per ``receive_wait`` (long poll, at most 20 s).
-    ``close()`` flushes every pending send and delete before it returns.
+    Sends and deletes are batched (``SendMessageBatch``/``DeleteMessageBatch`` of up to
+    10): concurrent sends within ``linger`` (5 ms; ``busy_linger`` while a send of the
+    queue is in flight) share calls and each caller awaits its own entry; deletes are
+    queued (``ack_linger``) and nobody waits for them (a lost delete only makes the
+    message reappear; the claim then drops it). A receive takes up to 10 messages but
+    never more than the worker's free capacity; after a partial receive the next one
+    waits ``receive_pacing``. Batched producers cost about 0.1 send + 0.1 receive + 0.1
+    delete per job, a sequential producer one send per job; an idle worker one receive
+    per ``receive_wait``. ``docs/sqs.md`` has the table of knobs.
+
+Priority lanes
+    ``priority_lanes=N`` gives a queue N SQS queues, one per band of AsyncMQ priorities,
+    read most urgent first with a bounded share for the others (``_sqs_lanes.py``).
 
 IAM actions
     Workers and producers: ``sqs:GetQueueUrl``, ``sqs:SendMessage`` (covers
@@ -123,32 +112,26 @@ from typing import TYPE_CHECKING, Any
 
 from asyncmq_cloud.aws import AwsClients, AwsComponent, translated
 from asyncmq_cloud.core.records import Delivery, TransportCapabilities
-from asyncmq_cloud.errors import (
-    ClosedError,
-)
+from asyncmq_cloud.errors import ClosedError
 from asyncmq_cloud.resources import SqsQueueSpec, validate_sqs_queue_name
 from asyncmq_cloud.transports._batcher import LingerBatcher
 from asyncmq_cloud.transports._sqs_calls import (
-    BATCH_ENTRY_ATTEMPTS,
-    STATS,
     batch_call,
     change_visibility,
     drop_stale,
     log_failed_delete,
 )
 from asyncmq_cloud.transports._sqs_config import (
-    FIFO_DEDUP_WINDOW_SECONDS,
     MAX_BATCH_ENTRIES,
     MAX_DELAY_SECONDS,
-    MAX_MESSAGE_BYTES,
     MAX_RECEIVE_MESSAGES,
     MAX_VISIBILITY_SECONDS,
     MAX_WAIT_SECONDS,
     SQSTransportConfig,
     delay_attributes,
 )
+from asyncmq_cloud.transports._sqs_lanes import by_lane, lane_stats, lane_suffix, receive_lanes
 from asyncmq_cloud.transports._sqs_messages import (
-    GROUP_PER_JOB,
     RECEIVE_ATTRIBUTES,
     SQSReceipt,
     capped_visibility,
@@ -192,7 +175,11 @@ class SQSTransport(AwsComponent):
         self.fifo = self.config.fifo
         #: SQS holds delays itself up to 900 s on standard queues, none on FIFO; ``stats`` counts by kind.
         native_delay = 0.0 if self.fifo else float(MAX_DELAY_SECONDS)
-        self.capabilities = TransportCapabilities(max_native_delay=native_delay, supports_fifo=True, has_stats=True)
+        n = self.config.priority_lanes
+        self.capabilities = TransportCapabilities(native_delay, supports_fifo=True, has_stats=True, priority_lanes=n)
+        self._bounds = self.config.bounds()
+        self.turns: dict[str, int] = {}  # receives made per queue: their lane order (``_sqs_lanes``)
+        self.empty_until: dict[tuple[str, int | None], float] = {}  # lanes found empty: not polled till then
         super().__init__()
         self._use_clients(clients, endpoint_url=endpoint_url, region_name=region_name, what="transport")
         self._urls: dict[str, str] = {}
@@ -231,14 +218,21 @@ class SQSTransport(AwsComponent):
         return await self._sqs()
 
     # -- names and URLs ------------------------------------------------------------------
-    def queue_name(self, queue: str) -> str:
-        """The SQS queue name of an AsyncMQ queue (validated; :class:`InvalidNameError`)."""
-        name = self.config.queue_prefix + queue + (".fifo" if self.fifo else "")
+    def queue_name(self, queue: str, lane: int | None = None) -> str:
+        """The SQS queue name of an AsyncMQ queue (of its priority ``lane``; validated)."""
+        suffix = "" if lane is None else lane_suffix(self._bounds, lane)
+        name = self.config.queue_prefix + queue + suffix + (".fifo" if self.fifo else "")
         return validate_sqs_queue_name(name, fifo=self.fifo)
 
+    def lane_names(self, queue: str) -> dict[int, str]:
+        """The SQS queue of each priority lane of ``queue`` (``{}`` with one lane)."""
+        lanes = self.config.priority_lanes
+        return {lane: self.queue_name(queue, lane) for lane in range(lanes)} if lanes > 1 else {}
+
     def spec(self, queue: str) -> SqsQueueSpec:
-        """The queue + DLQ description ``provision`` creates for ``queue``."""
-        return queue_spec(self.config, self.queue_name(queue))
+        """The queue + DLQ (+ lanes) description ``provision`` creates for ``queue``."""
+        name = self.queue_name(queue)
+        return queue_spec(self.config, name, tuple(n for n in self.lane_names(queue).values() if n != name))
 
     def _resource(self, queue: str) -> str:
         return f"SQS queue {self.queue_name(queue)!r} of AsyncMQ queue {queue!r}"
@@ -266,12 +260,25 @@ class SQSTransport(AwsComponent):
         self._urls[queue] = url
 
     # -- send ----------------------------------------------------------------------------------
-    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0) -> None:
-        """Send one reference per job id; raise the first failed entry's error (after all were tried)."""
+    async def send(
+        self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Sequence[object] | None = None
+    ) -> None:
+        """Send one reference per job id (to the lane of its priority, with ``priority_lanes``);
+        raise the first failed entry's error (after all were tried)."""
         if not job_ids:
             return
         extra = delay_attributes(delay, self.fifo)
-        url = await queue_url(self, queue)
+        lanes = by_lane(self._bounds, job_ids, priorities)
+        results = await asyncio.gather(
+            *(self._send_to(queue, lane, ids, extra) for lane, ids in lanes.items()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _send_to(self, queue: str, lane: int | None, job_ids: list[str], extra: dict[str, Any]) -> None:
+        self.empty_until.pop((queue, lane), None)
+        url = await queue_url(self, queue, lane)
         entries = send_entries(queue, job_ids, extra, self.fifo, self.config.fifo_group)
         await self._sends.submit(url, entries)
 
@@ -284,11 +291,23 @@ class SQSTransport(AwsComponent):
         """Up to ``min(max_messages, 10)`` deliveries; long-polls ``int(min(wait, 20))`` seconds."""
         if max_messages <= 0:
             return []
-        url = await queue_url(self, queue)
-        client = await self._client()
         wait_until = self._paced_until.pop(queue, 0.0)
         if wait_until > time.monotonic():
             await asyncio.sleep(wait_until - time.monotonic())
+        started = time.monotonic()
+        if self.config.priority_lanes > 1:
+            deliveries = await receive_lanes(self, queue, max_messages, wait)
+        else:
+            deliveries = await self.receive_from(queue, None, max_messages, wait)
+        asked = min(max_messages, MAX_RECEIVE_MESSAGES)
+        if 0 < len(deliveries) < asked and self.config.receive_pacing > 0:
+            self._paced_until[queue] = started + self.config.receive_pacing
+        return deliveries
+
+    async def receive_from(self, queue: str, lane: int | None, max_messages: int, wait: float) -> list[Delivery]:
+        """One ``ReceiveMessage`` on the SQS queue of ``queue`` (of its priority ``lane``)."""
+        url = await queue_url(self, queue, lane)
+        client = await self._client()
         started = time.monotonic()
         with self._translated(queue):
             reply = await client.receive_message(
@@ -299,11 +318,7 @@ class SQSTransport(AwsComponent):
                 AttributeNames=RECEIVE_ATTRIBUTES,  # the deprecated name: emulators need it
                 MessageAttributeNames=["All"],
             )
-        deliveries = await read_messages(self, queue, url, reply.get("Messages", []), started)
-        asked = min(max_messages, MAX_RECEIVE_MESSAGES)
-        if 0 < len(reply.get("Messages", [])) < asked and self.config.receive_pacing > 0:
-            self._paced_until[queue] = started + self.config.receive_pacing
-        return deliveries
+        return await read_messages(self, queue, url, reply.get("Messages", []), started)
 
     # -- ack / visibility ----------------------------------------------------------------------
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
@@ -355,36 +370,20 @@ class SQSTransport(AwsComponent):
 
     # -- inspection -------------------------------------------------------------------------------
     async def stats(self, queue: str) -> dict[str, int]:
-        """SQS's approximate counts: ``visible``, ``in_flight`` and ``delayed`` messages."""
-        url = await queue_url(self, queue)
-        client = await self._client()
-        with self._translated(queue):
-            reply = await client.get_queue_attributes(QueueUrl=url, AttributeNames=list(STATS))  # type: ignore[arg-type]
-        attributes: dict[str, str] = {str(k): v for k, v in reply.get("Attributes", {}).items()}
-        return {key: int(attributes.get(name, "0")) for name, key in STATS.items()}
+        """SQS's approximate counts: ``visible``, ``in_flight`` and ``delayed`` messages (of every lane)."""
+        return await lane_stats(self, queue)
 
     async def depth(self, queue: str) -> int:
         """Approximate number of messages on the queue (visible + in flight + delayed)."""
         return sum((await self.stats(queue)).values())
 
     async def purge(self, queue: str) -> None:
-        """``PurgeQueue`` (SQS allows one per queue every 60 s)."""
-        url = await queue_url(self, queue)
+        """``PurgeQueue`` of every lane (SQS allows one per queue every 60 s)."""
         client = await self._client()
-        with self._translated(queue):
-            await client.purge_queue(QueueUrl=url)
+        for lane in self.lane_names(queue) or [None]:
+            url = await queue_url(self, queue, lane)
+            with self._translated(queue):
+                await client.purge_queue(QueueUrl=url)
 
 
-__all__ = [
-    "BATCH_ENTRY_ATTEMPTS",
-    "FIFO_DEDUP_WINDOW_SECONDS",
-    "GROUP_PER_JOB",
-    "MAX_BATCH_ENTRIES",
-    "MAX_DELAY_SECONDS",
-    "MAX_MESSAGE_BYTES",
-    "MAX_RECEIVE_MESSAGES",
-    "MAX_VISIBILITY_SECONDS",
-    "MAX_WAIT_SECONDS",
-    "SQSTransport",
-    "SQSTransportConfig",
-]
+__all__ = ["MAX_VISIBILITY_SECONDS", "SQSTransport", "SQSTransportConfig"]
