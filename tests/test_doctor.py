@@ -195,6 +195,32 @@ async def test_missing_queue_and_dead_letter_queue(moto_endpoint: str) -> None:
 
 
 @pytest.mark.moto
+async def test_priority_lanes_are_provisioned_and_checked(moto_endpoint: str) -> None:
+    jobs, delays, prefix, env = sqs_app(moto_endpoint)
+    env["E2E_PRIORITY_LANES"] = "3"
+    try:
+        provisioned = run(*SQS_SETTINGS, "provision", "--queue", "emails", env=env)
+        assert provisioned.returncode == 0, provisioned.stderr
+        healthy = run(*SQS_SETTINGS, "doctor", "--queue", "emails", env=env)
+        clients = AwsClients(endpoint_url=moto_endpoint, region_name="us-east-1")
+        try:
+            sqs = await clients.sqs()
+            url = (await sqs.get_queue_url(QueueName=f"{prefix}emails-p2"))["QueueUrl"]
+            await sqs.delete_queue(QueueUrl=url)
+        finally:
+            await clients.close()
+        broken = run(*SQS_SETTINGS, "doctor", "--queue", "emails", env=env)
+    finally:
+        await drop_tables(moto_endpoint, jobs, delays)
+        await drop_queues(moto_endpoint, prefix)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    assert len(lines(healthy, "ok  ", "queue")) == 4  # the queue, its DLQ and its two other lanes
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    [line] = lines(broken, "FAIL", "lane-missing")
+    assert f"'{prefix}emails-p2'" in line and "asyncmq-cloud provision --queue emails" in fix_after(broken, line)
+
+
+@pytest.mark.moto
 async def test_healthy_after_provision_exits_zero(moto_endpoint: str) -> None:
     jobs, delays, prefix, env = sqs_app(moto_endpoint)
     try:

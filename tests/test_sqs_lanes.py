@@ -27,8 +27,9 @@ T = "tests.tasks."
 
 def test_lanes_split_asyncmqs_priorities_and_the_default_keeps_the_queue() -> None:
     bounds = SQSTransportConfig(priority_lanes=3).bounds()
-    assert bounds == (2, 6)
-    assert [lane_of(bounds, p) for p in (0, 1, 2, 3, 5, 6, 7, 10, None, "x")] == [0, 0, 0, 1, 1, 1, 2, 2, 1, 1]
+    assert bounds == (2, 5)
+    assert [lane_of(bounds, p) for p in (0, 1, 2, 3, 5, 6, 7, 10, None, "x")] == [0, 0, 0, 1, 1, 2, 2, 2, 1, 1]
+    assert [SQSTransportConfig(priority_lanes=n).bounds() for n in (1, 2, 4, 5)] == [(), (4,), (1, 4, 6), (1, 3, 5, 7)]
     assert by_lane(bounds, ["a", "b", "c"], [1, 5, 9]) == {0: ["a"], 1: ["b"], 2: ["c"]}
     assert by_lane(bounds, ["a", "b"], None) == {None: ["a", "b"]}
     assert SQSTransportConfig(priority_lanes=2, lane_bounds=(3,)).bounds() == (3,)

@@ -212,6 +212,8 @@ def test_outputs_map_onto_backend_settings() -> None:
         "visibility_timeout",
         "max_receive_count",
         "kms_key_id",
+        "priority_lanes",
+        "lane_bounds",
     ):
         assert f"{keyword} =" in settings or f"'{keyword}'" in settings, keyword
     import inspect
@@ -228,6 +230,8 @@ def test_outputs_map_onto_backend_settings() -> None:
         "visibility_timeout",
         "max_receive_count",
         "kms_key_id",
+        "priority_lanes",
+        "lane_bounds",
     } <= accepted
 
 

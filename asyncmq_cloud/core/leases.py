@@ -336,7 +336,8 @@ class LeaseKeeper:
         running here never looks stalled to AsyncMQ's stalled check nor abandoned to a claim."""
         lease = self._parts.config.lease_timeout
         every = lease / 3 if lease > 0 else LEASE_RENEW_SECONDS
-        threshold = float(monkay.settings.stalled_threshold or 0.0)
+        settings = monkay.settings
+        threshold = float(settings.stalled_threshold or 0.0) if settings.enable_stalled_check else 0.0
         return min(every, threshold / 3) if threshold > 0 else every
 
     def pause(self, every: float) -> float:

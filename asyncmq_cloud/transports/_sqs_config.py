@@ -101,7 +101,7 @@ class SQSTransportConfig(_Model):
         if self.lane_bounds is not None:
             return self.lane_bounds
         n = self.priority_lanes
-        return tuple(round(i * 10 / n) - 1 for i in range(1, n))
+        return tuple(i * 10 // n - 1 for i in range(1, n))  # the Terraform module computes the same
 
 
 def delay_attributes(delay: float, fifo: bool) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 An AsyncMQ queue gets one SQS queue per band of AsyncMQ priorities (a lower number is more
 urgent, as in AsyncMQ). Lane ``i`` takes priorities up to ``bounds[i]``, the last lane the
-rest (``SQSTransportConfig.bounds``: with 3 lanes ``1-2 | 3-6 | 7-``). The lane of AsyncMQ's
+rest (``SQSTransportConfig.bounds``: with 3 lanes ``-2 | 3-5 | 6-``). The lane of AsyncMQ's
 default priority (5) is the queue's own SQS queue, so turning lanes on keeps its messages;
 the others are ``{queue}-p{i}``. Every lane redrives to the queue's one dead-letter queue.
 

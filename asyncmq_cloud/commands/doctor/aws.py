@@ -284,6 +284,8 @@ class AwsChecks(Checks):
             if reply is not None:
                 urls.append(reply["QueueUrl"])
                 self.say("ok", "queue", f"{what} exists")
+        for lane in spec.lanes:
+            await self._lane(client, queue, lane, fix)
         if len(urls) == 2:
             try:
                 redrives = await self._call("queue-redrive", spec.name, lambda: self._redrive(client, *urls))
@@ -294,6 +296,14 @@ class AwsChecks(Checks):
                 self.say("warn", "queue-redrive", f"SQS queue {spec.name!r} does not redrive to {spec.dlq_name!r}", fix)
             elif redrives:
                 self.say("ok", "queue-redrive", f"SQS queue {spec.name!r} redrives to {spec.dlq_name!r}")
+
+    async def _lane(self, client: Any, queue: str, lane: str, fix: str) -> None:
+        what = f"SQS priority lane {lane!r} of AsyncMQ queue {queue!r}"
+        try:
+            if await self._call("lane-missing", what, functools.partial(client.get_queue_url, QueueName=lane)):
+                self.say("ok", "queue", f"{what} exists")
+        except ClientError:
+            self.say("FAIL", "lane-missing", f"{what} does not exist", fix)
 
     async def _redrive(self, client: Any, url: str, dlq_url: str) -> bool:
         dlq = await client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])

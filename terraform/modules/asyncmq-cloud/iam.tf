@@ -9,7 +9,7 @@ locals {
     aws_dynamodb_table.delays.arn,
     "${aws_dynamodb_table.delays.arn}/index/*",
   ]
-  queue_arns = [for q in aws_sqs_queue.queue : q.arn]
+  queue_arns = concat([for q in aws_sqs_queue.queue : q.arn], [for q in aws_sqs_queue.lane : q.arn])
   dlq_arns   = [for q in aws_sqs_queue.dlq : q.arn]
   # Job records and delays: enqueue, inspect, cancel/remove/retry (producers and workers alike).
   dynamodb_actions = [

@@ -10,6 +10,13 @@ locals {
   suffix      = var.fifo ? ".fifo" : ""
   provisioned = var.billing_mode == "PROVISIONED"
   sqs_queues  = var.enable_sqs ? toset(var.queues) : toset([])
+  # Priority lanes, as SQSTransportConfig.bounds() and _sqs_lanes.lane_suffix compute them.
+  lane_bounds = var.lane_bounds != null ? var.lane_bounds : [for i in range(1, var.priority_lanes) : floor(i * 10 / var.priority_lanes) - 1]
+  base_lane   = length([for b in local.lane_bounds : b if b < 5])
+  sqs_lanes = {
+    for pair in setproduct(local.sqs_queues, range(var.priority_lanes)) : "${pair[0]}-p${pair[1]}" => pair[0]
+    if pair[1] != local.base_lane
+  }
   kms_key_arn = var.kms_key_arn != null ? var.kms_key_arn : (var.create_kms_key ? aws_kms_key.this[0].arn : null)
   account_id  = data.aws_caller_identity.current.account_id
   partition   = data.aws_partition.current.partition
@@ -81,12 +88,39 @@ resource "aws_sqs_queue" "queue" {
   tags = local.tags
 }
 
+# The other priority lanes of each queue (priority_lanes > 1), redriving to the queue's DLQ.
+resource "aws_sqs_queue" "lane" {
+  for_each                          = local.sqs_lanes
+  name                              = "${var.name_prefix}${each.key}${local.suffix}"
+  fifo_queue                        = var.fifo
+  visibility_timeout_seconds        = var.visibility_timeout_seconds
+  message_retention_seconds         = var.message_retention_seconds
+  kms_master_key_id                 = local.kms_key_arn
+  kms_data_key_reuse_period_seconds = local.kms_key_arn != null ? var.kms_data_key_reuse_seconds : null
+  sqs_managed_sse_enabled           = local.kms_key_arn == null ? true : null
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dlq[each.value].arn
+    maxReceiveCount     = var.max_receive_count
+  })
+  tags = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = !var.fifo
+      error_message = "priority_lanes needs standard queues: a FIFO queue keeps its own order."
+    }
+  }
+}
+
 resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
   for_each  = local.sqs_queues
   queue_url = aws_sqs_queue.dlq[each.key].id
   redrive_allow_policy = jsonencode({
     redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.queue[each.key].arn]
+    sourceQueueArns = concat(
+      [aws_sqs_queue.queue[each.key].arn],
+      [for name, lane in aws_sqs_queue.lane : lane.arn if local.sqs_lanes[name] == each.key],
+    )
   })
 }
 

@@ -91,6 +91,8 @@ output "sqs_backend_settings" {
     visibility_timeout = var.visibility_timeout_seconds
     max_receive_count  = var.max_receive_count
     kms_key_id         = local.kms_key_arn
+    priority_lanes     = var.priority_lanes
+    lane_bounds        = local.lane_bounds
   }
 }
 

@@ -32,6 +32,22 @@ variable "fifo" {
   default     = false
 }
 
+variable "priority_lanes" {
+  description = "SQS queues per AsyncMQ queue, one per band of AsyncMQ priorities (SQSBackend priority_lanes); 1 = one queue. The lane of the default priority (5) is the queue itself, the others <queue>-p<i>."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.priority_lanes >= 1 && var.priority_lanes <= 10 && floor(var.priority_lanes) == var.priority_lanes
+    error_message = "priority_lanes must be a whole number from 1 to 10."
+  }
+}
+
+variable "lane_bounds" {
+  description = "The highest AsyncMQ priority of each lane but the last, ascending (SQSBackend lane_bounds); null = spread over 1 .. 10."
+  type        = list(number)
+  default     = null
+}
+
 variable "visibility_timeout_seconds" {
   description = "Default visibility timeout of the queues (the backend's `visibility_timeout`)."
   type        = number

@@ -145,3 +145,38 @@ run "msk_needs_its_network" {
 
   expect_failures = [aws_msk_serverless_cluster.this]
 }
+
+run "priority_lanes_add_queues_that_share_the_dlq" {
+  command = apply
+
+  variables {
+    name_prefix    = "app-"
+    queues         = ["emails"]
+    priority_lanes = 3
+  }
+
+  assert {
+    condition     = toset(keys(aws_sqs_queue.lane)) == toset(["emails-p0", "emails-p2"]) && aws_sqs_queue.lane["emails-p0"].name == "app-emails-p0"
+    error_message = "the lanes other than the default priority's are <prefix><queue>-p<i>, as SQSTransport names them"
+  }
+  assert {
+    condition     = jsondecode(aws_sqs_queue.lane["emails-p2"].redrive_policy).deadLetterTargetArn == aws_sqs_queue.dlq["emails"].arn
+    error_message = "every lane redrives to the queue's one DLQ"
+  }
+  assert {
+    condition     = output.sqs_backend_settings.priority_lanes == 3 && jsonencode(output.sqs_backend_settings.lane_bounds) == "[2,5]"
+    error_message = "the lane settings map onto SQSBackend (bounds as SQSTransportConfig.bounds computes them)"
+  }
+}
+
+run "priority_lanes_refuse_fifo" {
+  command = plan
+
+  variables {
+    queues         = ["emails"]
+    fifo           = true
+    priority_lanes = 2
+  }
+
+  expect_failures = [aws_sqs_queue.lane]
+}
