@@ -35,6 +35,7 @@ traffic stays on 127.0.0.1.
 Usage::
 
     python benchmarks/sqs_cost.py [--jobs 1000] [--concurrency 10] [--idle-seconds 10] [--store dynamodb|redis]
+        [--priority-lanes N]
 """
 
 from __future__ import annotations
@@ -149,7 +150,12 @@ def mark_background(backend: Any) -> None:
     backend.create_lock = create_marked_lock
 
 
-STORE = {"kind": "dynamodb", "redis_url": ""}
+STORE: dict[str, Any] = {"kind": "dynamodb", "redis_url": "", "lanes": 1}
+
+
+def priority(i: int) -> int:
+    """Job ``i``'s AsyncMQ priority: the default (5) with one lane; spread over 1 .. 9 with lanes."""
+    return 5 if STORE["lanes"] == 1 else 1 + i % 9
 
 
 def store_urls(run: str) -> tuple[str, str]:
@@ -166,6 +172,7 @@ async def sqs_backend(prefix: str, run: str, counter: CallCounter | None) -> SQS
         store=store,
         delay_store=delays,
         config=LifecycleConfig(receive_wait=1.0),
+        priority_lanes=STORE["lanes"],
     )
     await backend.provision([QUEUE])
     if counter is not None:
@@ -187,13 +194,17 @@ async def produce(backend: Any, jobs: int, mode: str) -> None:
     queue = Queue(QUEUE, backend=backend)
     if mode == "sequential":
         for i in range(jobs):
-            await queue.add(TASK_ID, args=[i])
+            await queue.add(TASK_ID, args=[i], priority=priority(i))
     elif mode == "concurrent":
         for start in range(0, jobs, 100):
-            await asyncio.gather(*(queue.add(TASK_ID, args=[i]) for i in range(start, min(jobs, start + 100))))
+            adds = (queue.add(TASK_ID, args=[i], priority=priority(i)) for i in range(start, min(jobs, start + 100)))
+            await asyncio.gather(*adds)
     else:  # bulk: AsyncMQ's bulk_enqueue, 100 jobs per call
         for start in range(0, jobs, 100):
-            chunk = [Job(task_id=TASK_ID, args=[i], kwargs={}).to_dict() for i in range(start, min(jobs, start + 100))]
+            chunk = [
+                Job(task_id=TASK_ID, args=[i], kwargs={}, priority=priority(i)).to_dict()
+                for i in range(start, min(jobs, start + 100))
+            ]
             await backend.bulk_enqueue(QUEUE, chunk)
 
 
@@ -295,8 +306,12 @@ def main() -> None:
     parser.add_argument("--dynamodb-endpoint")
     parser.add_argument("--redis-url")
     parser.add_argument("--store", choices=["dynamodb", "redis"], default="dynamodb")
+    parser.add_argument(
+        "--priority-lanes", type=int, default=1, help="SQSBackend priority_lanes (jobs then spread over priorities 1-9)"
+    )
     args = parser.parse_args()
     STORE["kind"] = args.store
+    STORE["lanes"] = args.priority_lanes
     logging.getLogger("redis").setLevel(logging.WARNING)  # AsyncMQ puts the root logger at DEBUG
     import services  # scripts/services.py
 
