@@ -543,9 +543,15 @@ async def _work(backend: SQSBackend, queue: str, total: int, concurrency: int) -
 
 @pytest.mark.moto
 @pytest.mark.parametrize("producer", ["bulk", "concurrent", "sequential"])
-async def test_api_calls_per_job(moto_endpoint: str, producer: str) -> None:
+async def test_api_calls_per_job(moto_endpoint: str, producer: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """SQS + DynamoDB calls per completed job on moto (deterministic counts; printed for the report)."""
+    from asyncmq import monkay
+
     from asyncmq_cloud.config import LifecycleConfig
+
+    # AsyncMQ's settings are read once per process: an earlier test may have loaded an app's
+    # settings with its stalled check on (heartbeats within a third of its threshold).
+    monkeypatch.setattr(monkay.settings, "enable_stalled_check", False)
 
     suffix = random_prefix()
     tables = (f"{suffix}jobs", f"{suffix}delays")
