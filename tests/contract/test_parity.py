@@ -97,6 +97,30 @@ async def test_a_job_added_after_pause_waits_for_resume_under_a_polling_worker(b
     assert tasks.CALLS[k] == 1
 
 
+@pytest.mark.usefixtures("quick_pause_checks")
+async def test_a_pause_written_by_another_process_stops_claims_within_pause_cache_ttl(backend: Any, qname: str) -> None:
+    k = uuid.uuid4().hex
+    queue = Queue(qname, backend=backend)
+    store = getattr(backend, "store", None)  # the reference has no store (and no flag cache)
+    async with polling_worker(backend, qname):
+        await asyncio.sleep(0.3)
+        if store is None:
+            await backend.pause_queue(qname)
+        else:
+            await store.set_paused(qname, True)  # as another process does: this one's cache does not know
+        ttl = float(getattr(getattr(backend, "config", None), "pause_cache_ttl", 0.0))
+        await asyncio.sleep(ttl + 0.2)
+        job_id = await queue.add(T + "record", args=[k])
+        await asyncio.sleep(receive_wait(backend) + ttl + 1.0)
+        assert tasks.CALLS[k] == 0, "a queue paused elsewhere was served"
+        if store is None:
+            await backend.resume_queue(qname)
+        else:
+            await store.set_paused(qname, False)
+        await until(lambda: tasks.CALLS[k] == 1)
+        await until(_state_is(backend, qname, job_id, "completed"), 10)
+
+
 def _state_is(backend: Any, queue: str, job_id: str, state: str) -> Callable[[], Any]:
     async def check() -> bool:
         return await backend.get_job_state(queue, job_id) == state
@@ -348,3 +372,62 @@ async def test_a_flow_runs_its_roots_in_order_then_the_released_child(ordered_ba
     ids = await FlowProducer(backend=ordered_backend).add_flow(qname, [a, b, c])
     assert set(ids) == {a.id, b.id, c.id}
     assert await _run_in_order(ordered_backend, qname, [ka, kb, kc]) == [ka, kc, kb]
+
+
+# -- the rest of AsyncMQ's public backend behaviour (tests/test_queue_getters.py and friends) ------
+async def test_counts_by_type_as_asyncmqs_queue_getters_report_them(backend: Any, qname: str) -> None:
+    """AsyncMQ's test_queue_getters_report_counts_and_dependency_state."""
+    queue = Queue(qname, backend=backend)
+    waiting = Job(T + "record", [uuid.uuid4().hex], {})
+    delayed = Job(T + "record", [uuid.uuid4().hex], {})
+    done = Job(T + "record", [uuid.uuid4().hex], {})
+    parent = Job(T + "record", [uuid.uuid4().hex], {})
+    child = Job(T + "record", [uuid.uuid4().hex], {}, depends_on=[parent.id])
+    await backend.enqueue(qname, waiting.to_dict())
+    await backend.enqueue_delayed(qname, delayed.to_dict(), time.time() + 60)
+    await backend.enqueue(qname, done.to_dict())
+    await backend.update_job_state(qname, done.id, "completed")
+    await backend.save_job_result(qname, done.id, "done")
+    dead = Job(T + "record", [uuid.uuid4().hex], {})
+    await backend.enqueue(qname, dead.to_dict())
+    await backend.move_to_dlq(qname, {**dead.to_dict(), "status": "failed"})
+    await backend.enqueue(qname, child.to_dict())
+    await backend.add_dependencies(qname, child.to_dict())
+    counts = await queue.get_job_counts()
+    expected = {"waiting": 1, "delayed": 1, "completed": 1, "failed": 1, "waiting-children": 1}
+    assert {k: counts[k] for k in expected} == expected
+    assert counts["paused"] == counts["prioritized"] == counts["active"] == 0
+    assert await queue.get_job_count_by_types("waiting", "delayed", "waiting-children") == 3
+    assert await queue.count() == 3
+    assert await queue.get_job_state(child.id) == "waiting-children"
+    assert await queue.get_job_result(done.id) == "done"
+    stored = await backend.get_job(qname, child.id)
+    assert stored is not None and stored["depends_on"] == [parent.id]
+
+
+async def test_retry_of_a_failed_job_clears_its_outcome(backend: Any, qname: str) -> None:
+    """AsyncMQ's test_retry_job: back to waiting, without result, last_error or traceback."""
+    k = uuid.uuid4().hex
+    job_id = await Queue(qname, backend=backend).add(T + "fail_always", args=[k], retries=0)
+    await handle_job(qname, await _dequeue(backend, qname), backend)
+    failed = await backend.get_job(qname, job_id)
+    assert failed is not None and failed["status"] == "failed" and failed.get("last_error")
+    assert await backend.retry_job(qname, job_id)
+    again = await _dequeue(backend, qname)
+    assert again["id"] == job_id
+    assert not {"result", "last_error", "error_traceback"} & {k for k, v in again.items() if v is not None}
+
+
+async def test_drain_removes_waiting_jobs_and_keeps_the_others(backend: Any, qname: str) -> None:
+    """AsyncMQ's test_queue_drain_and_obliterate_follow_admin_semantics (drain part)."""
+    queue = Queue(qname, backend=backend)
+    waiting = await queue.add(T + "record", args=[uuid.uuid4().hex])
+    delayed = await queue.add(T + "record", args=[uuid.uuid4().hex], delay=60)
+    drained = await queue.drain()
+    assert waiting in drained and delayed not in drained
+    assert await backend.get_job(qname, waiting) is None
+    assert await backend.get_job(qname, delayed) is not None
+    assert delayed in await queue.drain(include_delayed=True)
+    assert await backend.get_job(qname, delayed) is None
+    assert await backend.get_job_state(qname, "no-such-job") is None
+    assert await backend.list_jobs(qname, "waiting") == [] and await backend.list_jobs(qname, "Waiting") == []
