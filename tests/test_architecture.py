@@ -216,6 +216,7 @@ ALLOWED_PROBES: tuple[tuple[str, str, str], ...] = (
     ("asyncmq_cloud.backends._preset", "self.settings", "a preset's own settings dataclass, read by field name"),
     ("asyncmq_cloud.transports._kafka_errors", "exc", "aiokafka errors carry a retriable class flag"),
     ("asyncmq_cloud.transports._kafka_errors", "client", "aiokafka admin clients close(), others stop()"),
+    ("asyncmq_cloud.core.validation", "function", "AsyncMQ's settings bind json.dumps: the function behind it"),
 )
 
 

@@ -25,18 +25,12 @@ from asyncmq import monkay
 from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import Delivery, JobRecord, Lease
-from asyncmq_cloud.core.registry import WorkerRegistry
+from asyncmq_cloud.core.registry import PausedCheck, WorkerRegistry, never_paused
 from asyncmq_cloud.core.resilience import UNBOUNDED_LEASE_WINDOW
 from asyncmq_cloud.core.validation import validate_job_id
 from asyncmq_cloud.errors import InvalidNameError, PermanentError, TransientError
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
-#: ``(queue, fresh_only) -> paused``: the backend's paused-flag check (``fresh_only``: no store read).
-PausedCheck = Callable[[str, bool], Awaitable[bool]]
-
-
-async def _never_paused(queue: str, fresh_only: bool) -> bool:
-    return False
 
 
 #: Seconds between two log lines about references to jobs that do not exist.
@@ -83,7 +77,7 @@ class LeaseKeeper:
         self._unknown_since_log = 0
 
     # -- claiming ---------------------------------------------------------------------
-    async def take(self, queue: str, paused: PausedCheck = _never_paused) -> dict[str, Any] | None:
+    async def take(self, queue: str, paused: PausedCheck = never_paused) -> dict[str, Any] | None:
         """Claim the next job of ``queue`` (from the buffer, else one receive); None if none is claimable.
         ``paused``: what a receive got as a pause landed goes back for immediate redelivery,
         and a job claimed as a pause landed here is given back."""
@@ -105,11 +99,11 @@ class LeaseKeeper:
                 continue
             if self.stopping or await paused(queue, True):
                 # the drain began, or the queue was paused here, during the claim: never started here
-                await self._give_back(queue, record.id, Lease(delivery, token, now))
-                if not self.stopping:
+                if await self._given_back(queue, record.id, Lease(delivery, token, now)):
+                    if self.stopping:
+                        break
                     await self.return_buffered(queues=(queue,))
                     return None
-                break
             self.add(queue, record.id, Lease(delivery, token, now))
             job = record.job()
             job.setdefault("active_since", now)
@@ -117,6 +111,16 @@ class LeaseKeeper:
         if self.stopping:
             await self.return_buffered()
         return None
+
+    async def _given_back(self, queue: str, job_id: str, lease: Lease) -> bool:
+        """:meth:`_give_back` a job claimed as a drain or pause landed; False if that failed:
+        the job is ours and is run (held, renewed, released by a drain) rather than orphaned."""
+        try:
+            await self._give_back(queue, job_id, lease)
+            return True
+        except Exception as exc:
+            logger.warning("could not give back %s/%s (%s: %s); running it", queue, job_id, type(exc).__name__, exc)
+            return False
 
     async def _claim(
         self, queue: str, delivery: Delivery, token: str, now: float, buffered: deque[Delivery]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 from asyncmq import monkay
 from asyncmq.backends.base import WorkerInfo
@@ -10,6 +11,14 @@ from asyncmq.backends.base import WorkerInfo
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import WorkerRecord
 from asyncmq_cloud.errors import TransientError
+
+#: ``(queue, fresh_only) -> paused``: the backend's paused-flag check (``fresh_only``: no store read).
+PausedCheck = Callable[[str, bool], Awaitable[bool]]
+
+
+async def never_paused(queue: str, fresh_only: bool) -> bool:
+    """A :data:`PausedCheck` for callers without a backend: never paused."""
+    return False
 
 
 class PauseFlags:

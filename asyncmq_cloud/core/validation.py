@@ -61,7 +61,7 @@ def encode_payload(payload: dict[str, Any]) -> str:
     """
     settings = monkay.settings
     try:
-        if settings.json_dumps is json.dumps:
+        if _plain(settings.json_dumps) is json.dumps:
             return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         text = settings.json_serializer.to_json(payload)
     except (TypeError, ValueError) as exc:  # ValueError: a circular reference or NaN refused
@@ -69,10 +69,15 @@ def encode_payload(payload: dict[str, Any]) -> str:
     return text.decode("utf-8") if isinstance(text, bytes) else str(text)
 
 
+def _plain(function: object) -> object:
+    """The function behind a settings attribute (AsyncMQ's settings bind the default ``json.dumps``)."""
+    return getattr(function, "__func__", function)
+
+
 def decode_payload(text: str | bytes) -> Any:
     """The inverse of :func:`encode_payload`: AsyncMQ's configured ``json_loads``."""
     settings = monkay.settings
-    if settings.json_loads is json.loads:
+    if _plain(settings.json_loads) is json.loads:
         return json.loads(text)
     return settings.json_serializer.to_dict(text.decode("utf-8") if isinstance(text, bytes) else text)
 

@@ -53,7 +53,8 @@ async def queue_url(transport: SQSTransport, queue: str, lane: int | None = None
             try:
                 transport._urls[key] = (await client.get_queue_url(QueueName=name))["QueueUrl"]
             except Exception as exc:
-                error = translate_error(exc, resource=transport._resource(queue), create=transport._create_hint(queue))
+                resource = f"SQS queue {name!r} of AsyncMQ queue {queue!r}"
+                error = translate_error(exc, resource=resource, create=transport._create_hint(queue))
                 if not (transport.config.create_missing and error_code(exc) in MISSING):
                     raise error from exc
                 await provision_queue(transport, queue)

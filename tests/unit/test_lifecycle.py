@@ -78,6 +78,29 @@ async def test_store_calls_per_job(state_store: Any, qname: str, monkeypatch: py
     assert await backend.get_job_result(qname, job_id) == 3
 
 
+async def test_a_job_claimed_as_a_pause_lands_is_given_back_or_run_if_that_fails(
+    memory_state_store: Any, qname: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = CloudBackend(memory_state_store, MemoryTransport(), MemoryDelayStore())
+    first = await Queue(qname, backend=backend).add(T + "add", args=[1, 1])
+
+    async def paused_during_the_claim(queue: str, fresh_only: bool) -> bool:
+        return fresh_only  # not paused at the receive, paused by the time the claim returns
+
+    assert await backend._leases.take(qname, paused_during_the_claim) is None
+    assert await backend.get_job_state(qname, first) == "waiting" and not backend._leases.held
+
+    async def failing(*args: Any) -> bool:
+        raise TransientError("store away")
+
+    monkeypatch.setattr(backend._leases, "_give_back", failing)
+    job = await backend._leases.take(qname, paused_during_the_claim)
+    assert job is not None and job["id"] == first, "a claim that cannot be given back is run, not orphaned"
+    assert backend._leases.holds(qname, first)
+    await handle_job(qname, job, backend)
+    assert await backend.get_job_state(qname, first) == "completed"
+
+
 async def test_paused_flag_is_cached(memory_state_store: Any, qname: str) -> None:
     store = Counting(memory_state_store)
     backend = CloudBackend(store, MemoryTransport(), MemoryDelayStore(), config=LifecycleConfig(pause_cache_ttl=60))  # type: ignore[arg-type]

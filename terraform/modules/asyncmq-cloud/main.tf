@@ -109,6 +109,10 @@ resource "aws_sqs_queue" "lane" {
       condition     = !var.fifo
       error_message = "priority_lanes needs standard queues: a FIFO queue keeps its own order."
     }
+    precondition {
+      condition     = length(local.lane_bounds) == var.priority_lanes - 1 && alltrue([for i in range(1, length(local.lane_bounds)) : local.lane_bounds[i] > local.lane_bounds[i - 1]])
+      error_message = "lane_bounds must hold priority_lanes - 1 strictly ascending priorities, as SQSBackend requires."
+    }
   }
 }
 
