@@ -113,8 +113,9 @@ async def test_scanner_killed_mid_promotion_loses_nothing(
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
     handed_at_kill = len({e["id"] for e in await sent_log(client, prefix, queue)})
-    # A survivor with a short repair grace finishes the hand-over and repairs the stranded batch.
-    scanners.start(queue, grace=0.5, interval=0.1)
+    # A survivor finishes the hand-over and repairs the stranded batch. Its repair grace is long
+    # enough that its own backlog (due, not yet promoted on a loaded machine) is not re-sent too.
+    scanners.start(queue, grace=8.0, interval=0.1)
     log = await wait_for_sent(client, prefix, queue, set(ids), timeout=60)
     await asyncio.sleep(1.5)  # one more repair pass: nothing may be left behind
     log = await sent_log(client, prefix, queue)
