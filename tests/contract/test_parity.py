@@ -27,6 +27,7 @@ from asyncmq.queues import Queue
 from asyncmq.workers import handle_job, process_job
 
 from tests import tasks
+from tests.contract.test_backend_contract import state_is
 from tests.plugins.backend_kafka import kafka_backend
 from tests.plugins.backend_sqs import redis_stores
 
@@ -93,7 +94,7 @@ async def test_a_job_added_after_pause_waits_for_resume_under_a_polling_worker(b
         await until(lambda: backend.get_job_state(qname, job_id), 10)
     # What a receive got as the pause landed went back for immediate redelivery: no visibility timeout.
     assert took < 10.0
-    assert await until(_state_is(backend, qname, job_id, "completed"), 10) >= 0
+    assert await until(state_is(backend, qname, job_id, "completed"), 10) >= 0
     assert tasks.CALLS[k] == 1
 
 
@@ -118,14 +119,7 @@ async def test_a_pause_written_by_another_process_stops_claims_within_pause_cach
         else:
             await store.set_paused(qname, False)
         await until(lambda: tasks.CALLS[k] == 1)
-        await until(_state_is(backend, qname, job_id, "completed"), 10)
-
-
-def _state_is(backend: Any, queue: str, job_id: str, state: str) -> Callable[[], Any]:
-    async def check() -> bool:
-        return await backend.get_job_state(queue, job_id) == state
-
-    return check
+        await until(state_is(backend, qname, job_id, "completed"), 10)
 
 
 # -- 4. states and stats --------------------------------------------------------------------
@@ -255,16 +249,24 @@ async def test_a_result_no_encoder_accepts_fails_the_job_with_the_reason(backend
 
 
 # -- 3. delays ------------------------------------------------------------------------------
-async def _run_worker_passes(backend: Any, queue: str, seconds: float) -> None:
-    """Play AsyncMQ's worker and delayed scanner for ``seconds``: promote, dequeue, run."""
+async def _play(backend: Any, queue: str, done: Callable[[], bool], seconds: float) -> bool:
+    """Play AsyncMQ's delayed scanner and a worker of concurrency 1 (promote, dequeue, run)
+    until ``done()`` or for ``seconds``; whether ``done()`` held."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
         await backend.promote_due_delayed(queue)
         job = await backend.dequeue(queue)
         if job is None:
             await asyncio.sleep(0.05)
         else:
             await handle_job(queue, job, backend)
+    return True
+
+
+async def _run_worker_passes(backend: Any, queue: str, seconds: float) -> None:
+    await _play(backend, queue, lambda: False, seconds)
 
 
 async def test_a_delayed_add_with_a_past_run_at_is_a_due_delayed_job(backend: Any, qname: str) -> None:
@@ -341,15 +343,7 @@ def ordered_backend(request: pytest.FixtureRequest) -> Any:
 
 async def _run_in_order(backend: Any, queue: str, keys: list[str]) -> list[str]:
     """Run the queue's jobs one at a time (a worker with concurrency 1); the order they started in."""
-    deadline = time.monotonic() + 60
-    while sum(tasks.CALLS[k] for k in keys) < len(keys):
-        assert time.monotonic() < deadline, "the jobs did not all run"
-        await backend.promote_due_delayed(queue)
-        job = await backend.dequeue(queue)
-        if job is None:
-            await asyncio.sleep(0.05)
-        else:
-            await handle_job(queue, job, backend)
+    assert await _play(backend, queue, lambda: sum(tasks.CALLS[k] for k in keys) >= len(keys), 60), "not all ran"
     return [k for k in tasks.ORDER if k in keys]
 
 
