@@ -31,8 +31,6 @@ from asyncmq_cloud.core.validation import validate_job_id
 from asyncmq_cloud.errors import InvalidNameError, PermanentError, TransientError
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
-
-
 #: Seconds between two log lines about references to jobs that do not exist.
 UNKNOWN_LOG_INTERVAL = 60.0
 

@@ -193,9 +193,7 @@ class CloudBackend(BackendCore):
         roots = [r for r in records if r.state == State.WAITING]
         if roots:
             # The flow is stored whole: its roots are handed over (or parked) rather than undone.
-            await self._handover.hand_over(
-                queue_name, [r.id for r in roots], [r.payload.get("priority") for r in roots]
-            )
+            await self._handover.hand_over(queue_name, [r.id for r in roots], priorities_of(roots))
         return [r.id for r in records]
 
     @lazily_started
