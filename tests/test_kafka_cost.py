@@ -45,7 +45,10 @@ async def test_requests_per_job(setup: Setup) -> None:
     # Per job, Redis: create, claim, complete (one EVALSHA each); measured exactly 3.0.
     assert busy["per_job"]["redis"] <= 3.5
     methods = busy["store_calls_per_job_by_method"]
-    assert methods["enqueue"] == methods["dequeue"] == methods["complete_active_job"] == 1.0
+    assert methods["enqueue"] == methods["complete_active_job"] == 1.0
+    # The claim, plus now and then the paused flag read again after a receive that outlived
+    # pause_cache_ttl (decision 59): measured 1.000-1.005.
+    assert 1.0 <= methods["dequeue"] <= 1.05
     # Background while jobs flow: group heartbeats and empty fetches; AsyncMQ's loops in Redis.
     assert set(busy["kafka_background_per_s_by_api"]) <= {"Fetch", "Heartbeat", "Metadata"}
     assert busy["background_per_s"]["redis"] <= 9  # measured 5.1-5.8 per second
