@@ -7,7 +7,7 @@
 #      from step 2 on;
 #   4. the suite on pytest-xdist workers that share those services through the variables the
 #      test plugin honours.
-# Extra arguments go to the last pytest run. PYTEST_WORKERS sets the worker count (default 6:
+# Extra arguments go to the last pytest run. PYTEST_WORKERS sets the worker count (default 5:
 # the tests mostly wait on services and timers, so more workers than cores pays off here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,7 +100,7 @@ echo "== pytest: tests that need no service"
 .venv/bin/python -m pytest -q -m "not (redis or moto or localstack or ministack or elasticmq or kafka)" "${NO_SERVICE_TESTS[@]}"
 phase_done "no-service tests"
 
-WORKERS=${PYTEST_WORKERS:-6}
+WORKERS=${PYTEST_WORKERS:-5}
 MOTOS=()
 for _ in $(seq "$WORKERS"); do MOTOS+=(moto); done
 echo "== services: redis, localstack, ministack, elasticmq, kafka and $WORKERS moto servers (one per pytest worker: moto serves one request at a time), started once, in the background"

@@ -1,7 +1,7 @@
 """Parity with AsyncMQ's own backends: behaviours an app sees through AsyncMQ's public API.
 
-Parametrized (``backend`` fixture) over AsyncMQ's ``InMemoryBackend`` as the reference and
-every backend and store of the contract matrix (SQSBackend on ElasticMQ, moto and LocalStack,
+Parametrized (``backend`` fixture, ``PARITY_BACKENDS``) over AsyncMQ's ``InMemoryBackend`` as the
+reference and every backend and store of the contract matrix (SQSBackend on ElasticMQ, moto and LocalStack,
 DynamoDBBackend on moto and MiniStack, KafkaBackend on the broker, CloudBackend over each
 store). Workers are AsyncMQ's own ``process_job`` loop (what ``asyncmq worker start`` runs).
 """
@@ -30,6 +30,7 @@ from tests import tasks
 from tests.contract.test_backend_contract import state_is
 from tests.plugins.backend_kafka import kafka_backend
 from tests.plugins.backend_sqs import redis_stores
+from tests.plugins.stores import PARITY_BACKENDS
 
 T = "tests.tasks."
 
@@ -37,6 +38,12 @@ T = "tests.tasks."
 @pytest.fixture
 def qname() -> str:
     return f"p-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(params=PARITY_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Any:
+    """The contract matrix minus the provisioned LocalStack variant (``PARITY_BACKENDS``)."""
+    return request.getfixturevalue(request.param.replace("-", "_") + "_backend")
 
 
 def receive_wait(backend: Any) -> float:

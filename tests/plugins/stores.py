@@ -123,6 +123,11 @@ def backend(request: pytest.FixtureRequest) -> Any:
     return request.getfixturevalue(request.param.replace("-", "_") + "_backend")
 
 
+#: The parity suite's matrix: every backend and store, minus the provisioned LocalStack variant,
+#: whose only difference (queues made by ``asyncmq-cloud provision``) the contract suite covers.
+PARITY_BACKENDS = [b for b in BACKENDS if getattr(b, "values", (b,))[0] != "sqs-localstack-provisioned"]
+
+
 # -- delay stores -------------------------------------------------------------------
 DELAY_STORES = [
     "memory",
