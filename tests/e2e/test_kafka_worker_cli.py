@@ -153,7 +153,7 @@ async def test_sigkilled_worker_jobs_run_again_and_complete_once(
     # AsyncMQ's stalled checker off: recovery must come from Kafka's replay + the lease.
     crash = {"E2E_LEASE": "4", "E2E_STALLED_CHECK": "0"}
     crash |= {"E2E_KAFKA_SESSION_MS": "6000", "E2E_KAFKA_HEARTBEAT_MS": "1000"}
-    victim = workers.start(**crash, E2E_SECONDS_SCALE="5")  # its jobs take 1 s: killed with jobs in flight
+    victim = workers.start(**crash, E2E_SECONDS_SCALE="25")  # its jobs take 5 s: killed with jobs in flight
     workers.start(**crash)
     markers, jobs = await enqueue(producer, int(os.environ.get("E2E_CRASH_JOBS", "600")), 0.2)
     await wait_victim_busy(app_env, markers, victim.pid, workers, started=60)

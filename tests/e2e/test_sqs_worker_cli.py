@@ -86,7 +86,7 @@ async def test_sigkilled_worker_jobs_run_again_and_complete_once(
 ) -> None:
     # AsyncMQ's stalled checker off: recovery must come from SQS redelivery + the lease.
     lease = {"E2E_VISIBILITY": "4", "E2E_LEASE": "4", "E2E_STALLED_CHECK": "0"}
-    victim = workers.start(**lease, E2E_SECONDS_SCALE="5")  # its jobs take 1 s: killed with jobs in flight
+    victim = workers.start(**lease, E2E_SECONDS_SCALE="25")  # its jobs take 5 s: killed with jobs in flight
     for _ in range(2):
         workers.start(**lease)
     markers = [f"m{i}" for i in range(int(os.environ.get("E2E_CRASH_JOBS", "2000")))]
