@@ -308,9 +308,10 @@ async def test_lock_is_exclusive_under_contention(state_store: Any, twin_state_s
 
 async def test_lock_expires_for_every_client(state_store: Any, twin_state_store: Any) -> None:
     key = f"lock-{uuid.uuid4().hex}"
-    assert await state_store.acquire_lock(key, "a", 0.3)
+    # 3 s: long enough that a loaded machine's slow second call still finds the lock held.
+    assert await state_store.acquire_lock(key, "a", 3.0)
     assert not await twin_state_store.acquire_lock(key, "b", 30)
-    await asyncio.sleep(0.45)
+    await asyncio.sleep(3.2)
     assert await twin_state_store.acquire_lock(key, "b", 30)
     assert not await state_store.release_lock(key, "a")  # an expired holder releases nothing
     assert not await state_store.acquire_lock(key, "c", 30)  # "b" holds it now
