@@ -372,10 +372,15 @@ class CloudBackend(BackendCore):
 
     @lazily_started
     async def fetch_stalled_jobs(self, older_than: float) -> list[dict[str, Any]]:
-        # Jobs running here are included, as on AsyncMQ's backends: the lease keeper keeps their
-        # heartbeats fresh, so an aged one means the run is stuck (decision 59).
+        # Jobs this process runs are left out: a late heartbeat of a busy loop is not a dead worker
+        # (decision 10, kept: decision 59).
         records = await self.store.list_stalled(older_than)
-        return [{"queue_name": r.queue, "job_data": {**r.job(), "_owner": r.owner}} for r in records]
+        mine = self._leases.holds
+        return [
+            {"queue_name": r.queue, "job_data": {**r.job(), "_owner": r.owner}}
+            for r in records
+            if not mine(r.queue, r.id)
+        ]
 
     @lazily_started
     async def reenqueue_stalled(self, queue_name: str, job_data: dict[str, Any]) -> None:
