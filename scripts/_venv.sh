@@ -10,3 +10,18 @@ if [ ! -x .venv/bin/python ]; then
   echo "== creating .venv with $PY"
   "$PY" -m venv .venv
 fi
+
+# venv_install PYTHON ARGS...: `uv pip install ARGS` into PYTHON's environment (uv: an order of
+# magnitude faster than pip on a fresh clone, decision 61), pip itself where uv is unavailable
+# or fails. ASYNCMQ_CLOUD_NO_UV=1 always uses pip.
+venv_install() {
+  local python=$1
+  shift
+  if [ -z "${ASYNCMQ_CLOUD_NO_UV:-}" ]; then
+    if [ -x .venv/bin/uv ] || .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"; then
+      .venv/bin/uv pip install --quiet --python "$python" "$@" && return 0
+      echo "   uv pip install failed; installing with pip" >&2
+    fi
+  fi
+  "$python" -m pip install --quiet --disable-pip-version-check "$@"
+}

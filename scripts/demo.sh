@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 
 . scripts/_venv.sh
 echo "== installing asyncmq-cloud[demo] into .venv"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[demo]'
+venv_install .venv/bin/python -e '.[demo]'
 echo "== asyncmq-cloud demo $*"
 exec .venv/bin/asyncmq-cloud demo "$@"

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import concurrent.futures
 import contextlib
 import fcntl
 import hashlib
@@ -183,10 +184,21 @@ def _spawn(name: str, cmd: list[str], log_path: Path, env: dict[str, str] | None
             raise ServiceError(f"{name}: cannot run {cmd[0]}: {exc}") from exc
 
 
+#: Install steps running now (``prepare`` stops them on SIGTERM: each runs in its own session).
+_STEPS: set[subprocess.Popen[bytes]] = set()
+
+
+def _stop_steps(signum: int, _frame: object) -> None:
+    for proc in list(_STEPS):
+        _signal_group(proc.pid, signal.SIGTERM)
+    os._exit(128 + signum)
+
+
 def _run_step(name: str, cmd: list[str], log_path: Path, env: dict[str, str] | None = None,
               cwd: Path | None = None, timeout: float = PREPARE_TIMEOUT) -> None:  # fmt: skip
     """Run one install/format command to completion; on timeout or Ctrl-C its group is killed."""
     proc = _spawn(name, cmd, log_path, env, cwd)
+    _STEPS.add(proc)
     try:
         code = proc.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -195,6 +207,8 @@ def _run_step(name: str, cmd: list[str], log_path: Path, env: dict[str, str] | N
     except BaseException:
         _terminate(proc, STOP_TIMEOUT)
         raise
+    finally:
+        _STEPS.discard(proc)
     if code != 0:
         raise _failure(name, f"{' '.join(map(str, cmd[:3]))} ... failed (exit code {code})", log_path)
 
@@ -335,8 +349,18 @@ def _pinned_venv(
     if not python.exists():
         _say(f"{name}: creating venv {venv}")
         _run_step(name, create[0], log, create[1], timeout=300)
-    _say(f"{name}: pip install {requirement} (pinned, --no-deps; log {log})")
-    _run_step(name, [str(python), "-m", "pip", "install", "-q", "--no-deps", "-r", str(constraints), requirement], log)
+    pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "-r", str(constraints), requirement]
+    uv = Path(sys.executable).parent / "uv"  # scripts/_venv.sh installs it (decision 61)
+    if uv.exists() and not os.environ.get("ASYNCMQ_CLOUD_NO_UV"):
+        _say(f"{name}: uv pip install {requirement} (pinned, --no-deps; log {log})")
+        try:
+            _run_step(name, [str(uv), "pip", "install", "--python", str(python), *pip[4:]], log)
+        except ServiceError as exc:
+            _say(f"{name}: uv failed ({exc}); installing with pip")
+            _run_step(name, pip, log)
+    else:
+        _say(f"{name}: pip install {requirement} (pinned, --no-deps; log {log})")
+        _run_step(name, pip, log)
     check(python, log)
     marker.write_text(stamp)
 
@@ -807,13 +831,18 @@ def _expand(names: list[str]) -> list[str]:
 
 
 def _cli_prepare(names: list[str]) -> int:
+    """Prepare ``names`` concurrently (each mostly waits on pip, uv or Maven); 1 if any failed."""
     failed = []
-    for name in names:
+
+    def one(name: str) -> None:
         try:
             prepare(name)
         except ServiceError as exc:
             print(f"[services] {name}: prepare FAILED: {exc}", file=sys.stderr, flush=True)
             failed.append(name)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(len(names), 1)) as pool:
+        list(pool.map(one, dict.fromkeys(names)))
     return 1 if failed else 0
 
 
@@ -857,7 +886,6 @@ def _cli_start(name: str) -> int:
 
 def _start_all(names: list[str]) -> tuple[list[Service], list[str]]:
     """Prepare and start ``names`` concurrently (each start mostly waits on a child process)."""
-    import concurrent.futures
 
     started: list[Service] = []
     failed: list[str] = []
@@ -942,7 +970,10 @@ def main(argv: list[str] | None = None) -> int:
         names = _expand(args.names)
         if args.command == "up":
             return _cli_up(names, args.env_file)
-        return _cli_prepare(names) if args.command == "prepare" else _cli_smoke(names)
+        if args.command == "prepare":
+            signal.signal(signal.SIGTERM, _stop_steps)
+            return _cli_prepare(names)
+        return _cli_smoke(names)
     except ServiceError as exc:
         print(f"[services] error: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -2,9 +2,9 @@
 # The project's test command, fastest failure first:
 #   1. install (.venv, asyncmq-cloud[dev]);
 #   2. ruff, mypy (strict) and the tests that need no service (tests/unit and the pure checks);
-#   3. every service started once, in the background (scripts/services.py up); the tools
-#      (checkov, the Kubernetes validator, Chromium + playwright-core) install in the background
-#      from step 2 on;
+#   3. every service started once, in the background (scripts/services.py up); the services'
+#      downloads and the tools (checkov, the Kubernetes validator, Chromium + playwright-core)
+#      install in the background from step 2 on;
 #   4. the suite on pytest-xdist workers that share those services through the variables the
 #      test plugin honours.
 # Extra arguments go to the last pytest run. PYTEST_WORKERS sets the worker count (default 5:
@@ -29,8 +29,7 @@ report_phases() {
 
 . scripts/_venv.sh
 echo "== installing asyncmq-cloud[dev]"
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+venv_install .venv/bin/python -e '.[dev]'
 phase_done install
 
 # The tools the infrastructure and browser tests use install in the background from here on,
@@ -40,8 +39,7 @@ install_tools() {
   CHECKOV_VERSION=3.3.30
   if ! .cache/tools/checkov/bin/checkov --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
     "$PY" -m venv .cache/tools/checkov
-    .cache/tools/checkov/bin/python -m pip install --quiet --upgrade pip
-    .cache/tools/checkov/bin/python -m pip install --quiet "checkov==$CHECKOV_VERSION"
+    venv_install .cache/tools/checkov/bin/python "checkov==$CHECKOV_VERSION"
   fi
 
   npm_tree() {  # npm_tree DIR LOCKDIR PROBE: npm ci of LOCKDIR's lock into DIR unless already there
@@ -70,13 +68,19 @@ install_tools() {
     fi
   fi
 }
-mkdir -p .cache/tools
+mkdir -p .cache/tools .cache/services
 TOOLS_LOG=.cache/tools/install.log
 install_tools >"$TOOLS_LOG" 2>&1 &
 TOOLS_PID=$!
+# The services' downloads (LocalStack's and MiniStack's pinned venvs, Kafka and ElasticMQ from
+# Maven, redis-server from apt) run in the background too (decision 61); no service starts
+# before the lint and the first tests have passed.
+PREPARE_LOG=.cache/services/prepare.log
+.venv/bin/python scripts/services.py prepare redis localstack ministack elasticmq kafka moto >"$PREPARE_LOG" 2>&1 &
+PREPARE_PID=$!
 SERVICES_PID=
 cleanup() {  # on any exit: no installer or service outlives the run
-  kill -TERM "$TOOLS_PID" 2>/dev/null || true
+  kill -TERM "$TOOLS_PID" "$PREPARE_PID" 2>/dev/null || true
   if [ -n "$SERVICES_PID" ]; then
     kill -TERM "$SERVICES_PID" 2>/dev/null || true
     wait "$SERVICES_PID" 2>/dev/null || true
@@ -103,8 +107,10 @@ phase_done "no-service tests"
 WORKERS=${PYTEST_WORKERS:-5}
 MOTOS=()
 for _ in $(seq "$WORKERS"); do MOTOS+=(moto); done
+echo "== services: downloads (in the background since the lint)"
+wait "$PREPARE_PID" || echo "   preparing failed (exit $?); starting them retries and says why"
+cat "$PREPARE_LOG"
 echo "== services: redis, localstack, ministack, elasticmq, kafka and $WORKERS moto servers (one per pytest worker: moto serves one request at a time), started once, in the background"
-mkdir -p .cache/services
 SERVICES_ENV=.cache/services/test-session.env
 SERVICES_LOG=.cache/services/up.log
 .venv/bin/python scripts/services.py up --env-file "$SERVICES_ENV" redis localstack ministack elasticmq kafka "${MOTOS[@]}" \

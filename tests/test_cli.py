@@ -105,6 +105,34 @@ async def test_kafka_provision_plan_provision_and_health(kafka_bootstrap: str, r
         await drop_prefix(redis_url, f"cli-{run}")
 
 
+@pytest.mark.localstack
+@pytest.mark.redis
+async def test_sqs_provision_on_localstack_serves_a_backend_that_creates_nothing(
+    localstack_endpoint: str, redis_url: str
+) -> None:
+    """``provision --queue`` with the SQS app's settings creates the queues a backend with
+    ``create_missing=False`` then uses (the contract suite's provisioned variant provisions in
+    process, through the same ``CloudBackend.provision``)."""
+    from asyncmq.queues import Queue
+
+    from tests.plugins.backend_sqs import drop_queues, random_prefix, redis_stores, sqs_backend
+
+    prefix = random_prefix()
+    async with redis_stores(redis_url) as store:
+        env = {"AWS_ENDPOINT_URL_SQS": localstack_endpoint, "E2E_QUEUE_PREFIX": prefix, "E2E_STORE": store}
+        env["E2E_DELAY_STORE"] = store
+        try:
+            done = run_cli("--settings", "tests.e2e.app.settings.Settings", "provision", "--queue", "emails", env=env)
+            assert done.returncode == 0, done.stdout + done.stderr
+            provisioned = sqs_backend(localstack_endpoint, store=store, queue_prefix=prefix, create_missing=False)
+            async with provisioned as backend:
+                job_id = await Queue("emails", backend=backend).add("tests.tasks.add", args=[1, 2])
+                claimed = await backend.dequeue("emails")
+                assert claimed is not None and claimed["id"] == job_id
+        finally:
+            await drop_queues(localstack_endpoint, prefix)
+
+
 def test_backend_resources_are_what_the_components_declare_each_once() -> None:
     """``CloudBackend.resources``: tables of both stores, then each queue's queue or topic (no I/O)."""
     from asyncmq_cloud.backends.dynamodb import DynamoDBBackend

@@ -292,12 +292,18 @@ class BackendCore(BaseBackend):
         """Shielded and bounded: AsyncMQ calls this from an already-cancelled scope. A store
         outage is logged: the entry then expires with its heartbeat."""
         self._workers.forget(worker_id)
-        with anyio.CancelScope(shield=True), anyio.move_on_after(self.config.deregister_timeout):
+        with anyio.CancelScope(shield=True), anyio.move_on_after(self.config.deregister_timeout) as bound:
             try:
                 await self._ensure_started()
-                await self.store.deregister_worker(worker_id)
+                await self._workers.deregister(worker_id)
             except TransientError as exc:
                 logger.warning("deregistering worker %s failed (its entry expires): %s", worker_id, exc)
+        if bound.cancelled_caught:
+            logger.warning(
+                "deregistering worker %s took over %.1fs (deregister_timeout); its entry expires with its heartbeat",
+                worker_id,
+                self.config.deregister_timeout,
+            )
 
     def local_worker_ids(self) -> list[str]:
         """The workers registered through this backend object and not deregistered yet."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -86,6 +87,10 @@ class WorkerRegistry:
         self._parts = parts
         self._here: dict[str, tuple[str, int]] = {}
         self._heartbeat_ttl: float | None = None
+        #: Registry writes still in flight, by worker (they outlive a cancelled caller).
+        self._writes: dict[str, asyncio.Future[None]] = {}
+        #: Workers deregistered through this backend: a late heartbeat does not bring them back.
+        self._gone: set[str] = set()
 
     def ttl(self) -> float:
         """``LifecycleConfig.worker_ttl``, or (when 0) AsyncMQ's ``heartbeat_ttl``, read once.
@@ -105,8 +110,36 @@ class WorkerRegistry:
         return sum(concurrency for q, concurrency in self._here.values() if q == queue)
 
     async def register(self, worker_id: str, queue: str, concurrency: int, timestamp: float) -> None:
+        """Write the worker's entry; the write finishes even if the caller is cancelled.
+
+        AsyncMQ cancels its heartbeat loop and then deregisters: a heartbeat write cancelled
+        on the client can still land on the server after the delete, and the stopped worker
+        would be listed until its entry expired. The write is therefore never abandoned, and
+        :meth:`deregister` waits for it before deleting.
+        """
+        if worker_id in self._gone:
+            return
         self._here[worker_id] = (queue, concurrency)
-        await self._parts.store.register_worker(WorkerRecord(worker_id, queue, concurrency, timestamp), self.ttl())
+        record = WorkerRecord(worker_id, queue, concurrency, timestamp)
+        write = asyncio.ensure_future(self._parts.store.register_worker(record, self.ttl()))
+        self._writes[worker_id] = write
+        write.add_done_callback(lambda done: self._settled(worker_id, done))
+        await asyncio.shield(write)
+
+    def _settled(self, worker_id: str, write: asyncio.Future[None]) -> None:
+        if self._writes.get(worker_id) is write:
+            del self._writes[worker_id]
+        if not write.cancelled():
+            write.exception()  # retrieved here: a caller cancelled meanwhile never sees it
+
+    async def deregister(self, worker_id: str) -> None:
+        """Delete the worker's entry once any registry write of it in flight has landed."""
+        self.forget(worker_id)
+        self._gone.add(worker_id)
+        write = self._writes.get(worker_id)
+        if write is not None:
+            await asyncio.wait({write})
+        await self._parts.store.deregister_worker(worker_id)
 
     def ids(self) -> list[str]:
         """The workers registered through this backend (and not deregistered)."""

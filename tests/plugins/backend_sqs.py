@@ -5,7 +5,8 @@
   the stores built from ``dynamodb://`` URLs over the backend's one shared ``AwsClients``;
 * ``sqs_localstack_backend``: SQS on LocalStack (host mode), Redis stores, long polling;
 * ``sqs_localstack_provisioned_backend``: the same, but its queues are created beforehand by
-  ``asyncmq-cloud provision`` and the backend runs with ``create_missing=False``.
+  provisioning (what ``asyncmq-cloud provision`` runs) and the backend runs with
+  ``create_missing=False``.
 
 Every backend gets a random queue prefix (``t{hex8}-``) and creates its queues on first
 use (``create_missing``); afterwards exactly the queues under that prefix, the tables and
@@ -14,10 +15,6 @@ the Redis keys it used are deleted.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -118,31 +115,23 @@ async def sqs_localstack_backend(localstack_endpoint: str, redis_url: str) -> As
 async def sqs_localstack_provisioned_backend(
     localstack_endpoint: str, redis_url: str, qname: str
 ) -> AsyncIterator[SQSBackend]:
-    """LocalStack queues created by ``asyncmq-cloud provision`` (a subprocess, the app's settings);
-    the backend then runs with ``create_missing=False``: it creates nothing itself."""
+    """LocalStack queues created beforehand by provisioning; the backend then runs with
+    ``create_missing=False``: it creates nothing itself.
+
+    Provisioning runs in this process, through what ``asyncmq-cloud provision --queue Q``
+    runs (``CloudBackend.provision`` of a backend built like the e2e app's): a CLI process
+    per test cost seconds of CPU each. The command itself is tested on LocalStack with that
+    app's settings in ``tests/test_cli.py``.
+    """
     async with redis_stores(redis_url) as store:
         prefix = random_prefix()
-        env = {
-            **os.environ,
-            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "test"),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ENDPOINT_URL_SQS": localstack_endpoint,
-            "E2E_QUEUE_PREFIX": prefix,
-            "E2E_STORE": store,
-            "E2E_DELAY_STORE": store,
-        }
-        command = [sys.executable, "-m", "asyncmq_cloud.cli", "--settings", "tests.e2e.app.settings.Settings"]
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [*command, "provision", "--queue", qname],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        provisioner = SQSBackend(
+            queue_prefix=prefix, store=store, delay_store=store, endpoint_url=localstack_endpoint, region_name=REGION
         )
-        assert done.returncode == 0, done.stdout + done.stderr
+        try:
+            await provisioner.provision([qname])
+        finally:
+            await provisioner.close()
         try:
             async with sqs_backend(
                 localstack_endpoint, store=store, queue_prefix=prefix, create_missing=False, receive_wait=1.0

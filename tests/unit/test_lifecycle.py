@@ -221,6 +221,32 @@ async def test_deregister_worker_survives_a_cancelled_scope(state_store: Any) ->
     assert worker_id not in [w.id for w in await backend.list_workers()]
 
 
+async def test_a_heartbeat_cancelled_in_flight_cannot_outlive_the_deregistration(memory_state_store: Any) -> None:
+    """AsyncMQ cancels its heartbeat loop, then deregisters: a registry write cancelled on the
+    client side must not land after the delete and list a stopped worker."""
+    store = memory_state_store
+    register = store.register_worker
+    landed = asyncio.Event()
+
+    async def slow_register(record: Any, ttl: float) -> None:
+        await asyncio.sleep(0.2)  # the server takes its time; the client gives up meanwhile
+        await register(record, ttl)
+        landed.set()
+
+    store.register_worker = slow_register
+    backend = CloudBackend(store, MemoryTransport(), MemoryDelayStore())
+    worker_id = uuid.uuid4().hex
+    heartbeat = asyncio.ensure_future(backend.register_worker(worker_id, "q", 1, time.time()))
+    await asyncio.sleep(0.05)
+    heartbeat.cancel()
+    await backend.deregister_worker(worker_id)
+    assert landed.is_set(), "the deregistration waited for the write in flight"
+    assert worker_id not in [w.id for w in await backend.list_workers()]
+    await backend.register_worker(worker_id, "q", 1, time.time())  # a late heartbeat
+    assert worker_id not in [w.id for w in await backend.list_workers()]
+    await backend.close()
+
+
 async def test_receive_takes_only_the_free_capacity_of_registered_workers(memory_state_store: Any, qname: str) -> None:
     transport = Counting(MemoryTransport())
     asked: list[int] = []
