@@ -9,16 +9,25 @@ names the extra to install (see :mod:`asyncmq_cloud.extras`).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from asyncmq_cloud.config import LifecycleConfig
-from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.errors import CloudBackendError
 from asyncmq_cloud.extras import missing_extra
 
+if TYPE_CHECKING:
+    from asyncmq_cloud.backends.dynamodb import DynamoDBBackend as DynamoDBBackend
+    from asyncmq_cloud.backends.kafka import KafkaBackend as KafkaBackend
+    from asyncmq_cloud.backends.sqs import SQSBackend as SQSBackend
+    from asyncmq_cloud.config import LifecycleConfig as LifecycleConfig
+    from asyncmq_cloud.core.lifecycle import CloudBackend as CloudBackend
+
 __version__ = "0.1.0"
 
+# Everything heavy is imported on first use: ``import asyncmq_cloud`` stays cheap, so the
+# CLI can catch a SIGTERM that arrives while a command is still starting (commands/_signals.py).
 _LAZY = {
+    "CloudBackend": "asyncmq_cloud.core.lifecycle",
+    "LifecycleConfig": "asyncmq_cloud.config",
     "SQSBackend": "asyncmq_cloud.backends.sqs",
     "KafkaBackend": "asyncmq_cloud.backends.kafka",
     "DynamoDBBackend": "asyncmq_cloud.backends.dynamodb",
@@ -39,4 +48,4 @@ def __getattr__(name: str) -> Any:
     return getattr(module, name)
 
 
-__all__ = ["CloudBackend", "CloudBackendError", "LifecycleConfig", "__version__", *_LAZY]
+__all__ = ["CloudBackendError", "__version__", *_LAZY]

@@ -50,6 +50,7 @@ from asyncmq_cloud._aws_codes import (
     TRANSIENT_CANCEL_REASONS,
     TRANSIENT_CODES,
 )
+from asyncmq_cloud._aws_observe import instrument
 from asyncmq_cloud._component import Component
 from asyncmq_cloud.errors import (
     ConfigurationError,
@@ -239,6 +240,7 @@ class AwsClients(Component):
                     kwargs["endpoint_url"] = self.endpoint_url
                 with translated(f"{service} client"):
                     created = await self._stack.enter_async_context(session.create_client(service, **kwargs))
+                instrument(created, service)  # every call told to asyncmq_cloud.observe (metrics)
                 self._clients[service] = created
             return self._clients[service]
 

@@ -12,6 +12,7 @@ Commands::
     asyncmq-cloud health [--queue Q ...] [--timeout S]
     asyncmq-cloud doctor [--queue Q ...] [--timeout S]
     asyncmq-cloud dashboard [--host H] [--port P]
+    asyncmq-cloud metrics --queue Q [--queue Q2 ...] [--port P] [--interval S]
     asyncmq-cloud demo [--backend sqs|dynamodb|kafka] [--endpoint URL]
 
 This module only parses the arguments; each command lives in :mod:`asyncmq_cloud.commands`
@@ -27,12 +28,33 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from asyncmq_cloud.commands.health import run_health
-from asyncmq_cloud.commands.provision import run_provision
-from asyncmq_cloud.commands.scanner import run_scan
-from asyncmq_cloud.core.validation import validate_queue_name
+from asyncmq_cloud.commands._signals import catch_early, release_early
 from asyncmq_cloud.errors import CloudBackendError, MissingExtraError
 from asyncmq_cloud.extras import missing_extra
+
+#: Commands that run until stopped: a SIGTERM while they start stops them cleanly.
+LONG_RUNNING = frozenset({"worker", "scanner", "metrics", "dashboard"})
+
+# The commands are imported when used: `import asyncmq_cloud.cli` stays cheap, so the early
+# signal handlers are in place before the SDKs load (commands/_signals.py).
+
+
+async def run_health(args: argparse.Namespace) -> int:
+    from asyncmq_cloud.commands.health import run_health as run
+
+    return await run(args)
+
+
+async def run_provision(args: argparse.Namespace) -> int:
+    from asyncmq_cloud.commands.provision import run_provision as run
+
+    return await run(args)
+
+
+async def run_scan(args: argparse.Namespace) -> int:
+    from asyncmq_cloud.commands.scanner import run_scan as run
+
+    return await run(args)
 
 
 async def _doctor(args: argparse.Namespace) -> int:
@@ -53,6 +75,12 @@ async def _worker(args: argparse.Namespace) -> int:
     return await run_worker_command(args)
 
 
+async def _metrics(args: argparse.Namespace) -> int:
+    from asyncmq_cloud.commands.metrics import run_metrics_command  # imported when used: prometheus_client
+
+    return await run_metrics_command(args)
+
+
 async def _demo(args: argparse.Namespace) -> int:
     from asyncmq_cloud.commands.demo import run_demo  # imported when used: moto, rich
 
@@ -60,6 +88,8 @@ async def _demo(args: argparse.Namespace) -> int:
 
 
 def _queue(value: str) -> str:
+    from asyncmq_cloud.core.validation import validate_queue_name
+
     try:
         return validate_queue_name(value)
     except CloudBackendError as exc:
@@ -124,6 +154,10 @@ def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--health-port", type=_port, default=0, help="serve GET /livez and /readyz on this port (default 0 = off)"
     )
     worker.add_argument("--health-host", default="127.0.0.1", help="address of the health endpoint (default 127.0.0.1)")
+    worker.add_argument(
+        "--no-metrics", action="store_true", help="no GET /metrics on the health port (default: served when "
+        "the metrics extra is installed; docs/metrics.md)",
+    )  # fmt: skip
     worker.set_defaults(handler=_worker)
 
 
@@ -155,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     dash.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
     dash.set_defaults(handler=_dashboard)
+    exporter = commands.add_parser("metrics", help="serve the queue-depth gauges for Prometheus (one per deployment)")
+    exporter.add_argument("--queue", action="append", required=True, type=_queue, help="queue to sample (repeatable)")
+    exporter.add_argument("--port", type=_port, default=9464, help="port of GET /metrics (default 9464)")
+    exporter.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    exporter.add_argument("--interval", type=_seconds, default=15.0, help="seconds between samples (default 15)")
+    exporter.set_defaults(handler=_metrics)
     demo = commands.add_parser("demo", help="run a sample workload on an embedded AWS endpoint (moto)")
     demo.add_argument("--backend", choices=("sqs", "dynamodb", "kafka"), default="sqs", help="backend (default sqs)")
     demo.add_argument(
@@ -169,7 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    catch_early()
+    try:
+        args = build_parser().parse_args(argv)
+    except BaseException:
+        release_early()
+        raise
+    if args.command not in LONG_RUNNING:
+        release_early()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

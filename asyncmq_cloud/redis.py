@@ -25,6 +25,7 @@ from contextlib import AsyncExitStack
 from importlib import resources
 from typing import Any, ParamSpec, TypeVar
 
+from asyncmq_cloud import observe
 from asyncmq_cloud._component import Component
 from asyncmq_cloud.errors import (
     AccessDeniedError,
@@ -82,6 +83,43 @@ def redis_errors(method: Callable[_P, Coroutine[Any, Any, _R]]) -> Callable[_P, 
     return wrapper
 
 
+#: Script SHA -> script name: an ``EVALSHA`` is reported under its script's name.
+_SCRIPT_NAMES: dict[str, str] = {}
+
+
+def _operation(args: tuple[Any, ...]) -> str:
+    name = str(args[0]).upper() if args else "UNKNOWN"
+    if name == "EVALSHA" and len(args) > 1:
+        return _SCRIPT_NAMES.get(str(args[1]), name)
+    return name
+
+
+def _classify(exc: Exception) -> str:
+    translated = translate_redis_error(exc)
+    return "transient" if isinstance(translated, TransientError) else "permanent"
+
+
+class ObservedRedis(aioredis.Redis):
+    """The pool's client: each command (each pipeline) told to :mod:`asyncmq_cloud.observe`."""
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        if not observe.active():
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        with observe.timed_call("redis", _operation(args), _classify):
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> aioredis.client.Pipeline:
+        return _ObservedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
+class _ObservedPipeline(aioredis.client.Pipeline):
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        if not observe.active():
+            return await super().execute(raise_on_error)
+        with observe.timed_call("redis", "MULTI" if self.is_transaction else "PIPELINE", _classify):
+            return await super().execute(raise_on_error)
+
+
 def to_str(value: Any) -> str:
     """A reply as text (a client given by the caller may not decode responses)."""
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
@@ -100,6 +138,7 @@ async def register_scripts(client: aioredis.Redis, bodies: Mapping[str, str]) ->
         bodies: script name -> Lua text.
     """
     scripts = {name: client.register_script(body) for name, body in bodies.items()}
+    _SCRIPT_NAMES.update({script.sha: name for name, script in scripts.items()})
     async with client.pipeline(transaction=False) as pipe:
         for script in scripts.values():
             pipe.script_load(script.script)
@@ -141,7 +180,7 @@ class RedisClients(Component):
             self._redis = self._given
             return
         pool = aioredis.BlockingConnectionPool.from_url(self.url, **{"decode_responses": True, **self.client_kwargs})
-        client = aioredis.Redis.from_pool(pool)
+        client = ObservedRedis.from_pool(pool)
         stack.push_async_callback(client.aclose)
         self._redis = client
 

@@ -19,7 +19,7 @@ venv_install() {
   shift
   if [ -z "${ASYNCMQ_CLOUD_NO_UV:-}" ]; then
     if [ -x .venv/bin/uv ] || .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"; then
-      .venv/bin/uv pip install --quiet --python "$python" "$@" && return 0
+      .venv/bin/uv pip install --quiet --compile-bytecode --python "$python" "$@" && return 0
       echo "   uv pip install failed; installing with pip" >&2
     fi
   fi

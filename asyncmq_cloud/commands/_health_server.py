@@ -33,6 +33,8 @@ REASONS = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
+#: The answers' content type (a route may declare its own: ``/metrics``).
+TEXT = "text/plain; charset=utf-8"
 #: Longest wait (s) for a client's request head; bytes of it read at most.
 READ_TIMEOUT = 5.0
 MAX_HEAD = 8192
@@ -43,16 +45,19 @@ class HealthServer:
 
     def __init__(self) -> None:
         self._routes: dict[str, Handler] = {}
+        self._types: dict[str, str] = {}
         self._server: asyncio.Server | None = None
 
-    def add_route(self, path: str, handler: Handler) -> None:
+    def add_route(self, path: str, handler: Handler, content_type: str = TEXT) -> None:
         """Answer GET/HEAD ``path`` with ``handler``.
 
         Args:
             path: the exact path (``/livez``); the query string is ignored.
             handler: async function returning ``(status, text body)``.
+            content_type: the ``Content-Type`` of its 200 answers.
         """
         self._routes[path] = handler
+        self._types[path] = content_type
 
     @property
     def routes(self) -> list[str]:
@@ -81,16 +86,16 @@ class HealthServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
-            status, body, method = await self._answer(head[:MAX_HEAD])
+            status, body, method, content_type = await self._answer(head[:MAX_HEAD])
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ConnectionError):
-            status, body, method = 400, "bad request\n", "GET"
+            status, body, method, content_type = 400, "bad request\n", "GET", TEXT
         except Exception:
             logger.exception("health endpoint failed")
-            status, body, method = 500, "internal error\n", "GET"
+            status, body, method, content_type = 500, "internal error\n", "GET", TEXT
         payload = body.encode()
         lines = [
             f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}",
-            "Content-Type: text/plain; charset=utf-8",
+            f"Content-Type: {content_type}",
             f"Content-Length: {len(payload)}",
             "Connection: close",
         ]
@@ -101,18 +106,18 @@ class HealthServer:
         with contextlib.suppress(Exception):
             await writer.wait_closed()
 
-    async def _answer(self, head: bytes) -> tuple[int, str, str]:
+    async def _answer(self, head: bytes) -> tuple[int, str, str, str]:
         parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
         if len(parts) != 3:
-            return 400, "bad request\n", "GET"
+            return 400, "bad request\n", "GET", TEXT
         method, target = parts[0], parts[1].split("?", 1)[0]
         if method not in ("GET", "HEAD"):
-            return 405, "method not allowed\n", method
+            return 405, "method not allowed\n", method, TEXT
         handler = self._routes.get(target)
         if handler is None:
-            return 404, "not found\n", method
+            return 404, "not found\n", method, TEXT
         status, body = await handler()
-        return status, body, method
+        return status, body, method, self._types[target] if status == 200 else TEXT
 
 
 class ProbedBackend(Protocol):

@@ -12,7 +12,8 @@ what ``asyncmq worker start`` (0.10.1) lacks in a container:
   cancelled run) and given back for immediate redelivery (``backend.release_running()``);
   the worker is deregistered, the backend closed, and the process exits 0.
 * logging at INFO, quiet SDK loggers, ``--log-format json`` (``commands/_logging.py``);
-* ``/livez`` and ``/readyz`` on ``--health-port`` (``commands/_health_server.py``).
+* ``/livez`` and ``/readyz`` on ``--health-port`` (``commands/_health_server.py``), and
+  ``/metrics`` (Prometheus, docs/metrics.md) when the ``metrics`` extra is installed.
 
 See docs/workers.md.
 """
@@ -33,6 +34,8 @@ import anyio
 from asyncmq_cloud.commands._health_server import HealthServer, Probes
 from asyncmq_cloud.commands._logging import configure_logging
 from asyncmq_cloud.commands._settings import load_backend
+from asyncmq_cloud.commands._signals import early_signals
+from asyncmq_cloud.commands.metrics import install_metrics
 from asyncmq_cloud.core.lifecycle import CloudBackend
 
 logger = logging.getLogger("asyncmq_cloud.worker")
@@ -77,6 +80,8 @@ class Signals:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self, sig)
+        for signum in early_signals():  # received while the command was starting
+            self(signum)
 
         def remove() -> None:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -194,11 +199,13 @@ def _log_end(report: DrainReport) -> None:
     )
 
 
-async def _start_http(backend: CloudBackend, host: str, port: int) -> HealthServer | None:
+async def _start_http(backend: CloudBackend, host: str, port: int, with_metrics: bool = True) -> HealthServer | None:
     if not port:
         return None
     server = HealthServer()
     Probes(backend).install(server)
+    if with_metrics:
+        install_metrics(server, backend)
     bound = await server.start(host, port)
     logger.info("health endpoint on http://%s:%d (%s)", host, bound, ", ".join(server.routes))
     return server
@@ -224,7 +231,7 @@ async def run_worker_command(args: argparse.Namespace) -> int:
         if settings.tasks:
             autodiscover_tasks()
         _warn_stalled_threshold(settings, backend)
-        server = await _start_http(backend, args.health_host, args.health_port)
+        server = await _start_http(backend, args.health_host, args.health_port, not vars(args).get("no_metrics"))
         logger.info("worker on queue %r: concurrency %d, grace %g s", args.queue, concurrency, args.grace)
         try:
             report = await supervise(backend, args.queue, concurrency, grace=args.grace, signals=signals)

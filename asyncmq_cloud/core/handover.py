@@ -30,6 +30,7 @@ from typing import Any
 import anyio
 from asyncmq.core.enums import State
 
+from asyncmq_cloud import observe
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import JobRecord
 
@@ -158,6 +159,7 @@ class HandOver:
         now = time.time()
         due = await self._parts.delay_store.claim_due(queue, now, config.promote_batch)
         ids = [job_id for job_id, _ in due]
+        observe.delayed_handed_over(queue, [run_at for _, run_at in due], now)
         # The first call only starts the clock: a repair pass reads every delayed
         # record, so it runs once per repair_interval, not on every worker start.
         if now - self._last_repair.setdefault(queue, now) < config.repair_interval:

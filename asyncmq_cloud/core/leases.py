@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 from asyncmq import monkay
 
+from asyncmq_cloud import observe
 from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import Delivery, JobRecord, Lease
@@ -105,6 +106,7 @@ class LeaseKeeper:
             self.add(queue, record.id, Lease(delivery, token, now))
             job = record.job()
             job.setdefault("active_since", now)
+            observe.job_started(queue, job, now)
             return job
         if self.stopping:
             await self.return_buffered()
@@ -149,7 +151,7 @@ class LeaseKeeper:
         does not redeliver (``capabilities.redelivers`` False: DynamoDB, where the
         index is the queue) has nothing to put back, so nothing is read.
         """
-        transport, lease = self._parts.transport, self._parts.config.lease_timeout
+        transport, lease, reason = self._parts.transport, self._parts.config.lease_timeout, "duplicate"
         if lease > 0 and transport.capabilities.redelivers:
             record = await self._parts.store.get(delivery.queue, delivery.job_id)
             if record is not None and record.state == states.ACTIVE:
@@ -157,6 +159,8 @@ class LeaseKeeper:
                 return
             if record is None:
                 self._count_unknown(delivery)
+            reason = "unknown" if record is None else "cancelled" if record.state == states.CANCELLED else reason
+        observe.reference_dropped(delivery.queue, reason)  # DynamoDB reads nothing: a lost claim race
         await transport.ack([delivery])
 
     async def _poison(self, delivery: Delivery, exc: Exception) -> None:
@@ -167,6 +171,7 @@ class LeaseKeeper:
         reason = f"unclaimable reference {delivery.queue}/{delivery.job_id[:80]}: {type(exc).__name__}: {exc}"
         logger.error("%s; moved to the dead-letter queue", reason)
         await self._parts.transport.dead_letter(delivery, reason)
+        observe.reference_dead_lettered(delivery.queue)
 
     def _count_unknown(self, delivery: Delivery) -> None:
         """Count a reference to no job; log it at most once per :data:`UNKNOWN_LOG_INTERVAL` (with the count)."""

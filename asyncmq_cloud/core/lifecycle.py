@@ -29,11 +29,11 @@ Reads AsyncMQ's worker asks for, and what answers them (see also ``core/backend.
   that remains: a check later than 1 s after the claim reads the store.
 * ``resolve_dependency`` after a completion: skipped (no read) when the
   completion's own write showed that no job waits for this one.
-* ``save_heartbeat``: one store write per heartbeat; the broker lease is extended
-  only when needed (``Transport.extend``).
-* ``dequeue``: a receive takes up to ``prefetch`` references but never more than
-  the free capacity of the workers registered through this backend
-  (:meth:`LeaseKeeper.receive_size`).
+* ``save_heartbeat``: one store write per heartbeat; the broker lease is extended only when
+  needed (``Transport.extend``). ``dequeue``: a receive takes up to ``prefetch`` references,
+  never more than the free capacity of this backend's workers (``LeaseKeeper.receive_size``).
+
+Every add, claim, end of a run and hand-over is told to :mod:`asyncmq_cloud.observe`.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from typing import Any
 
 from asyncmq.core.enums import State
 
+from asyncmq_cloud import observe
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.backend import BackendCore, lazily_started
 from asyncmq_cloud.core.dependencies import Dependencies
@@ -52,9 +53,10 @@ from asyncmq_cloud.core.handover import HandOver, priorities_of
 from asyncmq_cloud.core.leases import LeaseKeeper
 from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
 from asyncmq_cloud.core.records import CANCELLED, JobRecord, new_job_record
-from asyncmq_cloud.core.resilience import GaveUp, retry_transient
+from asyncmq_cloud.core.resilience import GaveUp, OutageLog, retry_transient
 from asyncmq_cloud.core.runs import GAVE_UP, RunEnds
 from asyncmq_cloud.core.states import CANCELLABLE, RETRYABLE
+from asyncmq_cloud.core.stopping import WorkerStops
 from asyncmq_cloud.core.validation import validate_job_id, validate_queue_name, validate_run_at
 from asyncmq_cloud.errors import TransientError
 
@@ -62,11 +64,9 @@ logger = logging.getLogger("asyncmq_cloud.lifecycle")
 
 #: Longest retry (s) of the cancel-flag read of a running job before the run goes on.
 CANCEL_READ_WINDOW = 10.0
-#: Bound (s) on giving back the jobs still running when a worker stops.
-RELEASE_TIMEOUT = 10.0
 
 
-class CloudBackend(BackendCore):
+class CloudBackend(WorkerStops, BackendCore):
     """An AsyncMQ backend over a StateStore, a Transport and a DelayStore.
 
     Args:
@@ -89,7 +89,7 @@ class CloudBackend(BackendCore):
         self._handover = HandOver(self)
         self._deps = Dependencies(self, self._handover)
         self._ends = RunEnds(self, self._leases)
-        self._outage_logged = 0.0  # monotonic time of the last dequeue-outage warning; 0 = none
+        self._outage = OutageLog()  # dequeue outages: logged once per 10 s, the recovery once
 
     def _rebind(self) -> None:
         super()._rebind()
@@ -100,36 +100,6 @@ class CloudBackend(BackendCore):
         if not self._closed:
             await self._leases.stop()
         await super().close()
-
-    # -- stopping a worker process ------------------------------------------------------
-    async def drain(self) -> None:
-        """Stop taking jobs: ``dequeue`` answers None from now on, a receive or claim in flight
-        gives back what it got, and the prefetched references go back to the broker at once."""
-        self._leases.stopping = True
-        await self._leases.return_buffered(RELEASE_TIMEOUT)  # bounded: a broker away must not eat the grace
-
-    @property
-    def draining(self) -> bool:
-        """True once :meth:`drain` was called."""
-        return self._leases.stopping
-
-    @property
-    def running(self) -> int:
-        """Jobs this backend holds (claimed, their run not ended)."""
-        return len(self._leases.held)
-
-    async def release_running(self, timeout: float = RELEASE_TIMEOUT) -> int:
-        """Give back every job still held (call it once their runs were stopped): each goes
-        ``active -> waiting`` (owner-checked) and its reference is released for immediate
-        redelivery, so another worker takes it at once. Returns how many went back."""
-        return await self._leases.release_running(timeout)
-
-    def liveness(self) -> str | None:
-        """None when the lease keeper runs wherever jobs are held, else what is wrong."""
-        task = self._leases.task
-        if self._leases.held and (task is None or task.done()):
-            return f"the lease keeper is not running while {len(self._leases.held)} job(s) are held"
-        return None
 
     async def update_job_state(self, queue_name: str, job_id: str, state: str) -> None:
         write = super().update_job_state  # the store write; ridden out here for a running job
@@ -155,6 +125,7 @@ class CloudBackend(BackendCore):
             await self._deps.recheck(queue_name, pending)
         else:
             await self._handover.send_or_undo(queue_name, [record.id], priorities_of([record]))
+        observe.jobs_enqueued(queue_name, [payload])
         return record.id
 
     @lazily_started
@@ -165,6 +136,7 @@ class CloudBackend(BackendCore):
             chunk = [new_job_record(queue_name, job, []) for job in jobs[start : start + 25]]
             await self.store.create(chunk, unsent=self._handover.marks_unsent)
             await self._handover.send_or_undo(queue_name, ids[start : start + 25], priorities_of(chunk))
+            observe.jobs_enqueued(queue_name, jobs[start : start + 25])
 
     @lazily_started
     async def atomic_add_flow(
@@ -194,6 +166,7 @@ class CloudBackend(BackendCore):
         if roots:
             # The flow is stored whole: its roots are handed over (or parked) rather than undone.
             await self._handover.hand_over(queue_name, [r.id for r in roots], priorities_of(roots))
+        observe.jobs_enqueued(queue_name, job_dicts)
         return [r.id for r in records]
 
     @lazily_started
@@ -206,6 +179,7 @@ class CloudBackend(BackendCore):
         record = JobRecord(queue=queue_name, id=body["id"], state=State.DELAYED, payload=body, run_at=run_at)
         await self.store.create([record])
         await self._handover.schedule_or_undo(queue_name, [record.id], run_at, [body.get("priority")])
+        observe.jobs_enqueued(queue_name, [body])
 
     # -- dequeue / ack -----------------------------------------------------------------
     async def dequeue(self, queue_name: str) -> dict[str, Any] | None:
@@ -215,15 +189,10 @@ class CloudBackend(BackendCore):
         try:
             job = await self._dequeue(queue_name)
         except TransientError as exc:
-            now = time.monotonic()
-            if now - self._outage_logged >= 10.0:
-                self._outage_logged = now
-                logger.warning("dequeue from %r failed, retrying: %s: %s", queue_name, type(exc).__name__, exc)
+            self._outage.failed(queue_name, exc)
             await asyncio.sleep(self.config.receive_wait)
             return None
-        if self._outage_logged:
-            self._outage_logged = 0.0
-            logger.warning("dequeue from %r works again", queue_name)
+        self._outage.recovered(queue_name)
         return job
 
     @lazily_started

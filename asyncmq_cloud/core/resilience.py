@@ -96,3 +96,22 @@ def window_from_now(seconds: float) -> Callable[[], float]:
     """A fixed deadline ``seconds`` from now, for :func:`retry_transient`."""
     end = time.monotonic() + seconds
     return lambda: end
+
+
+class OutageLog:
+    """Logs a run of failed dequeues once per :data:`interval` seconds, and the recovery once."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self.interval = interval
+        self._logged = 0.0  # monotonic time of the last warning; 0 = no outage
+
+    def failed(self, queue: str, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._logged >= self.interval:
+            self._logged = now
+            logger.warning("dequeue from %r failed, retrying: %s: %s", queue, type(exc).__name__, exc)
+
+    def recovered(self, queue: str) -> None:
+        if self._logged:
+            self._logged = 0.0
+            logger.warning("dequeue from %r works again", queue)

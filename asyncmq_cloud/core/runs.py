@@ -19,6 +19,7 @@ from typing import Any
 
 from asyncmq.core.enums import State
 
+from asyncmq_cloud import observe
 from asyncmq_cloud.core.leases import LeaseKeeper
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import CANCELLED, JobRecord, Lease
@@ -87,10 +88,13 @@ class RunEnds:
             return record
 
         try:
-            return await self._finish_held(queue, job_id, to_state, lease, write, then)
+            record = await self._finish_held(queue, job_id, to_state, lease, write, then)
         except Exception:
             self._leases.pop(queue, job_id)  # not held any more: the takeover recovers the job
             raise
+        if record is not None:
+            observe.job_ended(queue, payload, record.state, lease.claimed_at if lease else None)
+        return record
 
     async def _finish_held(
         self,

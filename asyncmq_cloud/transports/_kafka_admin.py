@@ -31,7 +31,7 @@ async def create_topics(admin: AIOKafkaAdminClient, spec: KafkaTopicSpec, resour
     """Create the topic and dead-letter topic of ``spec`` unless they exist; their names."""
     topics = [spec.name, spec.dlq_name]
     new = [NewTopic(t, spec.partitions, spec.replication_factor, topic_configs=dict(spec.config)) for t in topics]
-    with kafka_errors(resource):
+    with kafka_errors(resource, "CreateTopics"):
         reply = await admin.create_topics(new)
     for name, code, *rest in reply.topic_errors:
         if code and code != TOPIC_ALREADY_EXISTS:
@@ -46,7 +46,7 @@ async def ensure_topic(transport: KafkaTransport, queue: str) -> str:
     if topic in transport._topics_ok:
         return topic
     admin = await transport._admin_client()
-    with kafka_errors(transport._resource(queue)):
+    with kafka_errors(transport._resource(queue), "Metadata"):
         existing = set(await admin.list_topics())
     if topic in existing:
         transport._topics_ok.add(topic)
@@ -64,7 +64,7 @@ async def ensure_topic(transport: KafkaTransport, queue: str) -> str:
 async def _partitions(transport: KafkaTransport, queue: str) -> list[TopicPartition]:
     topic = await ensure_topic(transport, queue)
     admin = await transport._admin_client()
-    with kafka_errors(transport._resource(queue)):
+    with kafka_errors(transport._resource(queue), "Metadata"):
         described = await admin.describe_topics([topic])
     return [TopicPartition(topic, p["partition"]) for t in described for p in t["partitions"]]
 
@@ -73,7 +73,7 @@ async def _end_offsets(
     transport: KafkaTransport, queue: str, partitions: list[TopicPartition]
 ) -> dict[TopicPartition, int]:
     client = await transport._offsets_client()
-    with kafka_errors(transport._resource(queue)):
+    with kafka_errors(transport._resource(queue), "ListOffsets"):
         return dict(await client.end_offsets(partitions))
 
 
@@ -82,7 +82,7 @@ async def topic_depth(transport: KafkaTransport, queue: str) -> int:
     partitions = await _partitions(transport, queue)
     ends = await _end_offsets(transport, queue, partitions)
     admin = await transport._admin_client()
-    with kafka_errors(transport._resource(queue)):
+    with kafka_errors(transport._resource(queue), "OffsetFetch"):
         committed = await admin.list_consumer_group_offsets(transport.config.group(queue), partitions=partitions)
         starts = await (await transport._offsets_client()).beginning_offsets(partitions)
     lag = 0
@@ -98,7 +98,7 @@ async def purge_topic(transport: KafkaTransport, queue: str) -> None:
     partitions = await _partitions(transport, queue)
     ends = await _end_offsets(transport, queue, partitions)
     admin = await transport._admin_client()
-    with kafka_errors(transport._resource(queue)):
+    with kafka_errors(transport._resource(queue), "DeleteRecords"):
         await admin.delete_records({tp: RecordsToDelete(end) for tp, end in ends.items() if end > 0})
 
 

@@ -1,20 +1,18 @@
 """One consumer-group member per AsyncMQ queue: fetching, per-job acks over cumulative offsets, rebalances.
 
-Kafka commits are cumulative per partition: committing offset ``n`` says "every
-record before ``n`` is done". Jobs of one partition finish out of order, so each
-partition's :class:`PartitionTracker` keeps the offsets fetched and not yet
-finished; the committed offset advances only over the contiguous prefix of
-finished ones. A crash replays the rest, and the state-store claim drops the
-replays of jobs that already ran.
+Kafka commits are cumulative per partition (offset ``n``: every record before ``n`` is
+done). Jobs of one partition finish out of order, so each partition's
+:class:`PartitionTracker` keeps the offsets fetched and not yet finished; the commit
+advances over the contiguous prefix of finished ones. A crash replays the rest, and the
+state-store claim drops the replays of jobs that already ran.
 
 :class:`QueueConsumer` runs two background tasks per queue: a fetch loop that keeps
 a local buffer of decoded references (pausing a partition whose unfinished
 records reach ``max_in_flight_per_partition``, which also keeps the group member
 polling while every worker slot is busy) and a commit loop (every
 ``commit_interval``). It is the group's rebalance listener: on revocation it
-drops the buffered references of the revoked partitions (the next owner reads
-them again), waits up to ``revoke_timeout`` for the jobs of those partitions that
-are running here, and commits.
+drops the buffered references of the revoked partitions (the next owner reads them
+again), waits up to ``revoke_timeout`` for those partitions' jobs running here, and commits.
 """
 
 from __future__ import annotations
@@ -33,8 +31,10 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 
+from asyncmq_cloud import observe
 from asyncmq_cloud.core.records import Delivery
 from asyncmq_cloud.transports._envelope import PoisonMessage, decode_envelope
+from asyncmq_cloud.transports._kafka_errors import classify_kafka_error
 
 logger = logging.getLogger("asyncmq_cloud.transports.kafka")
 
@@ -305,7 +305,8 @@ class QueueConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
                     (self.max_in_flight - t.in_flight for tp, t in self._trackers.items() if tp not in self._paused),
                     default=self.max_in_flight,
                 )
-                batch = await self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=max(1, room))
+                with observe.timed_call("kafka", "Fetch", classify_kafka_error):
+                    batch = await self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=max(1, room))
                 failures = 0
             except ConsumerStoppedError:
                 return
@@ -387,7 +388,8 @@ class QueueConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         if not offsets:
             return
         try:
-            await self._consumer.commit(offsets)
+            with observe.timed_call("kafka", "OffsetCommit", classify_kafka_error):
+                await self._consumer.commit(offsets)
         except (KafkaError, AssertionError) as exc:
             # Rebalance under way or broker away: the next commit (or the next owner's replay,
             # which the claim drops) covers it.

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from aiokafka import errors as kerr
 from aiokafka.protocol.admin import SaslAuthenticateRequest_v0, SaslAuthenticateRequest_v1
 
+from asyncmq_cloud import observe
 from asyncmq_cloud.errors import (
     AccessDeniedError,
     CloudBackendError,
@@ -66,11 +67,18 @@ def translate_kafka_error(exc: BaseException, resource: str) -> CloudBackendErro
     return PermanentError(detail)
 
 
+def classify_kafka_error(exc: Exception) -> str:
+    """The :data:`asyncmq_cloud.observe.CALL_OUTCOMES` value of a failed Kafka call."""
+    return "transient" if isinstance(translate_kafka_error(exc, ""), TransientError) else "permanent"
+
+
 @contextmanager
-def kafka_errors(resource: str) -> Iterator[None]:
-    """Translate aiokafka errors raised inside the block."""
+def kafka_errors(resource: str, operation: str | None = None) -> Iterator[None]:
+    """Translate aiokafka errors raised inside the block; with ``operation`` (a Kafka API
+    name: ``Produce``, ``CreateTopics``...), the call is told to :mod:`asyncmq_cloud.observe`."""
     try:
-        yield
+        with observe.timed_call("kafka", operation, classify_kafka_error) if operation else nullcontext():
+            yield
     except CloudBackendError:
         raise
     except (kerr.KafkaError, ConnectionError, TimeoutError) as exc:

@@ -273,7 +273,7 @@ class KafkaTransport(Component):
             raise ConfigurationError("Kafka has no per-message delay; delayed jobs go through the delay store")
         producer = await self._ready()
         topic = await ensure_topic(self, queue)
-        with kafka_errors(self._resource(queue)):
+        with kafka_errors(self._resource(queue), "Produce"):
             pending = [
                 await producer.send(topic, value=encode_envelope(queue, job_id).encode(), key=job_id.encode())
                 for job_id in job_ids
@@ -308,7 +308,7 @@ class KafkaTransport(Component):
                     queue, value, key, reason, partition, offset
                 ),
             )
-            with kafka_errors(self._resource(queue)):
+            with kafka_errors(self._resource(queue), "JoinGroup"):
                 await consumer.start()
             self._consumers[queue] = consumer
             return consumer
@@ -356,7 +356,7 @@ class KafkaTransport(Component):
             (SOURCE_OFFSET_HEADER, str(offset).encode()),
         ]
         dlq = self.config.dlq_topic(queue)
-        with kafka_errors(f"Kafka dead-letter topic {dlq!r} of AsyncMQ queue {queue!r}"):
+        with kafka_errors(f"Kafka dead-letter topic {dlq!r} of AsyncMQ queue {queue!r}", "Produce"):
             try:
                 await producer.send_and_wait(dlq, value=value, key=key, headers=headers)
             except MessageSizeTooLargeError:  # not retriable: a retry loop would hold the commit back for good

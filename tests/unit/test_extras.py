@@ -39,6 +39,7 @@ MODULE_OF_DIST = {
     "moto": "moto",
     "rich": "rich",
     "localstack-client": "localstack_client",
+    "prometheus_client": "prometheus_client",
 }
 #: Modules that come with a core dependency (aiobotocore -> botocore, aiohttp; asyncmq -> anyio, lilya).
 COMES_WITH_CORE = {"botocore", "aiohttp", "anyio", "lilya"}

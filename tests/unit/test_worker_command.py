@@ -323,3 +323,43 @@ async def test_a_second_signal_ends_the_grace_at_once(backend: CloudBackend) -> 
     assert (report.signal, report.stopped_by, report.given_back) == ("SIGTERM", "second signal", 2)
     assert signals.received == ["SIGTERM", "SIGINT"]
     assert [await backend.get_job_state(queue, job_id) for job_id in ids] == ["waiting"] * 3
+
+
+# -- a signal while the command starts ------------------------------------------------
+async def test_a_sigterm_before_the_handlers_is_honoured_once_they_are_installed() -> None:
+    from asyncmq_cloud.commands._signals import catch_early, early_signals, install_signal_handlers
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        catch_early()
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the command would still be importing
+        await asyncio.sleep(0)
+        signals = Signals()
+        remove = signals.install()
+        try:
+            assert signals.first.is_set() and signals.received == ["SIGTERM"], "the worker drains at once"
+        finally:
+            remove()
+        catch_early()
+        os.kill(os.getpid(), signal.SIGTERM)
+        stop = asyncio.Event()
+        install_signal_handlers(stop)  # the scanner, the exporter and the dashboard
+        assert stop.is_set() and early_signals() == []
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def test_a_short_command_stays_killable_by_a_signal_caught_early() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, time\n"
+        "from asyncmq_cloud.commands._signals import catch_early, release_early\n"
+        "catch_early(); os.kill(os.getpid(), signal.SIGTERM); release_early(); time.sleep(30)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], timeout=60, check=False)
+    assert done.returncode == -signal.SIGTERM

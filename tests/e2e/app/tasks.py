@@ -34,3 +34,13 @@ async def work(marker: str, seconds: float = 0.0) -> str:
 async def explode(marker: str) -> None:
     _log(marker, "start")
     raise RuntimeError(f"{marker} exploded")
+
+
+@task(queue="e2e")
+async def flaky(marker: str) -> str:
+    """Fails on its first run, succeeds on the next."""
+    _log(marker, "start")
+    if (Path(os.environ["E2E_LOG_DIR"]) / marker).read_text().count("start") == 1:
+        raise RuntimeError(f"{marker}: first run fails")
+    _log(marker, "done")
+    return f"done:{marker}"

@@ -1,0 +1,155 @@
+"""The observer hooks and the Prometheus observer, without services.
+
+Whether a real workload is counted is tested on the services in ``tests/e2e/test_metrics.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import pytest
+from asyncmq.queues import Queue
+from prometheus_client import CollectorRegistry
+
+from asyncmq_cloud import metrics, observe
+from asyncmq_cloud._aws_observe import classify_code
+from asyncmq_cloud.core.lifecycle import CloudBackend
+from asyncmq_cloud.delays.memory import MemoryDelayStore
+from asyncmq_cloud.transports.memory import MemoryTransport
+
+
+def value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return sum(
+        s.value
+        for family in registry.collect()
+        for s in family.samples
+        if s.name == name and labels.items() <= s.labels.items()
+    )
+
+
+@pytest.fixture
+def registry() -> Any:
+    registry = CollectorRegistry()
+    metrics.enable(registry)
+    try:
+        yield registry
+    finally:
+        metrics.disable()
+
+
+def test_nothing_is_told_without_an_observer() -> None:
+    assert not observe.active()
+    with observe.timed_call("sqs", "SendMessage"):
+        pass
+    observe.jobs_enqueued("q", [{"task": "t"}])  # returns at once: nothing to tell
+
+
+def test_an_observer_that_raises_never_breaks_the_caller(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken:
+        def jobs_enqueued(self, queue: str, tasks: Any) -> None:
+            raise RuntimeError("observer bug")
+
+    broken: Any = Broken()
+    observe.subscribe(broken)
+    try:
+        observe.jobs_enqueued("q", [{"task": "t"}])
+    finally:
+        observe.unsubscribe(broken)
+    assert "observer bug" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("code", "reasons", "outcome"),
+    [
+        (None, None, "ok"),
+        ("ConditionalCheckFailedException", None, "ok"),
+        ("ProvisionedThroughputExceededException", None, "throttled"),
+        ("ThrottlingException", None, "throttled"),
+        ("RequestLimitExceeded", None, "throttled"),
+        ("InternalServerError", None, "transient"),
+        ("ServiceUnavailable", None, "transient"),
+        ("ValidationException", None, "permanent"),
+        ("AccessDeniedException", None, "permanent"),
+        ("TransactionCanceledException", ["None", "ConditionalCheckFailed"], "ok"),
+        ("TransactionCanceledException", ["TransactionConflict"], "transient"),
+        ("TransactionCanceledException", ["ThrottlingError", "None"], "throttled"),
+    ],
+)
+def test_aws_answers_are_sorted_into_outcomes(code: str | None, reasons: list[str] | None, outcome: str) -> None:
+    assert classify_code(code, reasons) == outcome
+
+
+async def test_a_workload_on_the_memory_backend_is_counted_exactly(
+    memory_state_store: Any, registry: CollectorRegistry
+) -> None:
+    from asyncmq.workers import handle_job
+
+    qname = f"m-{uuid.uuid4().hex[:8]}"
+    backend = CloudBackend(memory_state_store, MemoryTransport(), MemoryDelayStore())
+    observer = metrics.enable(registry)
+    observer.watch(backend)
+    queue = Queue(qname, backend=backend)
+    await queue.add("tests.tasks.add", args=[1, 2])
+    await queue.add("tests.tasks.fail_always", args=["k"], retries=0)
+    await queue.add_bulk([{"task_id": "tests.tasks.add", "args": [i, i]} for i in range(2)])
+    assert value(registry, "asyncmq_jobs_enqueued_total", queue=qname) == 4
+    for _ in range(4):
+        job = await backend.dequeue(qname)
+        assert job is not None
+        assert value(registry, "asyncmq_jobs_running", queue=qname) == 1
+        await handle_job(qname, job, backend)
+    assert value(registry, "asyncmq_jobs_started_total", queue=qname) == 4
+    assert value(registry, "asyncmq_jobs_completed_total", queue=qname, task="tests.tasks.add") == 3
+    assert value(registry, "asyncmq_jobs_failed_total", queue=qname, task="tests.tasks.fail_always") == 1
+    assert value(registry, "asyncmq_job_run_seconds_count", queue=qname) == 4
+    assert value(registry, "asyncmq_job_wait_seconds_count", queue=qname) == 4
+    assert value(registry, "asyncmq_jobs_running", queue=qname) == 0
+    # A delayed job handed over by the scanner: one lateness observation.
+    await queue.add("tests.tasks.add", args=[0, 0], delay=0.05)
+    await asyncio.sleep(0.1)
+    await backend.promote_due_delayed(qname)
+    assert value(registry, "asyncmq_delayed_handover_lateness_seconds_count", queue=qname) == 1
+    text = metrics.exposition(registry)
+    assert f'asyncmq_jobs_completed_total{{queue="{qname}",task="tests.tasks.add"}} 3.0' in text
+    await backend.close()
+
+
+async def test_a_reference_to_a_finished_job_is_counted_as_dropped(
+    memory_state_store: Any, registry: CollectorRegistry
+) -> None:
+    from asyncmq.workers import handle_job
+
+    qname = f"m-{uuid.uuid4().hex[:8]}"
+    transport = MemoryTransport()
+    backend = CloudBackend(memory_state_store, transport, MemoryDelayStore())
+    job_id = await Queue(qname, backend=backend).add("tests.tasks.add", args=[1, 2])
+    job = await backend.dequeue(qname)
+    assert job is not None and job["id"] == job_id
+    await handle_job(qname, job, backend)
+    await transport.send(qname, [job_id])  # a duplicate reference to the completed job
+    assert await backend.dequeue(qname) is None
+    assert value(registry, "asyncmq_references_dropped_total", queue=qname, reason="duplicate") == 1
+    assert value(registry, "asyncmq_jobs_started_total", queue=qname) == 1
+    await backend.close()
+
+
+async def test_the_depth_sampler_serves_its_last_sample(memory_state_store: Any) -> None:
+    qname = f"m-{uuid.uuid4().hex[:8]}"
+    backend = CloudBackend(memory_state_store, MemoryTransport(), MemoryDelayStore())
+    queue = Queue(qname, backend=backend)
+    await queue.add("tests.tasks.add", args=[1, 2])
+    await queue.add("tests.tasks.add", args=[1, 2], delay=600)
+    sampler = metrics.DepthSampler(backend, [qname], interval=60)
+    registry = CollectorRegistry()
+    registry.register(sampler)
+    assert value(registry, "asyncmq_queue_jobs", queue=qname) == 0, "nothing before the first sample"
+    await sampler.sample()
+    assert value(registry, "asyncmq_queue_jobs", queue=qname, state="waiting") == 1
+    assert value(registry, "asyncmq_queue_jobs", queue=qname, state="delayed") == 1
+    await queue.add("tests.tasks.add", args=[1, 2])
+    assert value(registry, "asyncmq_queue_jobs", queue=qname, state="waiting") == 1, "a scrape reads no store"
+    assert 0 <= value(registry, "asyncmq_queue_sample_age_seconds", queue=qname) < time.time()
+    await backend.close()
