@@ -11,6 +11,7 @@ service SDKs a user may not need come with extras::
     pip install "asyncmq-cloud[demo]"        # moto server + rich: asyncmq-cloud demo
     pip install "asyncmq-cloud[localstack]"  # localstack-client: --endpoint localstack
     pip install "asyncmq-cloud[metrics]"     # prometheus_client: /metrics, asyncmq-cloud metrics
+    pip install "asyncmq-cloud[otel]"        # opentelemetry-api: trace context producer -> task
     pip install "asyncmq-cloud[all]"
 
 ``sqs`` and ``dynamodb`` are accepted as extras too and add nothing: their SDK is in the core.
@@ -30,6 +31,7 @@ EXTRA_OF_MODULE = {
     "rich": "demo",
     "localstack_client": "localstack",
     "prometheus_client": "metrics",
+    "opentelemetry": "otel",
 }
 
 

@@ -20,7 +20,7 @@ import logging
 import time
 import weakref
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from asyncmq.backends.base import WorkerInfo
 
@@ -123,16 +123,19 @@ class PrometheusObserver:
                 self.registry.unregister(collector)
 
     # -- observe.Observer ---------------------------------------------------------------
+    def jobs_adding(self, queue: str, payloads: Sequence[dict[str, Any]]) -> None:
+        """Nothing to add to a job."""
+
     def jobs_enqueued(self, queue: str, tasks: Sequence[str]) -> None:
         for task in tasks:
             self.enqueued.labels(queue, task).inc()
 
-    def job_started(self, queue: str, task: str, waited: float | None) -> None:
-        self.started.labels(queue, task).inc()
+    def job_started(self, queue: str, job: dict[str, Any], waited: float | None) -> None:
+        self.started.labels(queue, observe.task_of(job)).inc()
         if waited is not None:
             self.wait_seconds.labels(queue).observe(waited)
 
-    def job_ended(self, queue: str, task: str, outcome: str, ran: float | None) -> None:
+    def job_ended(self, queue: str, job_id: str, task: str, outcome: str, ran: float | None) -> None:
         self.ended[outcome].labels(queue, task).inc()
         if ran is not None:
             self.run_seconds.labels(queue, task).observe(ran)

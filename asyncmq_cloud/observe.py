@@ -1,5 +1,8 @@
 """What the backends tell observers (metrics, tracing): job transitions and backend calls.
 
+``KEPT_KEYS`` (:mod:`asyncmq_cloud.core.records`): the payload keys an observer may add in
+:func:`jobs_adding`; the backend keeps them through every run of the job.
+
 The core calls the module functions below at each point of a job's life and around
 each call to a service; an observer (:class:`Observer`, e.g.
 :class:`asyncmq_cloud.metrics.PrometheusObserver`) subscribes with :func:`subscribe`.
@@ -37,13 +40,17 @@ CALL_OUTCOMES = ("ok", "throttled", "transient", "permanent")
 class Observer(Protocol):
     """What an observer is told. Every method must be cheap and must not raise."""
 
+    def jobs_adding(self, queue: str, payloads: Sequence[dict[str, Any]]) -> None:
+        """Jobs about to be written by an add; an observer may add :data:`KEPT_KEYS` to them."""
+
     def jobs_enqueued(self, queue: str, tasks: Sequence[str]) -> None:
         """Jobs written by an add (plain, bulk, delayed or flow), one task name each."""
 
-    def job_started(self, queue: str, task: str, waited: float | None) -> None:
-        """A job was claimed for a run; ``waited``: seconds since it was due (None: unknown)."""
+    def job_started(self, queue: str, job: dict[str, Any], waited: float | None) -> None:
+        """A job was claimed for a run (``job``: the claimed job dict, as ``dequeue`` returns it,
+        with ``task`` and ``active_since``); ``waited``: seconds since it was due (None: unknown)."""
 
-    def job_ended(self, queue: str, task: str, outcome: str, ran: float | None) -> None:
+    def job_ended(self, queue: str, job_id: str, task: str, outcome: str, ran: float | None) -> None:
         """A run ended with ``outcome`` (a value of :data:`OUTCOMES`) after ``ran`` seconds."""
 
     def reference_dropped(self, queue: str, reason: str) -> None:
@@ -87,8 +94,21 @@ def _safely(observer: Observer, what: str) -> Iterator[None]:
         logger.exception("observer %r failed on %s", observer, what)
 
 
+def task_of(payload: dict[str, Any]) -> str:
+    """The task id of a job dict (``task``, or ``task_id`` as AsyncMQ's ``add_bulk`` gives it)."""
+    return _task(payload)
+
+
 def _task(payload: dict[str, Any]) -> str:
     return str(payload.get("task") or payload.get("task_id") or "unknown")
+
+
+def jobs_adding(queue: str, payloads: Sequence[dict[str, Any]]) -> None:
+    """Before the records are written: the tracer puts the trace context into each payload."""
+    if _observers:
+        for observer in list(_observers):
+            with _safely(observer, "jobs_adding"):
+                observer.jobs_adding(queue, payloads)
 
 
 def jobs_enqueued(queue: str, payloads: Sequence[dict[str, Any]]) -> None:
@@ -107,7 +127,7 @@ def job_started(queue: str, payload: dict[str, Any], now: float) -> None:
     waited = max(0.0, now - float(since)) if isinstance(since, int | float) else None
     for observer in list(_observers):
         with _safely(observer, "job_started"):
-            observer.job_started(queue, _task(payload), waited)
+            observer.job_started(queue, payload, waited)
 
 
 def job_ended(queue: str, payload: dict[str, Any], state: str, claimed_at: float | None) -> None:
@@ -118,7 +138,7 @@ def job_ended(queue: str, payload: dict[str, Any], state: str, claimed_at: float
         ran = max(0.0, time.time() - claimed_at) if claimed_at else None
         for observer in list(_observers):
             with _safely(observer, "job_ended"):
-                observer.job_ended(queue, _task(payload), outcome, ran)
+                observer.job_ended(queue, str(payload.get("id")), _task(payload), outcome, ran)
 
 
 def reference_dropped(queue: str, reason: str) -> None:

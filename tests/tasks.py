@@ -63,3 +63,12 @@ async def unencodable(key: str) -> object:
     """Returns a value no JSON encoder accepts."""
     CALLS[key] += 1
     return {"handle": object()}
+
+
+@task(queue="default")
+async def traced(key: str) -> str:
+    """Opens a span of its own: its parent shows where the task's context came from."""
+    from opentelemetry import trace
+
+    with trace.get_tracer("tests.tasks").start_as_current_span(f"task {key}"):
+        return key

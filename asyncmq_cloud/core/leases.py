@@ -103,7 +103,7 @@ class LeaseKeeper:
                         break
                     await self.return_buffered(queues=(queue,))
                     return None
-            self.add(queue, record.id, Lease(delivery, token, now))
+            self.add(queue, record.id, Lease(delivery, token, now, kept=record.kept()))
             job = record.job()
             job.setdefault("active_since", now)
             observe.job_started(queue, job, now)

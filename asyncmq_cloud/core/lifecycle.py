@@ -118,6 +118,7 @@ class CloudBackend(WorkerStops, BackendCore):
     @lazily_started
     async def enqueue(self, queue_name: str, payload: dict[str, Any]) -> str:
         self._writable(queue_name)
+        observe.jobs_adding(queue_name, [payload])
         pending = await self._deps.pending(queue_name, payload.get("depends_on") or [])
         record = new_job_record(queue_name, payload, pending)
         await self.store.create([record], {record.id: pending} if pending else None, unsent=self._handover.marks_unsent)
@@ -132,6 +133,7 @@ class CloudBackend(WorkerStops, BackendCore):
     async def bulk_enqueue(self, queue_name: str, jobs: list[dict[str, Any]]) -> None:
         self._writable(queue_name)
         ids = [validate_job_id(job["id"]) for job in jobs]  # every id checked before the first chunk is written
+        observe.jobs_adding(queue_name, jobs)
         for start in range(0, len(jobs), 25):
             chunk = [new_job_record(queue_name, job, []) for job in jobs[start : start + 25]]
             await self.store.create(chunk, unsent=self._handover.marks_unsent)
@@ -147,6 +149,7 @@ class CloudBackend(WorkerStops, BackendCore):
     ) -> list[str]:
         """Write every job of the flow and its edges in one store write, then send the roots."""
         self._writable(queue_name)
+        observe.jobs_adding(queue_name, job_dicts)
         in_flow = {str(job["id"]) for job in job_dicts}
         parents_of: dict[str, set[str]] = {}
         for parent, child in dependency_links:
@@ -176,6 +179,7 @@ class CloudBackend(WorkerStops, BackendCore):
         now = time.time()  # a run_at already past is a due delayed job, as on AsyncMQ's backends (decision 59)
         body = {**payload, "id": validate_job_id(payload["id"]), "delay_until": run_at, "updated_at": now}
         body.setdefault("created_at", now)
+        observe.jobs_adding(queue_name, [body])
         record = JobRecord(queue=queue_name, id=body["id"], state=State.DELAYED, payload=body, run_at=run_at)
         await self.store.create([record])
         await self._handover.schedule_or_undo(queue_name, [record.id], run_at, [body.get("priority")])

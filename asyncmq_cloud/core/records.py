@@ -25,6 +25,12 @@ WAITING_CHILDREN = "waiting-children"
 CANCELLED = "cancelled"
 
 
+#: Payload keys the backend keeps through a run: AsyncMQ's ``Job`` drops unknown keys, so the
+#: payload it hands back at the end of a run lacks them (the trace context: ``tracing.py``).
+TRACE_KEY = "_asyncmq_trace"
+KEPT_KEYS: tuple[str, ...] = (TRACE_KEY,)
+
+
 @dataclass
 class JobRecord:
     """One job as held by a :class:`StateStore`.
@@ -57,6 +63,10 @@ class JobRecord:
         """The AsyncMQ job dict with ``status`` taken from the authoritative state."""
         status = "waiting" if self.state == WAITING_CHILDREN else self.state
         return {**self.payload, "id": self.id, "status": status}
+
+    def kept(self) -> dict[str, Any]:
+        """The payload keys of the backend's own (:data:`KEPT_KEYS`) this record has."""
+        return {key: self.payload[key] for key in KEPT_KEYS if key in self.payload}
 
 
 @dataclass
@@ -169,6 +179,7 @@ class Lease:
         renewed_at: last heartbeat attempted for the job (by AsyncMQ or by the lease keeper).
         confirmed_at: the lease time the store last accepted (the claim, then each heartbeat
             written): another worker may take the job over ``lease_timeout`` after it.
+        kept: the record's :data:`KEPT_KEYS`, written back with the end of the run.
     """
 
     delivery: Delivery
@@ -176,6 +187,7 @@ class Lease:
     claimed_at: float
     renewed_at: float = 0.0
     confirmed_at: float = 0.0
+    kept: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.renewed_at = self.renewed_at or self.claimed_at

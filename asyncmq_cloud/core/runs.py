@@ -68,7 +68,8 @@ class RunEnds:
         """
         job_id = str(payload["id"])
         lease = self._leases.get(queue, job_id)  # held, and renewed, until the write lands
-        body = {**payload, "status": to_state, "updated_at": time.time(), **(extra or {})}
+        kept = lease.kept if lease else {}  # keys AsyncMQ's Job dropped from the payload (records.KEPT_KEYS)
+        body = {**kept, **payload, "status": to_state, "updated_at": time.time(), **(extra or {})}
         owner, at = (lease.token if lease else None), dict[str, Any](run_at=run_at)
         tries = 0
 

@@ -40,6 +40,7 @@ MODULE_OF_DIST = {
     "rich": "rich",
     "localstack-client": "localstack_client",
     "prometheus_client": "prometheus_client",
+    "opentelemetry-api": "opentelemetry",
 }
 #: Modules that come with a core dependency (aiobotocore -> botocore, aiohttp; asyncmq -> anyio, lilya).
 COMES_WITH_CORE = {"botocore", "aiohttp", "anyio", "lilya"}

@@ -46,9 +46,9 @@ async def exported() -> tuple[set[str], set[str]]:
     registry = CollectorRegistry()
     observer = metrics.PrometheusObserver(registry)
     observer.jobs_enqueued("q", ["t"])
-    observer.job_started("q", "t", 0.1)
+    observer.job_started("q", {"id": "j", "task": "t"}, 0.1)
     for outcome in metrics.ENDED:
-        observer.job_ended("q", "t", outcome, 0.1)
+        observer.job_ended("q", "j", "t", outcome, 0.1)
     observer.reference_dropped("q", "duplicate")
     observer.reference_dead_lettered("q")
     observer.delayed_handed_over("q", 0.1)
