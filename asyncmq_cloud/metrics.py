@@ -108,6 +108,7 @@ class PrometheusObserver:
         )
         self._running = _RunningCollector()
         registry.register(self._running)
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def watch(self, backend: RunningSource) -> None:
         """Report ``asyncmq_jobs_running`` for ``backend`` (held weakly; read at each scrape, in memory)."""
@@ -122,36 +123,44 @@ class PrometheusObserver:
             for collector in [*counters, *others, self.call_seconds, self._running]:
                 self.registry.unregister(collector)
 
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: ``labels()`` costs more than the update."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     # -- observe.Observer ---------------------------------------------------------------
     def jobs_adding(self, queue: str, payloads: Sequence[dict[str, Any]]) -> None:
         """Nothing to add to a job."""
 
     def jobs_enqueued(self, queue: str, tasks: Sequence[str]) -> None:
         for task in tasks:
-            self.enqueued.labels(queue, task).inc()
+            self._child(self.enqueued, queue, task).inc()
 
     def job_started(self, queue: str, job: dict[str, Any], waited: float | None) -> None:
-        self.started.labels(queue, observe.task_of(job)).inc()
+        self._child(self.started, queue, observe.task_of(job)).inc()
         if waited is not None:
-            self.wait_seconds.labels(queue).observe(waited)
+            self._child(self.wait_seconds, queue).observe(waited)
 
     def job_ended(self, queue: str, job_id: str, task: str, outcome: str, ran: float | None) -> None:
-        self.ended[outcome].labels(queue, task).inc()
+        self._child(self.ended[outcome], queue, task).inc()
         if ran is not None:
-            self.run_seconds.labels(queue, task).observe(ran)
+            self._child(self.run_seconds, queue, task).observe(ran)
 
     def reference_dropped(self, queue: str, reason: str) -> None:
-        self.dropped.labels(queue, reason).inc()
+        self._child(self.dropped, queue, reason).inc()
 
     def reference_dead_lettered(self, queue: str) -> None:
-        self.dead_lettered.labels(queue).inc()
+        self._child(self.dead_lettered, queue).inc()
 
     def delayed_handed_over(self, queue: str, lateness: float) -> None:
-        self.lateness_seconds.labels(queue).observe(lateness)
+        self._child(self.lateness_seconds, queue).observe(lateness)
 
     def backend_call(self, service: str, operation: str, outcome: str, seconds: float) -> None:
-        self.calls.labels(service, operation, outcome).inc()
-        self.call_seconds.labels(service, operation).observe(seconds)
+        self._child(self.calls, service, operation, outcome).inc()
+        self._child(self.call_seconds, service, operation).observe(seconds)
 
 
 class _RunningCollector(Collector):

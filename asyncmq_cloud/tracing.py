@@ -8,9 +8,9 @@
   is the one place every backend has (an SQS or Kafka message carries only the job id),
   and the backend keeps the key through every run, retry and redelivery (AsyncMQ's
   ``Job`` drops unknown keys, so the backend writes it back itself);
-* on a claim, a ``receive {queue}`` span marks the claim, a ``process {queue}`` span
-  (kind CONSUMER) runs until the end of the run with its outcome, and the producer's
-  context is made current in the task that called ``dequeue``. AsyncMQ's worker starts
+* on a claim, a ``process {queue}`` span (kind CONSUMER) starts at the claim and lasts
+  until the end of the run, with its outcome, and the producer's context is made current
+  in the task that called ``dequeue``. AsyncMQ's worker starts
   the run in a task created right after ``dequeue`` returns, which copies that context:
   the task's own spans (and AsyncMQ's ``asyncmq.job.*`` span when ``tracing_enabled``)
   are children of the ``send`` span, in the producer's trace. A job without a context
@@ -85,21 +85,14 @@ class TracingObserver:
         claimed_at = payload.get("active_since")
         claimed_at = float(claimed_at) if isinstance(claimed_at, int | float) else time.time()
         parent = propagate.extract(carrier) if isinstance(carrier, dict) else otel_context.Context()
-        started = int(claimed_at * 1e9)
-        receive = self.tracer.start_span(
-            f"receive {queue}",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes=_attributes(queue, "receive", payload),
-            start_time=started,
-        )
-        receive.end()
+        # One span per run, from the claim to the end: the claim is its start (a span of its
+        # own per claim cost as much as the run's span, decision 64).
         self.runs[(queue, str(payload.get("id")))] = self.tracer.start_span(
             f"process {queue}",
             context=parent,
             kind=SpanKind.CONSUMER,
             attributes=_attributes(queue, "process", payload),
-            start_time=started,
+            start_time=int(claimed_at * 1e9),
         )
         # Current in the calling task from here on: the run's task, created next, copies it.
         otel_context.attach(parent)
