@@ -45,6 +45,9 @@ except ModuleNotFoundError as _exc:  # pragma: no cover - exercised in a subproc
     raise _error from _exc
 
 SYSTEM = "asyncmq"
+#: Open ``process`` spans kept at most: a run given back at a drain, or whose claim was lost to
+#: a stalled-job recovery, never ends here; the oldest is ended as ``abandoned`` past this.
+MAX_OPEN_RUNS = 10_000
 
 
 def _attributes(queue: str, operation: str, payload: dict[str, Any]) -> dict[str, str]:
@@ -85,6 +88,9 @@ class TracingObserver:
         claimed_at = payload.get("active_since")
         claimed_at = float(claimed_at) if isinstance(claimed_at, int | float) else time.time()
         parent = propagate.extract(carrier) if isinstance(carrier, dict) else otel_context.Context()
+        while len(self.runs) >= MAX_OPEN_RUNS:  # runs that never ended here (given back, lost claims)
+            oldest = next(iter(self.runs))
+            self.job_ended(oldest[0], oldest[1], "", "abandoned", None)
         # One span per run, from the claim to the end: the claim is its start (a span of its
         # own per claim cost as much as the run's span, decision 64).
         self.runs[(queue, str(payload.get("id")))] = self.tracer.start_span(

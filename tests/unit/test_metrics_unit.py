@@ -40,11 +40,29 @@ def registry() -> Any:
         metrics.disable()
 
 
-def test_nothing_is_told_without_an_observer() -> None:
-    assert not observe.active()
+def test_nothing_is_told_without_an_observer_and_everything_with_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(observe, "_observers", [])
+    payload: dict[str, Any] = {"id": "j", "task": "t"}
+    observe.jobs_adding("q", [payload])
     with observe.timed_call("sqs", "SendMessage"):
         pass
-    observe.jobs_enqueued("q", [{"task": "t"}])  # returns at once: nothing to tell
+    assert not observe.active() and payload == {"id": "j", "task": "t"}
+
+    told: list[tuple[Any, ...]] = []
+
+    class Recording:
+        def backend_call(self, *args: Any) -> None:
+            told.append(args)
+
+    observe.subscribe(Recording())  # type: ignore[arg-type]
+    with observe.timed_call("sqs", "SendMessage"):
+        pass
+    with pytest.raises(KeyError), observe.timed_call("sqs", "ReceiveMessage", lambda exc: "permanent"):
+        raise KeyError("x")
+    assert [(service, op, outcome) for service, op, outcome, _ in told] == [
+        ("sqs", "SendMessage", "ok"),
+        ("sqs", "ReceiveMessage", "permanent"),
+    ]
 
 
 def test_an_observer_that_raises_never_breaks_the_caller(caplog: pytest.LogCaptureFixture) -> None:
@@ -153,3 +171,23 @@ async def test_the_depth_sampler_serves_its_last_sample(memory_state_store: Any)
     assert value(registry, "asyncmq_queue_jobs", queue=qname, state="waiting") == 1, "a scrape reads no store"
     assert 0 <= value(registry, "asyncmq_queue_sample_age_seconds", queue=qname) < time.time()
     await backend.close()
+
+
+def test_runs_that_never_end_here_do_not_pile_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from asyncmq_cloud import tracing
+
+    monkeypatch.setattr(tracing, "MAX_OPEN_RUNS", 3)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    observer = tracing.TracingObserver(provider)
+    for i in range(5):  # claimed, never ended (given back at a drain, or the claim lost)
+        observer.job_started("q", {"id": f"j{i}", "task": "t", "active_since": time.time()}, None)
+    assert list(observer.runs) == [("q", "j2"), ("q", "j3"), ("q", "j4")]
+    ended = exporter.get_finished_spans()
+    assert [(s.attributes or {}).get("messaging.message.id") for s in ended] == ["j0", "j1"]
+    assert {(s.attributes or {}).get("asyncmq.outcome") for s in ended} == {"abandoned"}
