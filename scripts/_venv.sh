@@ -19,7 +19,11 @@ venv_install() {
   shift
   if [ -z "${ASYNCMQ_CLOUD_NO_UV:-}" ]; then
     if [ -x .venv/bin/uv ] || .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv>=0.5"; then
-      .venv/bin/uv pip install --quiet --compile-bytecode --python "$python" "$@" && return 0
+      # Bytecode compiled at install for the project's venv only: its modules are imported by
+      # hundreds of test processes; a tool venv (checkov) runs once and compiles what it imports.
+      local compile=()
+      [ "$python" = .venv/bin/python ] && compile=(--compile-bytecode)
+      .venv/bin/uv pip install --quiet ${compile[@]+"${compile[@]}"} --python "$python" "$@" && return 0
       echo "   uv pip install failed; installing with pip" >&2
     fi
   fi

@@ -354,7 +354,7 @@ def _pinned_venv(
     if uv.exists() and not os.environ.get("ASYNCMQ_CLOUD_NO_UV"):
         _say(f"{name}: uv pip install {requirement} (pinned, --no-deps; log {log})")
         try:
-            _run_step(name, [str(uv), "pip", "install", "--compile-bytecode", "--python", str(python), *pip[4:]], log)
+            _run_step(name, [str(uv), "pip", "install", "--python", str(python), *pip[4:]], log)
         except ServiceError as exc:
             _say(f"{name}: uv failed ({exc}); installing with pip")
             _run_step(name, pip, log)

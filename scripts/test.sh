@@ -150,7 +150,10 @@ phase_done "services and tools (beyond the lint and first tests)"
 # them at once instead of leaving them to become the tail of the run.
 status=0
 echo "== pytest: the suite on $WORKERS workers"
-.venv/bin/python -m pytest -n "$WORKERS" --dist worksteal --durations=15 "$@" || status=$?
+# The tests that need no service ran above: the suite leaves them out (tests/conftest.py).
+RAN_WITHOUT_SERVICES=$(IFS=,; echo "${NO_SERVICE_TESTS[*]}")
+ASYNCMQ_TEST_RAN_WITHOUT_SERVICES=$RAN_WITHOUT_SERVICES \
+  .venv/bin/python -m pytest -n "$WORKERS" --dist worksteal --durations=15 "$@" || status=$?
 phase_done "suite"
 report_phases
 exit "$status"
