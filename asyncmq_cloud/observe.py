@@ -120,10 +120,11 @@ def jobs_enqueued(queue: str, payloads: Sequence[dict[str, Any]]) -> None:
 
 
 def job_started(queue: str, payload: dict[str, Any], now: float) -> None:
-    """``waited``: since ``delay_until`` for a delayed or retried job, else since ``created_at``."""
+    """``waited``: since ``delay_until`` for a delayed job or a retry with backoff, else since the
+    record's last write (``updated_at``: the add, an immediate retry, a stalled recovery)."""
     if not _observers:
         return
-    since = payload.get("delay_until") or payload.get("created_at")
+    since = payload.get("delay_until") or payload.get("updated_at") or payload.get("created_at")
     waited = max(0.0, now - float(since)) if isinstance(since, int | float) else None
     for observer in list(_observers):
         with _safely(observer, "job_started"):

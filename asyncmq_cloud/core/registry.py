@@ -137,7 +137,7 @@ class WorkerRegistry:
         self.forget(worker_id)
         self._gone.add(worker_id)
         write = self._writes.get(worker_id)
-        if write is not None:
+        if write is not None and write.get_loop() is asyncio.get_running_loop():  # not of a finished loop
             await asyncio.wait({write})
         await self._parts.store.deregister_worker(worker_id)
 
