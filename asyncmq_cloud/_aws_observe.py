@@ -17,7 +17,9 @@ from asyncmq_cloud._aws_codes import TRANSIENT_CANCEL_REASONS, TRANSIENT_CODES
 
 #: Error codes that mean "slow down" (a subset of the transient codes).
 THROTTLING_CODES = frozenset(
-    code for code in TRANSIENT_CODES if "hrottl" in code or "Limit" in code or code in ("SlowDown", "OverLimit")
+    code
+    for code in TRANSIENT_CODES
+    if "throttl" in code.lower() or "Limit" in code or code in ("SlowDown", "OverLimit")
 ) | {"ProvisionedThroughputExceededException", "TooManyRequestsException", "ThrottlingError"}
 #: Expected answers of conditional writes: outcomes the code asked about, not failures.
 EXPECTED_CODES = frozenset({"ConditionalCheckFailedException"})

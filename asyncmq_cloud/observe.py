@@ -96,10 +96,6 @@ def _safely(observer: Observer, what: str) -> Iterator[None]:
 
 def task_of(payload: dict[str, Any]) -> str:
     """The task id of a job dict (``task``, or ``task_id`` as AsyncMQ's ``add_bulk`` gives it)."""
-    return _task(payload)
-
-
-def _task(payload: dict[str, Any]) -> str:
     return str(payload.get("task") or payload.get("task_id") or "unknown")
 
 
@@ -113,7 +109,7 @@ def jobs_adding(queue: str, payloads: Sequence[dict[str, Any]]) -> None:
 
 def jobs_enqueued(queue: str, payloads: Sequence[dict[str, Any]]) -> None:
     if _observers:
-        tasks = [_task(p) for p in payloads]
+        tasks = [task_of(p) for p in payloads]
         for observer in list(_observers):
             with _safely(observer, "jobs_enqueued"):
                 observer.jobs_enqueued(queue, tasks)
@@ -139,7 +135,7 @@ def job_ended(queue: str, payload: dict[str, Any], state: str, claimed_at: float
         ran = max(0.0, time.time() - claimed_at) if claimed_at else None
         for observer in list(_observers):
             with _safely(observer, "job_ended"):
-                observer.job_ended(queue, str(payload.get("id")), _task(payload), outcome, ran)
+                observer.job_ended(queue, str(payload.get("id")), task_of(payload), outcome, ran)
 
 
 def reference_dropped(queue: str, reason: str) -> None:

@@ -279,10 +279,10 @@ class KafkaTransport(Component):
                 for job_id in job_ids
             ]
             results = await asyncio.gather(*pending, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        self.produced["jobs"] += len(results) - len(failed)
-        if failed:
-            raise translate_kafka_error(failed[0], self._resource(queue)) from failed[0]
+            failed = [r for r in results if isinstance(r, BaseException)]  # inside: the call is observed failed
+            self.produced["jobs"] += len(results) - len(failed)
+            if failed:
+                raise translate_kafka_error(failed[0], self._resource(queue)) from failed[0]
 
     # -- receive / ack -------------------------------------------------------------------
     async def _consumer(self, queue: str) -> QueueConsumer:

@@ -191,3 +191,27 @@ def test_runs_that_never_end_here_do_not_pile_up(monkeypatch: pytest.MonkeyPatch
     ended = exporter.get_finished_spans()
     assert [(s.attributes or {}).get("messaging.message.id") for s in ended] == ["j0", "j1"]
     assert {(s.attributes or {}).get("asyncmq.outcome") for s in ended} == {"abandoned"}
+
+
+def test_a_failed_kafka_call_is_observed_with_its_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``KafkaTransport.send`` relies on: a failure raised inside ``kafka_errors`` (its
+    records' errors, translated) is reported with its outcome, not as ``ok``."""
+    from aiokafka.errors import KafkaTimeoutError
+
+    from asyncmq_cloud.errors import PermanentError, TransientError
+    from asyncmq_cloud.transports._kafka_errors import kafka_errors
+
+    told: list[tuple[str, str]] = []
+
+    class Recording:
+        def backend_call(self, service: str, operation: str, outcome: str, seconds: float) -> None:
+            told.append((operation, outcome))
+
+    monkeypatch.setattr(observe, "_observers", [Recording()])
+    with pytest.raises(TransientError), kafka_errors("topic t", "Produce"):
+        raise KafkaTimeoutError()
+    with pytest.raises(PermanentError), kafka_errors("topic t", "Produce"):
+        raise PermanentError("record too large")
+    with kafka_errors("topic t", "Produce"):
+        pass
+    assert told == [("Produce", "transient"), ("Produce", "permanent"), ("Produce", "ok")]
