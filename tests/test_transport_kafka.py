@@ -278,7 +278,14 @@ async def test_missing_topic_is_a_typed_error_and_provision_creates_both_topics(
 
         await transport.provision(queue)
         await transport.provision(queue)  # idempotent
-        described = {t["topic"]: t for t in await admin.describe_topics([topic, dlq])}
+        # A created topic reaches the broker's metadata shortly after CreateTopics answers (a
+        # loaded broker answered UNKNOWN_TOPIC_OR_PARTITION once): read until both are known.
+        deadline = time.monotonic() + 15
+        while True:
+            described = {t["topic"]: t for t in await admin.describe_topics([topic, dlq])}
+            if all(described[name]["error_code"] == 0 for name in (topic, dlq)) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
         for name in (topic, dlq):
             assert described[name]["error_code"] == 0
             assert sorted(p["partition"] for p in described[name]["partitions"]) == [0, 1, 2]
