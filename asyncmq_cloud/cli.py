@@ -188,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     dash = commands.add_parser("dashboard", help="serve AsyncMQ's dashboard against the configured backend")
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     dash.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    dash.add_argument(
+        "--queues-per-tick",
+        type=_positive_int,
+        default=2,
+        help="queues the pages' event stream re-reads per 5 s tick, least recent first (default 2)",
+    )
     dash.set_defaults(handler=_dashboard)
     exporter = commands.add_parser("metrics", help="serve the queue-depth gauges for Prometheus (one per deployment)")
     exporter.add_argument("--queue", action="append", required=True, type=_queue, help="queue to sample (repeatable)")

@@ -70,31 +70,47 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from typing import Any, cast
 
 from lilya.types import ASGIApp
 
+from asyncmq_cloud.commands._overview import QUEUES_PER_TICK
 from asyncmq_cloud.commands._settings import load_backend
 from asyncmq_cloud.commands._signals import install_signal_handlers
 from asyncmq_cloud.core.lifecycle import CloudBackend
+
+logger = logging.getLogger("asyncmq_cloud.dashboard")
 
 #: Seconds open connections get to finish after SIGINT/SIGTERM before they are dropped.
 GRACEFUL_SHUTDOWN_SECONDS = 5.0
 
 
-def build_dashboard_app(**admin_options: Any) -> ASGIApp:
+def build_dashboard_app(*, queues_per_tick: int = QUEUES_PER_TICK, **admin_options: Any) -> ASGIApp:
     """AsyncMQ's dashboard as an ASGI app, its routes under the dashboard URL prefix.
 
     ``admin_options`` go to ``AsyncMQAdmin`` unchanged (login, auth backend, prefix,
     CORS, CSP...). ``GET /`` redirects to the dashboard when the prefix is not ``/``.
+    On an asyncmq-cloud backend the pages' event stream reads the shared, budgeted
+    overview (``queues_per_tick`` queues re-read per tick; ``_overview.py``) instead of
+    listing every job per page and tick.
     """
+    from asyncmq import monkay
     from asyncmq.contrib.dashboard.admin import AsyncMQAdmin
     from lilya.apps import Lilya
     from lilya.responses import RedirectResponse
     from lilya.routing import Include, RoutePath
 
+    from asyncmq_cloud.commands._dashboard_stream import replace_stream, stream_route
+    from asyncmq_cloud.commands._overview import Overview
+
     admin = AsyncMQAdmin(**admin_options)
+    backend = monkay.settings.backend
+    if isinstance(backend, CloudBackend):
+        overview = Overview(backend, queues_per_tick=queues_per_tick)
+        if not replace_stream(admin.child_app.routes, stream_route(overview)):  # pragma: no cover - AsyncMQ moved it
+            logger.warning("AsyncMQ's dashboard has no /events route here: its own event stream stays")
     prefix = admin.url_prefix or ""
     if not prefix:
         return admin.get_asgi_app()
@@ -118,7 +134,7 @@ async def _start_backend(args: argparse.Namespace) -> tuple[CloudBackend, ASGIAp
     backend = load_backend(args.settings)
     try:
         await backend.start()  # fail fast (and on this loop) if the stores or broker are unreachable
-        return backend, build_dashboard_app()
+        return backend, build_dashboard_app(queues_per_tick=args.queues_per_tick)
     except BaseException:
         await backend.close()
         raise

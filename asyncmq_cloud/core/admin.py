@@ -7,17 +7,19 @@ methods of the same names delegate to it); :class:`StoreLock` is the lock object
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
 from asyncmq.backends.base import DelayedInfo
 from asyncmq.core.enums import State
-from asyncmq.core.inspection import normalize_job_type, sanitize_job_types
+from asyncmq.core.inspection import JobInspectionPage, inspect_job_page, normalize_job_type, sanitize_job_types
 
 from asyncmq_cloud.core.protocols import Components
-from asyncmq_cloud.core.records import WAITING_CHILDREN
+from asyncmq_cloud.core.records import WAITING_CHILDREN, StateSummary
 
 if TYPE_CHECKING:
     from asyncmq_cloud.core.protocols import StateStore
@@ -109,6 +111,27 @@ class JobAdmin:
             return []
         stored_state = WAITING_CHILDREN if wanted == "waiting-children" else wanted
         return [record.job() for record in await self._parts.store.list_jobs(queue, stored_state)]
+
+    async def inspect(
+        self, queue: str, state: str, page: int, size: int, filters: dict[str, str], sort: str
+    ) -> JobInspectionPage:
+        """AsyncMQ's inspection page, bounded when no filter is set: the state's count and the
+        records of the page only, in creation order ("newest" = most recently added). With a
+        filter (``q``, ``task``, ``job_id``) every job of the state is read, as AsyncMQ does."""
+        wanted = normalize_job_type(state)
+        if any(value.strip() for value in filters.values()) or wanted in _VIRTUAL_TYPES:
+            return inspect_job_page(await self.list_jobs(queue, state), page=page, size=size, sort=sort, **filters)
+        stored = WAITING_CHILDREN if wanted == "waiting-children" else wanted
+        size = max(1, size)
+        total = (await self._parts.store.summarize(queue, [stored], 0))[stored].count
+        pages = max(1, math.ceil(total / size))
+        page = min(max(1, page), pages)
+        newest_first = sort != "oldest"
+        records = await self._parts.store.list_page(queue, stored, (page - 1) * size, size, newest_first)
+        return JobInspectionPage(jobs=[r.job() for r in records], total=total, page=page, size=size, total_pages=pages)
+
+    async def summarize(self, queue: str, states: Sequence[str], newest: int) -> dict[str, StateSummary]:
+        return await self._parts.store.summarize(queue, list(states), newest)
 
     async def counts(self, queue: str, types: tuple[str, ...]) -> dict[str, int]:
         """Counts per inspection bucket from ONE store count call."""

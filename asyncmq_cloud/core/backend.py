@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 import anyio
 from asyncmq.backends.base import BaseBackend, DelayedInfo, RepeatableInfo, WorkerInfo
 from asyncmq.core.event import event_emitter
+from asyncmq.core.inspection import JobInspectionPage
 
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.admin import JobAdmin, StoreLock
-from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
+from asyncmq_cloud.core.protocols import DelayStore, StateStore, StateSummary, Transport
 from asyncmq_cloud.core.registry import PauseFlags, WorkerRegistry
 from asyncmq_cloud.core.repeatables import Repeatables
 from asyncmq_cloud.core.validation import validate_queue_name
@@ -207,6 +208,32 @@ class BackendCore(BaseBackend):
         return await self._jobs.list_jobs(queue, state)
 
     @lazily_started
+    async def inspect_jobs(
+        self,
+        queue_name: str,
+        state: str,
+        *,
+        page: int = 1,
+        size: int = 20,
+        q: str = "",
+        task: str = "",
+        job_id: str = "",
+        sort: str = "newest",
+    ) -> JobInspectionPage:
+        """One page of a state's jobs (AsyncMQ's dashboard job lists): without a filter, the
+        count and the page's records only, newest (or oldest) added first; decision 65."""
+        filters = {"q": q, "task": task, "job_id": job_id}
+        return await self._jobs.inspect(queue_name, state, page, size, filters, sort)
+
+    @lazily_started
+    async def summarize_states(
+        self, queue_name: str, states: Sequence[str], newest: int = 0
+    ) -> dict[str, StateSummary]:
+        """Count and newest ``newest`` jobs of each of ``states`` from the state indexes (not a
+        ``BaseBackend`` method; the dashboard overview reads it)."""
+        return await self._jobs.summarize(queue_name, states, newest)
+
+    @lazily_started
     async def get_job_counts(self, queue_name: str, *types: str) -> dict[str, int]:
         return await self._jobs.counts(queue_name, types)
 
@@ -248,6 +275,12 @@ class BackendCore(BaseBackend):
             return cached
         await self._ensure_started()
         return await self._pauses.read(queue_name)
+
+    @lazily_started
+    async def paused_queues(self, queue_names: Sequence[str]) -> set[str]:
+        """Those of ``queue_names`` that are paused, in one store read (not a ``BaseBackend``
+        method; the dashboard overview reads it)."""
+        return await self.store.paused_queues(list(queue_names))
 
     # -- repeatables ------------------------------------------------------------------------
     @lazily_started

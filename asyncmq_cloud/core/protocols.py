@@ -43,6 +43,7 @@ from asyncmq_cloud.core.records import (
     Delivery,
     JobRecord,
     RepeatableRecord,
+    StateSummary,
     TransportCapabilities,
     WorkerRecord,
 )
@@ -164,6 +165,21 @@ class StateStore(Protocol):
         """Number of jobs per state for a queue (states with none may be absent)."""
         ...
 
+    async def summarize(self, queue: str, states: Sequence[str], newest: int) -> dict[str, StateSummary]:
+        """For each of ``states``: its job count and the ``newest`` most recently created jobs.
+
+        Reads the state indexes only (never the records), one read per state at most
+        (DynamoDB: one ``Query`` of index keys; Redis: one script for all ``states``); the
+        counts are those of the index, which may lag the last writes by a moment.
+        """
+        ...
+
+    async def list_page(self, queue: str, state: str, offset: int, limit: int, newest_first: bool) -> list[JobRecord]:
+        """Up to ``limit`` jobs of ``queue`` in ``state`` after skipping ``offset``, in creation
+        order (newest first when asked). Reads the index keys up to ``offset + limit`` and
+        only the returned records."""
+        ...
+
     async def list_unsent(self, queue: str, older_than: float, limit: int) -> list[str]:
         """Ids of up to ``limit`` jobs of ``queue`` marked unsent before ``older_than``, oldest first.
 
@@ -187,6 +203,11 @@ class StateStore(Protocol):
     # -- queue flags -------------------------------------------------------------
     async def set_paused(self, queue: str, paused: bool) -> None: ...
     async def is_paused(self, queue: str) -> bool: ...
+
+    async def paused_queues(self, queues: Sequence[str]) -> set[str]:
+        """Those of ``queues`` that are paused, in one read (DynamoDB: one ``BatchGetItem`` per
+        100 queues; Redis: one command)."""
+        ...
 
     # -- dependencies ----------------------------------------------------------
     async def add_dependencies(self, queue: str, child_id: str, parent_ids: Collection[str]) -> None:
@@ -353,6 +374,7 @@ __all__ = [
     "JobRecord",
     "RepeatableRecord",
     "StateStore",
+    "StateSummary",
     "Transport",
     "TransportCapabilities",
     "WorkerRecord",

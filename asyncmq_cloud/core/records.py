@@ -90,6 +90,15 @@ class WorkerRecord:
 
 
 @dataclass
+class StateSummary:
+    """One state of one queue as the overview shows it: how many jobs are in it and the
+    ``(job id, created_at)`` of the most recently created ones, newest first."""
+
+    count: int
+    newest: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass
 class Delivery:
     """One received job reference.
 
@@ -162,6 +171,7 @@ __all__ = [
     "JobRecord",
     "Lease",
     "RepeatableRecord",
+    "StateSummary",
     "TransportCapabilities",
     "WorkerRecord",
     "new_job_record",

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from asyncmq_cloud.core import states
-from asyncmq_cloud.core.protocols import JobRecord
+from asyncmq_cloud.core.protocols import JobRecord, StateSummary
 from asyncmq_cloud.errors import TransientError
 from asyncmq_cloud.stores import _dynamodb_codec as codec
 from asyncmq_cloud.stores._dynamodb_base import DynamoDBBase
@@ -22,12 +22,7 @@ class QueryMixin(DynamoDBBase):
     """Listing and counting through the ``by_state`` and ``active`` indexes."""
 
     async def list_jobs(self, queue: str, state: str) -> list[JobRecord]:
-        keys = await self._query_keys(
-            IndexName=codec.BY_STATE_INDEX,
-            KeyConditionExpression="#g1pk = :g1pk",
-            ExpressionAttributeNames={"#g1pk": codec.BY_STATE_PK},
-            ExpressionAttributeValues={":g1pk": {"S": codec.state_partition(queue, state)}},
-        )
+        keys = await self._query_keys(**self._by_state(queue, state))
         # The index is eventually consistent: keep only records still in ``state``.
         return [r for r in await self._batch_get(keys) if r.state == state]
 
@@ -35,14 +30,43 @@ class QueryMixin(DynamoDBBase):
         counts = await asyncio.gather(*(self._count_state(queue, state) for state in codec.KNOWN_STATES))
         return {state: n for state, n in zip(codec.KNOWN_STATES, counts, strict=True) if n}
 
+    async def summarize(self, queue: str, states: Sequence[str], newest: int) -> dict[str, StateSummary]:
+        found = await asyncio.gather(*(self._summarize_state(queue, state, newest) for state in states))
+        return dict(zip(states, found, strict=True))
+
+    async def _summarize_state(self, queue: str, state: str, newest: int) -> StateSummary:
+        """One ``Query`` of the state's index keys, newest first (more pages only past 1 MB)."""
+        if newest <= 0:
+            return StateSummary(await self._count_state(queue, state))
+        count, latest = 0, list[tuple[str, float]]()
+        async for page in self._query_pages(**self._by_state(queue, state), ScanIndexForward=False):
+            count += int(page.get("Count", 0))
+            for item in page.get("Items", [])[: newest - len(latest)]:
+                latest.append((codec.job_id_from_pk(item[codec.PK]["S"], queue), float(item[codec.BY_STATE_SK]["N"])))
+        return StateSummary(count, latest)
+
+    async def list_page(self, queue: str, state: str, offset: int, limit: int, newest_first: bool) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        wanted, keys = max(offset, 0) + limit, []
+        query = self._by_state(queue, state)
+        async for page in self._query_pages(**query, ScanIndexForward=not newest_first, Limit=min(wanted, 1000)):
+            keys += [{codec.PK: i[codec.PK], codec.SK: i[codec.SK]} for i in page.get("Items", [])]
+            if len(keys) >= wanted:
+                break
+        return [r for r in await self._batch_get(keys[max(offset, 0) : wanted]) if r.state == state]
+
+    @staticmethod
+    def _by_state(queue: str, state: str) -> dict[str, Any]:
+        return {
+            "IndexName": codec.BY_STATE_INDEX,
+            "KeyConditionExpression": "#g1pk = :g1pk",
+            "ExpressionAttributeNames": {"#g1pk": codec.BY_STATE_PK},
+            "ExpressionAttributeValues": {":g1pk": {"S": codec.state_partition(queue, state)}},
+        }
+
     async def _count_state(self, queue: str, state: str) -> int:
-        pages = self._query_pages(
-            IndexName=codec.BY_STATE_INDEX,
-            Select="COUNT",
-            KeyConditionExpression="#g1pk = :g1pk",
-            ExpressionAttributeNames={"#g1pk": codec.BY_STATE_PK},
-            ExpressionAttributeValues={":g1pk": {"S": codec.state_partition(queue, state)}},
-        )
+        pages = self._query_pages(**self._by_state(queue, state), Select="COUNT")
         return sum([int(page.get("Count", 0)) async for page in pages])
 
     async def list_stalled(self, older_than: float) -> list[JobRecord]:
@@ -101,7 +125,19 @@ class QueryMixin(DynamoDBBase):
         return [{codec.PK: i[codec.PK], codec.SK: i[codec.SK]} for i in await self._query_items(**query)]
 
     async def _batch_get(self, keys: Sequence[Mapping[str, Any]]) -> list[JobRecord]:
-        """Consistent reads of ``keys`` (≤ 100 per call), returned in the order of ``keys``."""
+        """Consistent reads of job ``keys`` (≤ 100 per call), returned in the order of ``keys``."""
+        items = await self._batch_get_items(keys)
+        return [codec.record_from_item(items[k[codec.PK]["S"]]) for k in keys if k[codec.PK]["S"] in items]
+
+    async def paused_queues(self, queues: Sequence[str]) -> set[str]:
+        """The queues' ``META`` items in one ``BatchGetItem`` per 100 queues."""
+        items = await self._batch_get_items([codec.queue_meta_key(queue) for queue in dict.fromkeys(queues)])
+        return {
+            q for q in queues if items.get(codec.queue_meta_key(q)[codec.PK]["S"], {}).get("paused", {}).get("BOOL")
+        }
+
+    async def _batch_get_items(self, keys: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Consistent reads of ``keys`` (≤ 100 per call): the items found, by partition key."""
         client = await self._client()
         items: dict[str, dict[str, Any]] = {}
         for first in range(0, len(keys), codec.BATCH_GET_MAX_KEYS):
@@ -117,4 +153,4 @@ class QueryMixin(DynamoDBBase):
                 await asyncio.sleep(min(0.05 * 2**attempt, 1.0))  # throttled: back off, then retry the rest
             if pending:
                 raise TransientError(f"BatchGetItem on {self._aws_resource} kept returning UnprocessedKeys (throttled)")
-        return [codec.record_from_item(items[k[codec.PK]["S"]]) for k in keys if k[codec.PK]["S"] in items]
+        return items

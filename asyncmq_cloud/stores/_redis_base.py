@@ -64,6 +64,12 @@ class RedisStoreBase(RedisComponent):
         validate_queue_name(queue)
         return bool(await self.client.sismember(f"{self.prefix}:paused", queue))
 
+    @_translated
+    async def paused_queues(self, queues: Sequence[str]) -> set[str]:
+        if not queues:
+            return set()
+        return set(queues) & {_str(q) for q in await self.client.smembers(f"{self.prefix}:paused")}
+
     # -- repeatables -------------------------------------------------------------
     @_translated
     async def put_repeatable(self, queue: str, record: RepeatableRecord) -> None:

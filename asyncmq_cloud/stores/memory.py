@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from asyncmq_cloud._component import Component
 from asyncmq_cloud.core import states
-from asyncmq_cloud.core.protocols import JobRecord, RepeatableRecord, WorkerRecord
+from asyncmq_cloud.core.protocols import JobRecord, RepeatableRecord, StateSummary, WorkerRecord
 from asyncmq_cloud.core.validation import decode_payload, encode_payload, encoded_size, validate_queue_name
 from asyncmq_cloud.errors import ConfigurationError, PayloadTooLargeError
 
@@ -200,6 +200,19 @@ class MemoryStateStore(Component):
         found = [(self._created[k], r) for k, r in self._jobs.items() if k[0] == queue and r.state == state]
         return [_copy(r) for _, r in sorted(found, key=lambda item: item[0])]
 
+    async def summarize(self, queue: str, states: Sequence[str], newest: int) -> dict[str, StateSummary]:
+        out: dict[str, StateSummary] = {}
+        for state in states:
+            records = await self.list_jobs(queue, state)
+            latest = [(r.id, float(r.payload.get("created_at") or r.updated_at)) for r in reversed(records)]
+            out[state] = StateSummary(count=len(records), newest=latest[: max(newest, 0)])
+        return out
+
+    async def list_page(self, queue: str, state: str, offset: int, limit: int, newest_first: bool) -> list[JobRecord]:
+        records = await self.list_jobs(queue, state)
+        ordered = records[::-1] if newest_first else records
+        return ordered[max(offset, 0) : max(offset, 0) + max(limit, 0)]
+
     async def count_jobs(self, queue: str) -> dict[str, int]:
         counts: dict[str, int] = {}
         for (job_queue, _), record in self._jobs.items():
@@ -228,6 +241,9 @@ class MemoryStateStore(Component):
 
     async def is_paused(self, queue: str) -> bool:
         return queue in self._paused
+
+    async def paused_queues(self, queues: Sequence[str]) -> set[str]:
+        return set(queues) & self._paused
 
     # -- dependencies ----------------------------------------------------------
     async def add_dependencies(self, queue: str, child_id: str, parent_ids: Collection[str]) -> None:

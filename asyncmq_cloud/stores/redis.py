@@ -70,7 +70,7 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from asyncmq_cloud.core import states
-from asyncmq_cloud.core.protocols import JobRecord
+from asyncmq_cloud.core.protocols import JobRecord, StateSummary
 from asyncmq_cloud.core.validation import decode_payload, encode_payload, validate_queue_name
 from asyncmq_cloud.errors import ConfigurationError, PayloadTooLargeError
 from asyncmq_cloud.redis import (
@@ -283,6 +283,26 @@ class RedisStateStore(RedisStoreBase):
         validate_queue_name(queue)
         rows = await self._run("list", [self.prefix, queue, state])
         records = (_to_record(queue, _str(job_id), fields) for job_id, fields in rows)
+        return [r for r in records if r is not None and r.state == state]
+
+    @_translated
+    async def summarize(self, queue: str, states: Sequence[str], newest: int) -> dict[str, StateSummary]:
+        validate_queue_name(queue)
+        if not states:
+            return {}
+        rows = await self._run("summary", [self.prefix, queue, str(max(newest, 0)), *states])
+        return {
+            state: StateSummary(int(count), [(_str(job_id), float(_str(at))) for job_id, at in latest])
+            for state, (count, latest) in zip(states, rows, strict=True)
+        }
+
+    @_translated
+    async def list_page(self, queue: str, state: str, offset: int, limit: int, newest_first: bool) -> list[JobRecord]:
+        validate_queue_name(queue)
+        if limit <= 0:
+            return []
+        args = [self.prefix, queue, state, str(max(offset, 0)), str(limit), "1" if newest_first else "0"]
+        records = (_to_record(queue, _str(job_id), fields) for job_id, fields in await self._run("page", args))
         return [r for r in records if r is not None and r.state == state]
 
     @_translated

@@ -354,3 +354,23 @@ async def test_dependency_on_an_existing_parent(backend: Any, qname: str) -> Non
     await drive(backend, qname, state_is(backend, qname, child.id, "completed"))
     order = [x for x in tasks.ORDER if x in (kp, kc)]
     assert order == [kp, kc]
+
+
+async def test_inspect_jobs_pages_as_asyncmqs_listing_does(backend: Any, qname: str) -> None:
+    """The dashboard's job lists: the backend's paged ``inspect_jobs`` (bounded reads on the
+    cloud backends) returns the pages AsyncMQ's listing-based default returns."""
+    from asyncmq.backends.base import BaseBackend
+
+    queue = Queue(qname, backend=backend)
+    added = [await queue.add(T + "add", args=[i, 1]) for i in range(7)]  # one by one: creation order
+    for sort in ("newest", "oldest"):
+        for page in (1, 2, 3, 5):
+            mine = await backend.inspect_jobs(qname, "waiting", page=page, size=3, sort=sort)
+            ref = await BaseBackend.inspect_jobs(backend, qname, "waiting", page=page, size=3, sort=sort)
+            assert [j["id"] for j in mine.jobs] == [j["id"] for j in ref.jobs], (sort, page)
+            assert (mine.total, mine.page, mine.size, mine.total_pages) == (7, ref.page, 3, 3)
+    newest = await backend.inspect_jobs(qname, "waiting", size=2)
+    assert [j["id"] for j in newest.jobs] == added[::-1][:2] and newest.jobs[0]["status"] == "waiting"
+    found = await backend.inspect_jobs(qname, "waiting", job_id=added[3])
+    assert [j["id"] for j in found.jobs] == [added[3]] and found.total == 1
+    assert (await backend.inspect_jobs(qname, "failed")).total == 0

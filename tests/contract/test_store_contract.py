@@ -154,6 +154,31 @@ async def test_list_and_count_by_state(state_store: Any, queue: str) -> None:
     assert queue in await state_store.list_queues()
 
 
+async def test_summarize_and_list_page_read_the_state_index_in_creation_order(state_store: Any, queue: str) -> None:
+    for i in range(5):  # one by one: five distinct creation times
+        await state_store.create([_rec(queue, f"j{i}")])
+    await state_store.create([_rec(queue, "d", "delayed", time.time() + 60)])
+    await state_store.claim(queue, "j0", "t", time.time())
+    summary = await state_store.summarize(queue, ["waiting", "active", "delayed", "failed"], 2)
+    assert summary["waiting"].count == 4 and [job_id for job_id, _ in summary["waiting"].newest] == ["j4", "j3"]
+    assert summary["active"].count == 1 and [job_id for job_id, _ in summary["active"].newest] == ["j0"]
+    assert summary["failed"].count == 0 and summary["failed"].newest == []
+    assert abs(summary["delayed"].newest[0][1] - time.time()) < 60  # a creation time, in epoch seconds
+    assert [s.count for s in (await state_store.summarize(queue, ["waiting"], 0)).values()] == [4]
+    assert (await state_store.summarize(queue, ["waiting"], 0))["waiting"].newest == []
+    assert [r.id for r in await state_store.list_page(queue, "waiting", 1, 2, True)] == ["j3", "j2"]
+    assert [r.id for r in await state_store.list_page(queue, "waiting", 0, 3, False)] == ["j1", "j2", "j3"]
+    page = await state_store.list_page(queue, "waiting", 3, 5, False)
+    assert [(r.id, r.state, r.payload["task_id"]) for r in page] == [("j4", "waiting", "tests.tasks.noop")]
+    assert await state_store.list_page(queue, "waiting", 4, 2, True) == []
+    assert await state_store.list_page(queue, "waiting", 0, 0, True) == []
+    other = f"{queue}-x"
+    await state_store.set_paused(queue, True)
+    assert await state_store.paused_queues([queue, other]) == {queue}
+    await state_store.set_paused(queue, False)
+    assert await state_store.paused_queues([queue, other]) == set() == await state_store.paused_queues([])
+
+
 async def test_list_stalled_uses_heartbeat(state_store: Any, queue: str) -> None:
     await state_store.create([_rec(queue, "old"), _rec(queue, "fresh")])
     now = time.time()
