@@ -11,7 +11,7 @@ Commands::
     asyncmq-cloud provision [--queue Q ...] [--dry-run]
     asyncmq-cloud health [--queue Q ...] [--timeout S]
     asyncmq-cloud doctor [--queue Q ...] [--timeout S]
-    asyncmq-cloud dashboard [--host H] [--port P]
+    asyncmq-cloud dashboard [--host H] [--port P] [--queues-per-tick N]
     asyncmq-cloud metrics --queue Q [--queue Q2 ...] [--port P] [--interval S]
     asyncmq-cloud demo [--backend sqs|dynamodb|kafka] [--endpoint URL]
 

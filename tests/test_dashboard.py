@@ -265,7 +265,7 @@ async def test_dashboard_pages_and_actions_in_chromium(
         final = lines[-1]
         assert final["failures"] == [], json.dumps([s for s in lines if not s.get("ok", True)], indent=1)
         assert not final["pageErrors"], final["pageErrors"]
-        for step in ("queues", "jobs-waiting", "jobs-completed", "jobs-failed", "jobs-delayed", "dlq"):
+        for step in ("events-stream", "queues", "jobs-waiting", "jobs-completed", "jobs-failed", "jobs-delayed", "dlq"):
             assert steps[step]["ok"], steps[step]
         for step in ("repeatables", "workers", "dlq-retry", "job-remove", "jobs-waiting-after", "repeatable-pause"):
             assert steps[step]["ok"], steps[step]

@@ -1,8 +1,7 @@
 """The dashboard's event stream and job pages on real services: same figures, bounded cost.
 
-On ``DynamoDBBackend`` (moto server) and an ``SQSBackend`` with a Redis store (ElasticMQ +
-redis-server): the stream served by ``build_dashboard_app`` sends the same events as
-AsyncMQ's own stream on the same data; a tick costs at most ``3 + 6 * queues_per_tick``
+On ``DynamoDBBackend`` (moto and MiniStack servers): the stream served by
+``build_dashboard_app`` sends the same events as AsyncMQ's own stream on the same data; a tick costs at most ``3 + 6 * queues_per_tick``
 requests whatever the number of jobs (AsyncMQ's own stream lists every job); paged
 ``inspect_jobs`` returns the pages AsyncMQ's listing-based default returns.
 """
@@ -26,7 +25,6 @@ from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.core.records import JobRecord
 from tests.plugins.backend_dynamodb import dynamodb_backend
 
-pytestmark = pytest.mark.moto
 
 #: Jobs seeded per state of each queue (the oldest first).
 MIX = {"waiting": 12, "completed": 9, "failed": 4, "expired": 1, "delayed": 3, "active": 2}
@@ -108,10 +106,22 @@ def comparable(events: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture
-async def backend(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CloudBackend]:
-    async with dynamodb_backend(moto_endpoint) as made:
+@pytest.fixture(
+    params=[pytest.param("moto", marks=pytest.mark.moto), pytest.param("ministack", marks=pytest.mark.ministack)]
+)
+async def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CloudBackend]:
+    """``DynamoDBBackend`` on moto and on MiniStack (which cuts query pages at 1 MB of index
+    entries, as DynamoDB does), set as AsyncMQ's settings backend for the dashboard."""
+    endpoint = request.getfixturevalue(f"{request.param}_endpoint")
+    async with dynamodb_backend(endpoint) as made:
         monkeypatch.setattr(monkay.settings, "backend", made)
+        yield made
+
+
+@pytest.fixture
+async def ministack_backend(ministack_endpoint: str) -> AsyncIterator[CloudBackend]:
+    """``DynamoDBBackend`` on MiniStack only: pages as DynamoDB does, and takes writes fast."""
+    async with dynamodb_backend(ministack_endpoint) as made:
         yield made
 
 
@@ -153,7 +163,9 @@ async def test_stream_sends_asyncmqs_events_from_bounded_reads(backend: CloudBac
     print(f"one event-stream tick, 3 queues: AsyncMQ's stream {their_calls} calls, ours {our_calls}")
 
 
-async def test_a_tick_costs_the_same_with_ten_times_the_jobs(backend: CloudBackend) -> None:
+@pytest.mark.ministack
+async def test_a_tick_costs_the_same_with_ten_times_the_jobs(ministack_backend: CloudBackend) -> None:
+    backend = ministack_backend
     from asyncmq_cloud.commands._overview import Overview
 
     queues = [f"ov10-{uuid.uuid4().hex[:6]}-{n}" for n in range(3)]

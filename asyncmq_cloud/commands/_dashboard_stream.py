@@ -10,15 +10,18 @@ place, so the dashboard's middleware (login, same-origin checks) stays in front 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 from asyncmq.contrib.dashboard.metrics_history import record_metrics_snapshot
 from lilya.requests import Request
 from lilya.responses import StreamingResponse
 from lilya.routing import Include, RoutePath
+from lilya.types import ASGIApp, Receive, Scope, Send
 
 from asyncmq_cloud.commands._overview import SHOWN_STATES, Overview, Snapshot
 
@@ -105,3 +108,22 @@ def replace_stream(routes: list[Any], route: RoutePath) -> bool:
         ):
             return True
     return False
+
+
+_QUEUE_PATH = re.compile(r"/queues/([^/]+)")
+
+
+class ActionWatch:
+    """ASGI middleware: after a request that may change a queue (any method but GET, HEAD and
+    OPTIONS on a path under ``/queues/{name}``), mark that queue changed in ``overview``."""
+
+    def __init__(self, app: ASGIApp, overview: Overview) -> None:
+        self.app = app
+        self.overview = overview
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
+            found = _QUEUE_PATH.search(str(scope.get("path", "")))
+            if found:
+                self.overview.mark_changed(unquote(found.group(1)))

@@ -16,7 +16,10 @@ per tick (131 requests for three small queues, growing with the jobs).
 * at most ``queues_per_tick`` queues are re-read per tick, the least recently read first,
   so a tick costs the same with 1,000 or 100,000 jobs and with 3 or 300 queues (a queue's
   figures are then up to ``ceil(queues / queues_per_tick)`` ticks old);
-* one refresh per tick serves every open page (a lock and the snapshot's age).
+* one refresh per tick serves every open page (a lock and the snapshot's age);
+* a queue this dashboard acted on (pause, retry, remove...: any non-GET request under
+  ``/queues/{name}``) is re-read at the next snapshot, so the page the action leads to is
+  not overwritten by figures from before it.
 
 Cost per tick on ``DynamoDBBackend`` (and the DynamoDB store): ``2 + 6 * queues_per_tick``
 requests (the workers, the paused flags, six state queries per queue re-read), plus one
@@ -125,24 +128,35 @@ class Overview:
         self._names: list[str] = []
         self._names_at: float | None = None
         self._refreshed_at: float | None = None
+        self._changed: set[str] = set()
+
+    def mark_changed(self, queue: str) -> None:
+        """An action of this dashboard changed ``queue``: the next snapshot re-reads it at once
+        (a page opened after the action shows it, not the tick-old figures)."""
+        self._changed.add(queue)
 
     async def snapshot(self) -> Snapshot:
-        """The current snapshot, refreshed first when it is a tick old (once for all callers)."""
+        """The current snapshot, refreshed first when it is a tick old (once for all callers) or
+        a queue was marked changed."""
         async with self._lock:
             now = self._clock()
-            if self._refreshed_at is None or now - self._refreshed_at >= self.tick:
-                await self._refresh(now)
-                self._refreshed_at = now
+            ticked = self._refreshed_at is None or now - self._refreshed_at >= self.tick
+            if ticked or self._changed:
+                await self._refresh(now, self.queues_per_tick if ticked else 0)
+                if ticked:
+                    self._refreshed_at = now
             return self._snapshot
 
-    async def _refresh(self, now: float) -> None:
-        if self._names_at is None or now - self._names_at >= QUEUES_EVERY:
+    async def _refresh(self, now: float, budget: int) -> None:
+        changed, self._changed = self._changed, set()
+        if self._names_at is None or now - self._names_at >= QUEUES_EVERY or changed - set(self._names):
             self._names = await self._read("the queue list", self._source.list_queues(), self._names)
             self._names_at = now
         old = self._snapshot.queues
         kept = {name: old[name] for name in self._names if name in old}
-        due = sorted(self._names, key=lambda name: (name in kept, kept[name].read_at if name in kept else 0.0))
-        for name in due[: self.queues_per_tick]:
+        others = [name for name in self._names if name not in changed]
+        others.sort(key=lambda name: (name in kept, kept[name].read_at if name in kept else 0.0))
+        for name in [name for name in self._names if name in changed] + others[:budget]:
             kept[name] = await self._read_queue(name, kept.get(name), now)
         paused = await self._read("the paused flags", self._source.paused_queues(self._names), None)
         if paused is not None:

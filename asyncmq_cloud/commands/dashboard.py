@@ -51,14 +51,18 @@ Other options: ``backend`` may be any ``AuthBackend`` (AsyncMQ also ships
 it in production (otherwise AsyncMQ makes a random one per process, so logins do not survive
 a restart or span replicas).
 
-Costs: AsyncMQ's dashboard lists and counts through the backend on every view, and each
-open page keeps an event stream that repeats the overview every 5 s: counts of every queue,
-the workers, and ``list_jobs`` of every state of every queue (to show the 10 latest jobs).
-Measured on moto with 3 small queues, one stream tick took 131 DynamoDB requests on
-``DynamoDBBackend`` and 83 DynamoDB + 6 SQS ``GetQueueAttributes`` on ``SQSBackend`` with a
-DynamoDB store; a DynamoDB ``Select=COUNT`` still reads (and bills) every index item it
-counts, and the listings read every job kept in a state (``retention``). Close dashboard tabs
-you are not watching, and keep ``retention`` short on busy queues.
+Costs: each open page keeps an event stream that AsyncMQ's dashboard repeats every 5 s. On
+these backends ``build_dashboard_app`` (and so this command) serves that stream from one
+shared overview (``commands/_overview.py``): per tick, the state counts and newest jobs of at
+most ``queues_per_tick`` queues (``--queues-per-tick``, default 2; the least recently read
+first) from the state indexes, the paused flags in one read and the workers, for all open
+pages at once. On ``DynamoDBBackend`` that is 14 requests per tick (15 once a minute, with the
+queue list) whatever the number of jobs or pages, against 96 for AsyncMQ's own stream on 3
+queues of 1,000 jobs (``benchmarks/dashboard_cost.py``); a queue's figures are then up to
+``ceil(queues / queues_per_tick)`` ticks old. The job lists read a count and one page
+(``inspect_jobs``); a search filter reads every job of the state, as AsyncMQ does. The other
+pages (overview, queues, queue detail) still count through ``queue_stats`` and list the
+``active`` and ``completed`` jobs per view. See docs/dashboard.md.
 
 The backend's clients belong to the event loop that serves the dashboard: the command starts
 the backend on uvicorn's loop. Mounted in your own server, the backend starts lazily on that
@@ -72,7 +76,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from typing import Any, cast
+from typing import Any
 
 from lilya.types import ASGIApp
 
@@ -102,26 +106,27 @@ def build_dashboard_app(*, queues_per_tick: int = QUEUES_PER_TICK, **admin_optio
     from lilya.responses import RedirectResponse
     from lilya.routing import Include, RoutePath
 
-    from asyncmq_cloud.commands._dashboard_stream import replace_stream, stream_route
+    from asyncmq_cloud.commands._dashboard_stream import ActionWatch, replace_stream, stream_route
     from asyncmq_cloud.commands._overview import Overview
 
     admin = AsyncMQAdmin(**admin_options)
-    backend = monkay.settings.backend
-    if isinstance(backend, CloudBackend):
-        overview = Overview(backend, queues_per_tick=queues_per_tick)
-        if not replace_stream(admin.child_app.routes, stream_route(overview)):  # pragma: no cover - AsyncMQ moved it
-            logger.warning("AsyncMQ's dashboard has no /events route here: its own event stream stays")
+    app: ASGIApp = admin.child_app
     prefix = admin.url_prefix or ""
-    if not prefix:
-        return admin.get_asgi_app()
+    if prefix:
 
-    async def home() -> RedirectResponse:
-        return RedirectResponse(f"{prefix}/", status_code=307)
+        async def home() -> RedirectResponse:
+            return RedirectResponse(f"{prefix}/", status_code=307)
 
-    return cast(
-        ASGIApp,
-        Lilya(routes=[RoutePath("/", home, methods=["GET"]), Include(path=prefix, app=admin.child_app)]),
-    )
+        app = Lilya(routes=[RoutePath("/", home, methods=["GET"]), Include(path=prefix, app=admin.child_app)])
+    backend = monkay.settings.backend
+    if not isinstance(backend, CloudBackend):
+        return app
+    overview = Overview(backend, queues_per_tick=queues_per_tick)
+    if not replace_stream(admin.child_app.routes, stream_route(overview)):  # pragma: no cover - AsyncMQ moved it
+        logger.warning("AsyncMQ's dashboard has no /events route here: its own event stream stays")
+        return app
+    # Outermost: the routes stay Lilya's own, so the templates' url_for still finds them.
+    return ActionWatch(app, overview)
 
 
 def dashboard_url(host: str, port: int, prefix: str) -> str:

@@ -99,6 +99,40 @@ try {
   await visit(page, "home", "/", {
     values: { "#total-queues": 1, "#total-jobs": all.length, "#total-workers": 1 },
   });
+  // The pages' event stream (asyncmq-cloud's shared overview): every event of a tick arrives
+  // within the tick (4 s < the 5 s tick) with the seeded figures.
+  try {
+    const seen = await page.evaluate(
+      ({ url, wait }) =>
+        new Promise((resolve) => {
+          const source = new EventSource(url);
+          const got = {};
+          const names = ["overview", "jobdist", "metrics", "queues", "workers", "latest_jobs", "latest_queues"];
+          const timer = setTimeout(() => (source.close(), resolve(got)), wait);
+          for (const name of names) {
+            source.addEventListener(name, (event) => {
+              got[name] = JSON.parse(event.data);
+              if (Object.keys(got).length === names.length) (clearTimeout(timer), source.close(), resolve(got));
+            });
+          }
+        }),
+      { url: spec.base + "/events", wait: 4000 },
+    );
+    const latest = (seen.latest_jobs || []).map((job) => job.id);
+    const ok =
+      Object.keys(seen).length === 7 &&
+      seen.overview.total_jobs === all.length &&
+      seen.overview.total_workers === 1 &&
+      seen.queues.length === 1 &&
+      seen.queues[0].name === q &&
+      seen.queues[0].failed === counts.failed &&
+      seen.latest_queues[0].name === q &&
+      latest.length === Math.min(10, all.length) &&
+      latest.every((id) => all.includes(id));
+    report("events-stream", ok, { events: Object.keys(seen), overview: seen.overview, queues: seen.queues, latest });
+  } catch (error) {
+    report("events-stream", false, { error: String(error) });
+  }
   await visit(page, "queues", "/queues", { expect: [q], values: countsIn(`article[data-queue="${q}"]`) });
   await visit(page, "queue-detail", `/queues/${q}`, { expect: [q], values: countsIn("main") });
   for (const [state, ids] of Object.entries(spec.jobs)) {

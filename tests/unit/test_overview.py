@@ -122,3 +122,27 @@ async def test_events_have_asyncmqs_names_shapes_and_expired_counts_as_failed() 
 def test_queues_per_tick_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="queues_per_tick"):
         Overview(FakeSource(["q1"]), queues_per_tick=0)
+
+
+async def test_a_queue_the_dashboard_acted_on_is_read_again_at_once() -> None:
+    from asyncmq_cloud.commands._dashboard_stream import ActionWatch
+
+    source = FakeSource(["q1", "q2", "q3", "q4"])
+    overview = Overview(source, queues_per_tick=1, clock=Clock())
+    await overview.snapshot()
+    assert summaries_read(source) == ["q1"]
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    watch = ActionWatch(app, overview)
+    for method, path in (("GET", "/admin/queues/q3"), ("POST", "/admin/queues/q3/jobs/j1/retry")):
+        await watch({"type": "http", "method": method, "path": path}, None, None)
+    source.paused.add("q3")
+    snap = await overview.snapshot()  # within the same tick: only the queue acted on
+    assert summaries_read(source) == ["q1", "q3"] and snap.queues["q3"].paused
+    assert await overview.snapshot() is snap  # nothing changed since: no read
+    await watch({"type": "http", "method": "POST", "path": "/admin/queues/q9/pause"}, None, None)
+    source.queues.append("q9")  # a queue the list did not have yet: the list is read again
+    snap = await overview.snapshot()
+    assert summaries_read(source)[-1] == "q9" and "q9" in snap.queues and source.reads.count("queues") == 2
