@@ -1,9 +1,10 @@
 """The dashboard's event stream and job pages on real services: same figures, bounded cost.
 
 On ``DynamoDBBackend`` (moto and MiniStack servers): the stream served by
-``build_dashboard_app`` sends the same events as AsyncMQ's own stream on the same data; a tick costs at most ``3 + 6 * queues_per_tick``
-requests whatever the number of jobs (AsyncMQ's own stream lists every job); paged
-``inspect_jobs`` returns the pages AsyncMQ's listing-based default returns.
+``build_dashboard_app`` sends the same events as AsyncMQ's own stream on the same data; a
+tick costs at most ``3 + 6 * queues_per_tick`` requests whatever the number of jobs
+(AsyncMQ's own stream lists every job); paged ``inspect_jobs`` returns the pages AsyncMQ's
+listing-based default returns.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from asyncmq_cloud import observe
 from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.core.records import JobRecord
 from tests.plugins.backend_dynamodb import dynamodb_backend
-
 
 #: Jobs seeded per state of each queue (the oldest first).
 MIX = {"waiting": 12, "completed": 9, "failed": 4, "expired": 1, "delayed": 3, "active": 2}
