@@ -213,14 +213,20 @@ class DepthSource(Protocol):
     async def list_workers(self) -> list[WorkerInfo]: ...
 
 
+#: The prefix of a ``broker_stats`` kind that is one Kafka partition's lag (``partition-3``).
+PARTITION_KIND = "partition-"
+
+
 class DepthSampler(Collector):
     """Queue depth by state (the store) and by kind (the broker), sampled every ``interval``
     seconds by :meth:`run`; a scrape reads the last sample.
 
     ``asyncmq_queue_jobs{queue,state}``: waiting, delayed, failed (``queue_stats``);
     ``asyncmq_broker_messages{queue,kind}``: what ``broker_stats`` gives (SQS approximate
-    counts, Kafka lag, DynamoDB ready count); ``asyncmq_queue_workers{queue}``: live workers
-    in the registry (one registry read per sample); ``asyncmq_queue_sample_age_seconds{queue}``.
+    counts, Kafka lag, DynamoDB ready count; ``depth`` on each);
+    ``asyncmq_kafka_consumer_lag{queue,partition}``: the Kafka group's lag per partition;
+    ``asyncmq_queue_workers{queue}``: live workers in the registry (one registry read per
+    sample); ``asyncmq_queue_sample_age_seconds{queue}``.
 
     Args:
         backend: the backend to ask.
@@ -264,6 +270,11 @@ class DepthSampler(Collector):
         broker = GaugeMetricFamily(
             "asyncmq_broker_messages", "Messages in the broker, by kind.", labels=["queue", "kind"]
         )
+        lag = GaugeMetricFamily(
+            "asyncmq_kafka_consumer_lag",
+            "Kafka records not yet committed by the queue's group.",
+            labels=["queue", "partition"],
+        )
         age = GaugeMetricFamily("asyncmq_queue_sample_age_seconds", "Age of the depth sample.", labels=["queue"])
         workers = GaugeMetricFamily("asyncmq_queue_workers", "Live workers registered on the queue.", labels=["queue"])
         for queue, count in sorted((self.workers or {}).items()):
@@ -273,6 +284,9 @@ class DepthSampler(Collector):
             for state, count in sorted(states.items()):
                 jobs.add_metric([queue, state], count)
             for kind, count in sorted(kinds.items()):
-                broker.add_metric([queue, kind], count)
+                if kind.startswith(PARTITION_KIND):  # the Kafka transport's lag per partition
+                    lag.add_metric([queue, kind.removeprefix(PARTITION_KIND)], count)
+                else:
+                    broker.add_metric([queue, kind], count)
             age.add_metric([queue], now - at)
-        yield from (jobs, broker, workers, age)
+        yield from (jobs, broker, lag, workers, age)

@@ -4,8 +4,8 @@
   dead-letter topic;
 * :func:`ensure_topic`: a queue's topic, checked to exist once per process (or created with
   ``create_missing``, else :class:`~asyncmq_cloud.errors.ResourceMissingError`);
-* :func:`topic_depth` / :func:`purge_topic`: the group's lag and ``DeleteRecords`` over
-  every partition of the topic.
+* :func:`topic_lags` / :func:`purge_topic`: the group's lag on each partition of the topic
+  and ``DeleteRecords`` over every partition.
 """
 
 from __future__ import annotations
@@ -77,20 +77,20 @@ async def _end_offsets(
         return dict(await client.end_offsets(partitions))
 
 
-async def topic_depth(transport: KafkaTransport, queue: str) -> int:
-    """Records not yet committed by the queue's group (its lag), over every partition."""
+async def topic_lags(transport: KafkaTransport, queue: str) -> dict[int, int]:
+    """The queue's group lag (records not yet committed) on each partition of its topic."""
     partitions = await _partitions(transport, queue)
     ends = await _end_offsets(transport, queue, partitions)
     admin = await transport._admin_client()
     with kafka_errors(transport._resource(queue), "OffsetFetch"):
         committed = await admin.list_consumer_group_offsets(transport.config.group(queue), partitions=partitions)
         starts = await (await transport._offsets_client()).beginning_offsets(partitions)
-    lag = 0
+    lags = {}
     for tp in partitions:
         meta = committed.get(tp)
         start = meta.offset if meta is not None and meta.offset >= 0 else starts.get(tp, 0)
-        lag += max(0, ends.get(tp, 0) - max(start, starts.get(tp, 0)))
-    return lag
+        lags[tp.partition] = max(0, ends.get(tp, 0) - max(start, starts.get(tp, 0)))
+    return lags
 
 
 async def purge_topic(transport: KafkaTransport, queue: str) -> None:
@@ -102,4 +102,4 @@ async def purge_topic(transport: KafkaTransport, queue: str) -> None:
         await admin.delete_records({tp: RecordsToDelete(end) for tp, end in ends.items() if end > 0})
 
 
-__all__ = ["TOPIC_ALREADY_EXISTS", "create_topics", "ensure_topic", "purge_topic", "topic_depth"]
+__all__ = ["TOPIC_ALREADY_EXISTS", "create_topics", "ensure_topic", "purge_topic", "topic_lags"]

@@ -124,7 +124,7 @@ from asyncmq_cloud.transports._kafka_admin import (
     create_topics,
     ensure_topic,
     purge_topic,
-    topic_depth,
+    topic_lags,
 )
 from asyncmq_cloud.transports._kafka_config import KafkaTransportConfig, client_kwargs, consumer_kwargs
 from asyncmq_cloud.transports._kafka_consumer import QueueConsumer
@@ -153,7 +153,7 @@ class KafkaTransport(Component):
     """
 
     #: No native delay; records behind the committed offset come back after a crash or rebalance.
-    capabilities = TransportCapabilities(max_native_delay=0.0, redelivers=True)
+    capabilities = TransportCapabilities(max_native_delay=0.0, redelivers=True, has_stats=True)
 
     def __init__(self, config: KafkaTransportConfig | None = None, **options: Any) -> None:
         super().__init__()
@@ -377,11 +377,11 @@ class KafkaTransport(Component):
 
     async def depth(self, queue: str) -> int:
         """Records not yet committed by the queue's group (its lag), over every partition."""
-        return await topic_depth(self, queue)
+        return sum((await topic_lags(self, queue)).values())
 
     async def stats(self, queue: str) -> dict[str, int]:
-        """No breakdown beyond ``depth`` (``capabilities.has_stats`` is False)."""
-        return {}
+        """The group's lag on each partition, as ``partition-N`` (their sum is ``depth``)."""
+        return {f"partition-{n}": lag for n, lag in sorted((await topic_lags(self, queue)).items())}
 
     async def purge(self, queue: str) -> None:
         """Delete every record of the queue's topic (Kafka ``DeleteRecords`` up to the end offsets)."""

@@ -155,6 +155,12 @@ async def _exporter_shows(env: dict[str, str], stats: dict[str, int], tmp_path: 
             assert time.monotonic() < deadline, f"exporter depth {depth} != store {stats}\n{log}"
             await asyncio.sleep(0.25)
         assert any(n == "asyncmq_broker_messages" for n, _ in samples), "the broker's depth is exported too"
+        lags = {dict(ls)["partition"]: v for (n, ls), v in samples.items() if n == "asyncmq_kafka_consumer_lag"}
+        if env["E2E_KIND"] == "kafka":  # the group's lag on each partition; the waiting jobs' records among it
+            depth = total(samples, "asyncmq_broker_messages", queue=QUEUE, kind="depth")
+            assert lags and sum(lags.values()) == depth >= stats["waiting"], (lags, depth)
+        else:
+            assert not lags, lags
         assert total(samples, "asyncmq_backend_calls_total", outcome="ok") > 0, "the exporter's own calls"
     finally:
         exporter.send_signal(2)

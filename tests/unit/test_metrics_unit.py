@@ -215,3 +215,24 @@ def test_a_failed_kafka_call_is_observed_with_its_outcome(monkeypatch: pytest.Mo
     with kafka_errors("topic t", "Produce"):
         pass
     assert told == [("Produce", "transient"), ("Produce", "permanent"), ("Produce", "ok")]
+
+
+async def test_the_depth_sampler_exports_kafka_lag_per_partition() -> None:
+    class KafkaLike:
+        async def queue_stats(self, queue_name: str) -> dict[str, int]:
+            return {"waiting": 7, "delayed": 0, "failed": 0}
+
+        async def broker_stats(self, queue_name: str) -> dict[str, int]:
+            return {"partition-0": 2, "partition-1": 5, "depth": 7}
+
+        async def list_workers(self) -> list[Any]:
+            return []
+
+    sampler = metrics.DepthSampler(KafkaLike(), ["emails"])
+    registry = CollectorRegistry()
+    registry.register(sampler)
+    await sampler.sample()
+    assert value(registry, "asyncmq_kafka_consumer_lag", queue="emails", partition="0") == 2
+    assert value(registry, "asyncmq_kafka_consumer_lag", queue="emails", partition="1") == 5
+    assert value(registry, "asyncmq_broker_messages", queue="emails") == 7, "partitions are not broker kinds"
+    assert value(registry, "asyncmq_broker_messages", queue="emails", kind="depth") == 7

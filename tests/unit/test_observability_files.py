@@ -30,7 +30,7 @@ class _Depth:
         return {"waiting": 1, "delayed": 0, "failed": 0}
 
     async def broker_stats(self, queue_name: str) -> dict[str, int]:
-        return {"depth": 1}
+        return {"partition-0": 1, "depth": 1}
 
     async def list_workers(self) -> list[Any]:
         return []
