@@ -18,7 +18,7 @@ from asyncmq_cloud.redis import load_lua
 #: Scripts that start with ``state_common.lua`` (they take ``prefix, ...`` as ARGV).
 JOB_SCRIPTS = (
     "claim", "transition", "create", "heartbeat", "set_state", "update_payload", "delete",
-    "add_dependencies", "resolve_dependency", "list", "count", "stalled", "promote", "summary", "page",
+    "add_dependencies", "resolve_dependency", "count", "stalled", "promote", "summary", "page",
 )  # fmt: skip
 PLAIN_SCRIPTS = ("workers", "acquire_lock", "release_lock")
 #: The sets of ``core/states.py`` the scripts read, by their Lua name.

@@ -281,9 +281,7 @@ class RedisStateStore(RedisStoreBase):
     @_translated
     async def list_jobs(self, queue: str, state: str) -> list[JobRecord]:
         validate_queue_name(queue)
-        rows = await self._run("list", [self.prefix, queue, state])
-        records = (_to_record(queue, _str(job_id), fields) for job_id, fields in rows)
-        return [r for r in records if r is not None and r.state == state]
+        return await self._page(queue, state, 0, 0, newest_first=False)  # limit 0: every record
 
     @_translated
     async def summarize(self, queue: str, states: Sequence[str], newest: int) -> dict[str, StateSummary]:
@@ -299,9 +297,10 @@ class RedisStateStore(RedisStoreBase):
     @_translated
     async def list_page(self, queue: str, state: str, offset: int, limit: int, newest_first: bool) -> list[JobRecord]:
         validate_queue_name(queue)
-        if limit <= 0:
-            return []
-        args = [self.prefix, queue, state, str(max(offset, 0)), str(limit), "1" if newest_first else "0"]
+        return await self._page(queue, state, max(offset, 0), limit, newest_first) if limit > 0 else []
+
+    async def _page(self, queue: str, state: str, offset: int, limit: int, newest_first: bool) -> list[JobRecord]:
+        args = [self.prefix, queue, state, str(offset), str(limit), "1" if newest_first else "0"]
         records = (_to_record(queue, _str(job_id), fields) for job_id, fields in await self._run("page", args))
         return [r for r in records if r is not None and r.state == state]
 
