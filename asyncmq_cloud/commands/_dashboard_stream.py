@@ -1,10 +1,12 @@
 """The dashboard's event stream (``GET {prefix}/events``) served from the shared :class:`Overview`.
 
-It sends the events of AsyncMQ's ``SSEController``, with the same names, shapes and
-order (a tick's events in one chunk), so the dashboard's pages work unchanged: ``overview``, ``jobdist``, ``metrics``,
-``queues``, ``workers``, ``latest_jobs``, ``latest_queues``. Only where the figures come
-from differs (:mod:`asyncmq_cloud.commands._overview`). The route replaces AsyncMQ's in
-place, so the dashboard's middleware (login, same-origin checks) stays in front of it.
+It sends the events of AsyncMQ's ``SSEController`` with the same names, shapes and order
+(a tick's events in one chunk), so the dashboard's pages work unchanged: ``overview``,
+``jobdist``, ``metrics``, ``queues``, ``workers``, ``latest_jobs``, ``latest_queues``. Only
+where the figures come from differs (:mod:`asyncmq_cloud.commands._overview`). The route
+replaces AsyncMQ's in place, so the dashboard's middleware (login, same-origin checks) stays
+in front of it; :class:`ActionWatch` wraps the whole app to tell the overview which queue an
+action changed.
 """
 
 from __future__ import annotations

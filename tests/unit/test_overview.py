@@ -146,3 +146,18 @@ async def test_a_queue_the_dashboard_acted_on_is_read_again_at_once() -> None:
     source.queues.append("q9")  # a queue the list did not have yet: the list is read again
     snap = await overview.snapshot()
     assert summaries_read(source)[-1] == "q9" and "q9" in snap.queues and source.reads.count("queues") == 2
+
+
+async def test_a_failed_queue_list_is_read_again_at_the_next_tick() -> None:
+    class Flaky(FakeSource):
+        async def list_queues(self) -> list[str]:
+            self.reads.append("queues")
+            if self.reads.count("queues") == 1:
+                raise ConnectionError("store unreachable")
+            return list(self.queues)
+
+    source, clock = Flaky(["q1"]), Clock()
+    overview = Overview(source, clock=clock)
+    assert (await overview.snapshot()).queues == {}
+    clock.now += overview.tick
+    assert list((await overview.snapshot()).queues) == ["q1"] and source.reads.count("queues") == 2
