@@ -14,6 +14,10 @@ made within a short *linger* are merged here:
   way come from concurrent callers (a sequential caller awaits its own call
   before it submits again), so a stream of staggered callers fills batches while
   a lone sequential caller never waits longer than ``linger``;
+* ``adaptive`` (the SQS sends): such a batch also goes as soon as no call of its
+  key is in flight any more, so ``busy_linger`` is only a cap; with ``linger`` 0 a
+  lone caller's entry goes in the next turn of the event loop (entries submitted
+  in the same turn share its call);
 * ``flush`` returns one result per entry: a value, or an exception that is
   raised to the caller that submitted that entry (never dropped). If the whole
   call fails, every caller of that batch gets the error;
@@ -49,12 +53,22 @@ class LingerBatcher(Generic[K, E, R]):
         busy_linger: the wait of a batch opened while a call of its key is in
             flight (``None`` = ``linger``).
         name: used in error messages.
+        adaptive: a batch waiting because a call of its key was in flight goes as
+            soon as none is (``busy_linger`` is then a cap).
     """
 
     def __init__(
-        self, flush: Flush[K, E, R], *, max_size: int, linger: float, name: str, busy_linger: float | None = None
+        self,
+        flush: Flush[K, E, R],
+        *,
+        max_size: int,
+        linger: float,
+        name: str,
+        busy_linger: float | None = None,
+        adaptive: bool = False,
     ) -> None:
         self._flush = flush
+        self.adaptive = adaptive
         self.max_size = max_size
         self.linger = linger
         self.busy_linger = linger if busy_linger is None else busy_linger
@@ -118,6 +132,8 @@ class LingerBatcher(Generic[K, E, R]):
             left = self._in_flight.pop(key, 1) - 1
             if left > 0:
                 self._in_flight[key] = left
+            elif self.adaptive and key in self._pending:  # it waited for the calls in flight: they are back
+                self._send_now(key)
 
     async def _run_batch(self, key: K, batch: list[tuple[E, asyncio.Future[R]]]) -> None:
         try:

@@ -51,11 +51,13 @@ class SQSTransportConfig(_Model):
         kms_key_id: KMS key id/alias/ARN for SSE-KMS (provision only).
         kms_data_key_reuse_seconds: data key reuse period (provision only).
         queue_attributes: further ``CreateQueue`` attributes (provision only).
-        linger: seconds a send batch waits for more entries (the sender waits too).
-        busy_linger: the wait of a send batch opened while a send call of the
-            same queue is in flight (concurrent producers): a stream of
-            staggered sends fills batches; a lone sequential producer, which
-            awaits each send, only ever waits ``linger``.
+        linger: seconds a send batch opened while no send of its queue is in
+            flight waits for more entries (the sender waits too). 0 (default): it
+            goes in the next turn of the event loop, with what was submitted in
+            that turn, so a lone sequential producer never waits.
+        busy_linger: the longest a send batch opened while a send call of the
+            same queue is in flight waits (concurrent producers); it goes as soon
+            as no send of the queue is in flight any more, or when full.
         ack_linger: seconds a delete batch waits for more entries (nobody waits).
         receive_pacing: after a receive that returned some but fewer messages
             than asked for (a trickle), the next receive of that queue starts no
@@ -78,7 +80,7 @@ class SQSTransportConfig(_Model):
     kms_key_id: str | None = Field(None, min_length=1)
     kms_data_key_reuse_seconds: int | None = Field(None, ge=60, le=86_400)
     queue_attributes: dict[str, str] = Field(default_factory=dict)
-    linger: float = Field(0.005, ge=0, le=1)
+    linger: float = Field(0.0, ge=0, le=1)
     busy_linger: float = Field(0.02, ge=0, le=1)
     ack_linger: float = Field(0.5, ge=0, le=5)
     receive_pacing: float = Field(0.2, ge=0, le=5)

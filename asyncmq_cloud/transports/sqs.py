@@ -63,8 +63,10 @@ FIFO queues
 
 API calls per job (what SQS bills)
     Sends and deletes are batched (``SendMessageBatch``/``DeleteMessageBatch`` of up to
-    10): concurrent sends within ``linger`` (5 ms; ``busy_linger`` while a send of the
-    queue is in flight) share calls and each caller awaits its own entry; deletes are
+    10): a send goes in the next turn of the event loop when no send of its queue is in
+    flight (``linger``, 0 by default), with whatever was submitted in that turn; sends that
+    come while one is in flight wait for it to return (at most ``busy_linger``, 20 ms) and
+    go together. Each caller awaits its own entry. Deletes are
     queued (``ack_linger``) and nobody waits for them (a lost delete only makes the
     message reappear; the claim then drops it). A receive takes up to 10 messages but
     never more than the worker's free capacity; after a partial receive the next one
@@ -190,6 +192,7 @@ class SQSTransport(AwsComponent):
             linger=self.config.linger,
             busy_linger=max(self.config.linger, self.config.busy_linger),
             name="SQS send batcher",
+            adaptive=True,
         )
         self._paced_until: dict[str, float] = {}
         self._deletes: LingerBatcher[str, dict[str, Any], None] = LingerBatcher(

@@ -87,3 +87,28 @@ async def test_close_sends_what_is_pending_and_refuses_more() -> None:
     assert len(errors) == 1 and "entry -3" in str(errors[0])
     with pytest.raises(ClosedError):
         await batcher.submit("q", [4])
+
+
+async def test_adaptive_batch_waiting_for_a_call_in_flight_goes_when_it_returns() -> None:
+    flush = Recorder()
+    # A 30 s cap would time this out if the batch waited for it instead of the call in flight.
+    batcher = LingerBatcher(flush, max_size=10, linger=0.0, busy_linger=30.0, name="t", adaptive=True)
+    flush.gate.clear()
+    first = asyncio.ensure_future(batcher.submit("q", [0]))
+    await _until(lambda: flush.batches == [[0]])
+    later = [asyncio.ensure_future(batcher.submit("q", [i])) for i in (1, 2)]
+    await asyncio.sleep(0.05)
+    assert flush.batches == [[0]], "entries that come while a call is in flight wait for it"
+    flush.gate.set()
+    assert await asyncio.wait_for(first, 5) == [0]
+    assert [await asyncio.wait_for(f, 5) for f in later] == [[1], [2]]
+    assert flush.batches == [[0], [1, 2]]
+
+
+async def test_with_no_linger_callers_of_one_loop_turn_share_a_call() -> None:
+    flush = Recorder()
+    batcher = LingerBatcher(flush, max_size=10, linger=0.0, busy_linger=30.0, name="t", adaptive=True)
+    results = await asyncio.wait_for(asyncio.gather(*(batcher.submit("q", [i]) for i in range(3))), 5)
+    assert results == [[0], [1], [2]] and flush.batches == [[0, 1, 2]]
+    assert await asyncio.wait_for(batcher.submit("q", [3]), 5) == [3]  # a lone caller: its own call, at once
+    assert flush.batches == [[0, 1, 2], [3]]
