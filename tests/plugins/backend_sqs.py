@@ -3,6 +3,7 @@
 * ``sqs_elasticmq_backend``: SQS on ElasticMQ, Redis state store + Redis delay store;
 * ``sqs_moto_backend``: SQS and DynamoDB (state + delay store) on the same moto server,
   the stores built from ``dynamodb://`` URLs over the backend's one shared ``AwsClients``;
+* ``sqs_ministack_backend``: the same on one MiniStack server (a second emulator of both);
 * ``sqs_localstack_backend``: SQS on LocalStack (host mode), Redis stores, long polling;
 * ``sqs_localstack_provisioned_backend``: the same, but its queues are created beforehand by
   provisioning (what ``asyncmq-cloud provision`` runs) and the backend runs with
@@ -30,11 +31,12 @@ from tests.plugins.store_dynamodb import drop_tables
 from tests.plugins.store_redis import drop_prefix
 
 REGION = "us-east-1"
-#: The three SQS implementations the SQS suites run on, with their endpoint fixtures.
+#: The SQS implementations the SQS suites run on, with their endpoint fixtures.
 SQS_EMULATORS = [
     pytest.param("elasticmq", marks=pytest.mark.elasticmq),
     pytest.param("moto", marks=pytest.mark.moto),
     pytest.param("localstack", marks=pytest.mark.localstack),
+    pytest.param("ministack", marks=pytest.mark.ministack),
 ]
 
 
@@ -141,17 +143,30 @@ async def sqs_localstack_provisioned_backend(
             await drop_queues(localstack_endpoint, prefix)
 
 
-@pytest.fixture
-async def sqs_moto_backend(moto_endpoint: str) -> AsyncIterator[SQSBackend]:
+@asynccontextmanager
+async def sqs_dynamodb_backend(endpoint: str) -> AsyncIterator[SQSBackend]:
+    """SQS and the DynamoDB state and delay stores on one emulator; the tables dropped afterwards."""
     suffix = uuid.uuid4().hex[:12]
     jobs, delays = f"t-jobs-{suffix}", f"t-delays-{suffix}"
     try:
         async with sqs_backend(
-            moto_endpoint, store=f"dynamodb://{jobs}", delay_store=f"dynamodb://{delays}", create_missing=True
+            endpoint, store=f"dynamodb://{jobs}", delay_store=f"dynamodb://{delays}", create_missing=True
         ) as backend:
             yield backend
     finally:
-        await drop_tables(moto_endpoint, jobs, delays)
+        await drop_tables(endpoint, jobs, delays)
+
+
+@pytest.fixture
+async def sqs_moto_backend(moto_endpoint: str) -> AsyncIterator[SQSBackend]:
+    async with sqs_dynamodb_backend(moto_endpoint) as backend:
+        yield backend
+
+
+@pytest.fixture
+async def sqs_ministack_backend(ministack_endpoint: str) -> AsyncIterator[SQSBackend]:
+    async with sqs_dynamodb_backend(ministack_endpoint) as backend:
+        yield backend
 
 
 @pytest.fixture(params=SQS_EMULATORS)

@@ -68,9 +68,10 @@ BACKENDS = [
     "cloud-memory-native-delay",
     pytest.param("cloud-redis", marks=pytest.mark.redis),
     pytest.param("cloud-dynamodb", marks=pytest.mark.moto),
-    # SQSBackend on three SQS implementations (fixtures in tests/plugins/backend_sqs.py)
+    # SQSBackend on four SQS implementations (fixtures in tests/plugins/backend_sqs.py)
     pytest.param("sqs-elasticmq", marks=[pytest.mark.elasticmq, pytest.mark.redis]),
     pytest.param("sqs-moto", marks=pytest.mark.moto),
+    pytest.param("sqs-ministack", marks=pytest.mark.ministack),
     pytest.param("sqs-localstack", marks=[pytest.mark.localstack, pytest.mark.redis]),
     pytest.param("sqs-localstack-provisioned", marks=[pytest.mark.localstack, pytest.mark.redis]),
     # DynamoDBBackend: the table is the queue (fixture in tests/plugins/backend_dynamodb.py)
