@@ -163,7 +163,8 @@ class JobAdmin:
 
     async def broker_stats(self, queue: str) -> dict[str, int]:
         """The broker's own figures: ``depth`` (references it holds), plus its breakdown where it
-        has one (SQS: ``visible``, ``in_flight``, ``delayed``; ``capabilities.has_stats``)."""
+        has one (SQS: ``visible``, ``in_flight``, ``delayed``; Kafka: ``partition-N``, each
+        partition's lag; ``capabilities.has_stats``)."""
         transport = self._parts.transport
         if not transport.capabilities.has_stats:
             return {"depth": await transport.depth(queue)}

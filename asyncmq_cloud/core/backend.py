@@ -249,7 +249,8 @@ class BackendCore(BaseBackend):
     async def broker_stats(self, queue_name: str) -> dict[str, int]:
         """What the broker itself reports for ``queue_name`` (not a ``BaseBackend`` method):
         ``depth``, the references it holds, and on SQS ``visible``, ``in_flight``, ``delayed``
-        (one ``GetQueueAttributes``). ``queue_stats`` keeps AsyncMQ's keys: decision 59."""
+        (one ``GetQueueAttributes``), on Kafka each partition's lag (``partition-N``).
+        ``queue_stats`` keeps AsyncMQ's keys: decision 59."""
         return await self._jobs.broker_stats(queue_name)
 
     @lazily_started

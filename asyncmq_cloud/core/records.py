@@ -139,8 +139,8 @@ class TransportCapabilities:
             unclaimable candidate is skipped without the read that decides a release.
         supports_fifo: the transport can keep messages in order per group (SQS FIFO queues).
         has_stats: ``stats()`` breaks the broker's depth down by kind (SQS: visible,
-            in flight, delayed); without it ``stats()`` returns ``{}`` and only
-            ``depth()`` counts.
+            in flight, delayed; Kafka: the lag of each partition, ``partition-N``);
+            without it ``stats()`` returns ``{}`` and only ``depth()`` counts.
         priority_lanes: more than 1: ``send`` takes ``priorities`` (each job's AsyncMQ
             priority) and routes each reference to its lane (SQS ``priority_lanes``).
     """
