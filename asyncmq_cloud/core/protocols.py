@@ -168,9 +168,10 @@ class StateStore(Protocol):
     async def summarize(self, queue: str, states: Sequence[str], newest: int) -> dict[str, StateSummary]:
         """For each of ``states``: its job count and the ``newest`` most recently created jobs.
 
-        Reads the state indexes only, never the records (DynamoDB: one ``Query`` of index keys
-        per state, a page more per MB of keys; Redis: one script for all ``states``); the
-        counts are those of the index, which may lag the last writes by a moment.
+        Reads the state indexes, never the job records (DynamoDB: one ``Query`` of index keys
+        per state, a page more per MB of keys; Redis: one script for all ``states``, which reads
+        only the ``created_at`` field of each newest job); the counts are those of the index,
+        which may lag the last writes by a moment.
         """
         ...
 

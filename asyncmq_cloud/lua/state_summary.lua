@@ -1,5 +1,6 @@
 -- summarize: for each state of ARGV[4..], { count, { {id, created_at}, ... } } with the
--- ARGV[3] most recently created jobs of that state, newest first (index reads only).
+-- ARGV[3] most recently created jobs of that state, newest first (the state sets, and only the
+-- created_at field of each of those jobs).
 -- ARGV: prefix, queue, newest, state...
 local queue = ARGV[2]
 local newest = tonumber(ARGV[3])
