@@ -50,6 +50,7 @@ from rich.table import Table
 
 from asyncmq_cloud.aws import AwsClients
 from asyncmq_cloud.commands._endpoints import localstack_endpoint
+from asyncmq_cloud.commands.demo._moto import threaded_moto
 from asyncmq_cloud.commands.demo.ledger import CallLedger
 from asyncmq_cloud.commands.demo.tasks import QUEUE
 from asyncmq_cloud.commands.demo.workload import Outcome, Workload
@@ -64,18 +65,13 @@ EMBEDDED_CREDENTIALS = {"aws_access_key_id": "demo", "aws_secret_access_key": "d
 
 @contextlib.contextmanager
 def embedded_moto() -> Iterator[str]:
-    """A moto server in this process on a free loopback port; yields its URL."""
+    """A moto server in this process on a free loopback port, DynamoDB writes atomic; yields its URL."""
     try:
-        from moto.server import ThreadedMotoServer
+        import moto.moto_server.werkzeug_app  # noqa: F401
     except ImportError as exc:  # pragma: no cover - the dev and demo extras install it
         raise ConfigurationError('the embedded endpoint needs moto: pip install "asyncmq-cloud[demo]"') from exc
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # port 0: the OS picks a free one
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+    with threaded_moto() as url:
+        yield url
 
 
 def build_backend(kind: str, prefix: str, clients: AwsClients, bootstrap: str | None = None) -> CloudBackend:

@@ -1,0 +1,59 @@
+"""moto's server with DynamoDB requests applied one at a time.
+
+moto serves requests on threads and its DynamoDB backend takes no lock, so two
+concurrent conditional ``UpdateItem`` calls on one item can both pass their
+condition. Real DynamoDB applies every write to an item atomically, and the
+backends rely on exactly that: a scanner's ``delayed -> waiting`` promotion racing
+a worker's claim of the same due job must leave one winner. On plain moto both
+can win and the job ends ``waiting`` with its run's completion refused.
+:func:`serialized_dynamodb` wraps moto's WSGI app so DynamoDB requests run one at
+a time; SQS and everything else stay concurrent, so SQS long polls never block
+DynamoDB. Used by the demo's embedded endpoint and by ``scripts/moto_atomic.py``
+(the test bed's moto servers).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def serialized_dynamodb(app: WsgiApp) -> WsgiApp:
+    """``app`` with every DynamoDB request (``X-Amz-Target: DynamoDB...``) run under one lock."""
+    lock = threading.Lock()
+
+    def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            with lock:
+                return list(app(environ, start_response))
+        return app(environ, start_response)
+
+    return serialized
+
+
+def moto_app() -> WsgiApp:
+    """moto's own WSGI app (every service), DynamoDB serialized."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return serialized_dynamodb(DomainDispatcherApplication(create_backend_app))
+
+
+@contextmanager
+def threaded_moto(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """:func:`moto_app` served on a thread of this process (``port`` 0: the OS picks); yields its URL."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, moto_app(), threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="embedded-moto", daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()
