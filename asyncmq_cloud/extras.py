@@ -29,6 +29,7 @@ EXTRA_OF_MODULE = {
     "uvicorn": "dashboard",
     "moto": "demo",
     "rich": "demo",
+    "werkzeug": "demo",  # the embedded moto server (commands/demo/_moto.py)
     "localstack_client": "localstack",
     "prometheus_client": "metrics",
     "opentelemetry": "otel",

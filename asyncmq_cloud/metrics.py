@@ -28,9 +28,11 @@ from asyncmq_cloud import observe
 from asyncmq_cloud.extras import missing_extra
 
 try:
-    from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
     from prometheus_client.core import GaugeMetricFamily, Metric
     from prometheus_client.registry import Collector
+
+    from asyncmq_cloud._tallies import Tallies
 except ModuleNotFoundError as _exc:  # pragma: no cover - exercised in a subprocess (tests/unit)
     _error = missing_extra(_exc, "Prometheus metrics")
     if _error is _exc:
@@ -65,10 +67,11 @@ class PrometheusObserver:
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.registry = registry
+        self._tallies = tallies = Tallies()  # one lock for every update (decision 67)
         job = ["queue", "task"]
 
-        def counter(name: str, doc: str, labels: Sequence[str] = job) -> Counter:
-            return Counter(name, doc, labels, registry=registry)
+        def counter(name: str, doc: str, labels: Sequence[str] = job) -> Any:
+            return tallies.counter(name, doc, labels)
 
         self.enqueued = counter("asyncmq_jobs_enqueued", "Jobs added (plain, bulk, delayed, flow).")
         self.started = counter("asyncmq_jobs_started", "Jobs claimed for a run.")
@@ -79,36 +82,28 @@ class PrometheusObserver:
         self.dropped = counter(
             "asyncmq_references_dropped", "References acked without a run, by reason.", ["queue", "reason"]
         )
-        self.run_seconds = Histogram(
-            "asyncmq_job_run_seconds", "Run time, claim to end.", job, buckets=RUN_BUCKETS, registry=registry
+        self.run_seconds = tallies.histogram("asyncmq_job_run_seconds", "Run time, claim to end.", job, RUN_BUCKETS)
+        self.wait_seconds = tallies.histogram(
+            "asyncmq_job_wait_seconds", "Due (added, or the end of its delay) to claimed.", ["queue"], WAIT_BUCKETS
         )
-        self.wait_seconds = Histogram(
-            "asyncmq_job_wait_seconds",
-            "Due (added, or the end of its delay) to claimed.",
-            ["queue"],
-            buckets=WAIT_BUCKETS,
-            registry=registry,
-        )
-        self.lateness_seconds = Histogram(
+        self.lateness_seconds = tallies.histogram(
             "asyncmq_delayed_handover_lateness_seconds",
             "Due time of a delayed job to its hand-over by a scanner.",
             ["queue"],
-            buckets=WAIT_BUCKETS,
-            registry=registry,
+            WAIT_BUCKETS,
         )
         self.calls = counter(
             "asyncmq_backend_calls", "Calls to the services, by outcome.", ["service", "operation", "outcome"]
         )
-        self.call_seconds = Histogram(
+        self.call_seconds = tallies.histogram(
             "asyncmq_backend_call_seconds",
             "Latency of the calls to the services.",
             ["service", "operation"],
-            buckets=CALL_BUCKETS,
-            registry=registry,
+            CALL_BUCKETS,
         )
+        registry.register(tallies)
         self._running = _RunningCollector()
         registry.register(self._running)
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     def watch(self, backend: RunningSource) -> None:
         """Report ``asyncmq_jobs_running`` for ``backend`` (held weakly; read at each scrape, in memory)."""
@@ -117,19 +112,9 @@ class PrometheusObserver:
     def close(self) -> None:
         """Unsubscribe and unregister every metric (idempotent)."""
         observe.unsubscribe(self)
-        with contextlib.suppress(KeyError):
-            counters: list[Collector] = [self.enqueued, self.started, *self.ended.values(), self.calls]
-            others = [self.dead_lettered, self.dropped, self.run_seconds, self.wait_seconds, self.lateness_seconds]
-            for collector in [*counters, *others, self.call_seconds, self._running]:
+        for collector in (self._tallies, self._running):
+            with contextlib.suppress(KeyError):
                 self.registry.unregister(collector)
-
-    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
-        """``metric.labels(*labels)``, looked up once: ``labels()`` costs more than the update."""
-        key = (id(metric), labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
 
     # -- observe.Observer ---------------------------------------------------------------
     def jobs_adding(self, queue: str, payloads: Sequence[dict[str, Any]]) -> None:
@@ -137,30 +122,34 @@ class PrometheusObserver:
 
     def jobs_enqueued(self, queue: str, tasks: Sequence[str]) -> None:
         for task in tasks:
-            self._child(self.enqueued, queue, task).inc()
+            self._tallies.inc(self.enqueued, (queue, task))
 
     def job_started(self, queue: str, job: dict[str, Any], waited: float | None) -> None:
-        self._child(self.started, queue, observe.task_of(job)).inc()
-        if waited is not None:
-            self._child(self.wait_seconds, queue).observe(waited)
+        labels = (queue, observe.task_of(job))
+        if waited is None:
+            self._tallies.inc(self.started, labels)
+        else:
+            self._tallies.inc_and_observe(self.started, labels, self.wait_seconds, (queue,), waited)
 
     def job_ended(self, queue: str, job_id: str, task: str, outcome: str, ran: float | None) -> None:
-        self._child(self.ended[outcome], queue, task).inc()
-        if ran is not None:
-            self._child(self.run_seconds, queue, task).observe(ran)
+        if ran is None:
+            self._tallies.inc(self.ended[outcome], (queue, task))
+        else:
+            self._tallies.inc_and_observe(self.ended[outcome], (queue, task), self.run_seconds, (queue, task), ran)
 
     def reference_dropped(self, queue: str, reason: str) -> None:
-        self._child(self.dropped, queue, reason).inc()
+        self._tallies.inc(self.dropped, (queue, reason))
 
     def reference_dead_lettered(self, queue: str) -> None:
-        self._child(self.dead_lettered, queue).inc()
+        self._tallies.inc(self.dead_lettered, (queue,))
 
     def delayed_handed_over(self, queue: str, lateness: float) -> None:
-        self._child(self.lateness_seconds, queue).observe(lateness)
+        self._tallies.observe(self.lateness_seconds, (queue,), lateness)
 
     def backend_call(self, service: str, operation: str, outcome: str, seconds: float) -> None:
-        self._child(self.calls, service, operation, outcome).inc()
-        self._child(self.call_seconds, service, operation).observe(seconds)
+        self._tallies.inc_and_observe(
+            self.calls, (service, operation, outcome), self.call_seconds, (service, operation), seconds
+        )
 
 
 class _RunningCollector(Collector):

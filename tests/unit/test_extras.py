@@ -37,6 +37,7 @@ MODULE_OF_DIST = {
     "redis": "redis",
     "uvicorn": "uvicorn",
     "moto": "moto",
+    "werkzeug": "werkzeug",
     "rich": "rich",
     "localstack-client": "localstack_client",
     "prometheus_client": "prometheus_client",
