@@ -57,8 +57,10 @@ class LifecycleConfig(_Model):
     """Knobs of the job lifecycle that every backend shares.
 
     Attributes:
-        receive_wait: longest wait (s) of one transport receive; bounds how long a
-            stopping worker waits for an idle poll to return.
+        receive_wait: longest wait (s) of one transport receive (an SQS long poll, a
+            Kafka buffer wait, DynamoDB's idle polling); a message arriving ends it at
+            once, and a draining worker ends it at once (``core/receives.py``). 20 s: an
+            idle SQS worker makes one receive per 20 s.
         prefetch: most references one receive takes; the rest of a receive is
             buffered for the next ``dequeue`` calls of the same worker. A receive
             never takes more than the free capacity of the workers registered
@@ -87,9 +89,19 @@ class LifecycleConfig(_Model):
             heartbeat is older than this (its worker died); a younger one is put
             back on the broker until the lease runs out. 0 = never take over
             (only AsyncMQ's stalled-job checker recovers such jobs).
+        delay_scan_interval: seconds between two delay-store reads of a queue by
+            ``promote_due_delayed`` (AsyncMQ's scanner calls it every ``scan_interval``;
+            the calls in between answer without a read). A job delayed or retried
+            through this backend wakes the scan at its due time; one delayed by another
+            process is handed over at most this late. 0 = read on every call.
+        repeatables_refresh: seconds a read that found no repeatable on a queue answers
+            AsyncMQ's repeatable scheduler (its lock and both reads, every
+            ``scan_interval``) without a store call. A change through this backend ends
+            it at once; a repeatable added through another process to a queue that had
+            none is first seen at most this late. 0 = read on every pass.
     """
 
-    receive_wait: float = Field(1.0, ge=0, le=20)
+    receive_wait: float = Field(20.0, ge=0, le=20)
     prefetch: int = Field(10, ge=1, le=10)
     visibility_extension: float = Field(60.0, gt=0, le=43_200)
     promote_batch: int = Field(100, ge=1, le=10_000)
@@ -101,3 +113,5 @@ class LifecycleConfig(_Model):
     deregister_timeout: float = Field(2.0, gt=0, le=30)
     worker_ttl: float = Field(0.0, ge=0)
     lease_timeout: float = Field(60.0, ge=0)
+    delay_scan_interval: float = Field(2.0, ge=0, le=60)
+    repeatables_refresh: float = Field(10.0, ge=0, le=300)

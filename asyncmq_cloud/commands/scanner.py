@@ -65,7 +65,7 @@ async def run_scanner(
         busy = False
         for queue in queues:
             try:
-                moved = await backend.promote_due_delayed(queue)
+                moved = await backend.promote_due_now(queue)  # every pass reads: --interval is the cadence
             except Exception:
                 stats.errors += 1
                 logger.exception("scanner pass failed for queue %r; retrying after %ss", queue, interval)

@@ -11,7 +11,7 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from asyncmq.backends.base import DelayedInfo
@@ -60,6 +60,48 @@ class StoreLock:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.release()
+
+
+#: The key of AsyncMQ's repeatable-scheduler lock of a queue (``asyncmq.schedulers``).
+SCHEDULER_LOCK = ("asyncmq:", ":repeatable-scheduler")
+
+
+def scheduler_queue(key: str) -> str | None:
+    """The queue whose repeatable-scheduler lock ``key`` is, else None."""
+    head, tail = SCHEDULER_LOCK
+    if key.startswith(head) and key.endswith(tail) and len(key) > len(head) + len(tail):
+        return key[len(head) : -len(tail)]
+    return None
+
+
+class LocalPasses(Protocol):
+    """What :class:`SchedulerLock` asks (``core.repeatables.Repeatables``)."""
+
+    async def local_pass(self, queue: str) -> bool: ...
+    def end_local_pass(self, queue: str) -> None: ...
+
+
+class SchedulerLock(StoreLock):
+    """AsyncMQ's repeatable-scheduler lock of ``queue``: taken in process, without a store
+    call, while the queue is known to have no repeatable (``Repeatables.local_pass``);
+    the store lock otherwise."""
+
+    def __init__(self, store: StateStore, key: str, ttl: float, queue: str, passes: LocalPasses) -> None:
+        super().__init__(store, key, ttl)
+        self._queue, self._passes, self._local = queue, passes, False
+
+    async def try_acquire(self) -> bool:
+        if await self._passes.local_pass(self._queue):
+            self._local = True
+            return True
+        return await super().try_acquire()
+
+    async def release(self) -> bool:
+        if self._local:
+            self._local = False
+            self._passes.end_local_pass(self._queue)
+            return True
+        return await super().release()
 
 
 class JobAdmin:

@@ -31,7 +31,7 @@ from asyncmq.core.event import event_emitter
 from asyncmq.core.inspection import JobInspectionPage
 
 from asyncmq_cloud.config import LifecycleConfig
-from asyncmq_cloud.core.admin import JobAdmin, StoreLock
+from asyncmq_cloud.core.admin import JobAdmin, SchedulerLock, StoreLock, scheduler_queue
 from asyncmq_cloud.core.protocols import DelayStore, StateStore, StateSummary, Transport
 from asyncmq_cloud.core.registry import PauseFlags, WorkerRegistry
 from asyncmq_cloud.core.repeatables import Repeatables
@@ -350,6 +350,11 @@ class BackendCore(BaseBackend):
     # -- locks, events, health -------------------------------------------------------------
     @lazily_started
     async def create_lock(self, key: str, ttl: int) -> StoreLock:
+        """A store lock; AsyncMQ's repeatable-scheduler lock of a queue with no repeatable is
+        taken in process (``core/repeatables.py``, ``LifecycleConfig.repeatables_refresh``)."""
+        queue = scheduler_queue(key)
+        if queue is not None:
+            return SchedulerLock(self.store, key, float(ttl), queue, self._repeatables)
         return StoreLock(self.store, key, float(ttl))
 
     async def emit_event(self, event: str, data: dict[str, Any]) -> None:

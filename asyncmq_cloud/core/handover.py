@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 import uuid
@@ -35,6 +36,8 @@ from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import JobRecord
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
+#: Due times of parked ids remembered per queue (:meth:`HandOver._park`); past it, regular scans.
+MAX_PARKED = 10_000
 #: AsyncMQ priorities of the jobs of a send, one per id (``None``: unknown, read if lanes need them).
 Priorities = Sequence[object] | None
 
@@ -55,6 +58,10 @@ class HandOver:
         self._parts = parts
         #: Queue -> time of its last repair pass (the first promotion only starts the clock).
         self._last_repair: dict[str, float] = {}
+        #: Queue -> earliest time its next throttled promotion reads the delay store (:meth:`promote_due`).
+        self._next_scan: dict[str, float] = {}
+        #: Queue -> due times (a heap) of the ids parked in the delay store by this process.
+        self._parked: dict[str, list[float]] = {}
         self._token = uuid.uuid4().hex  # holds the per-queue re-send lock
 
     @property
@@ -113,6 +120,25 @@ class HandOver:
                 except Exception:  # the first error is the one to report
                     logger.warning("could not undo job %s/%s after a failed %s", queue, job_id, what, exc_info=True)
 
+    async def _park(self, queue: str, job_id: str, run_at: float) -> None:
+        """Put ``job_id`` in the delay store due at ``run_at``; this process's next scan of
+        ``queue`` reads the store by then (``delay_scan_interval`` does not hold it back)."""
+        await self._parts.delay_store.schedule(queue, job_id, run_at)
+        parked = self._parked.setdefault(queue, [])
+        if len(parked) < MAX_PARKED:  # past it, the ids wait for the regular scans
+            heapq.heappush(parked, run_at)
+        if run_at < self._next_scan.get(queue, run_at):
+            self._next_scan[queue] = run_at
+
+    def _schedule_next_scan(self, queue: str, now: float, more: bool) -> None:
+        """After a read at ``now``: the next one ``delay_scan_interval`` later, at once if the
+        read filled a batch, or when the next id parked here is due, whichever comes first."""
+        parked = self._parked.get(queue, [])
+        while parked and parked[0] <= now:
+            heapq.heappop(parked)
+        next_scan = now if more else now + self._parts.config.delay_scan_interval
+        self._next_scan[queue] = min(next_scan, parked[0]) if parked else next_scan
+
     async def hand_over(self, queue: str, job_ids: Sequence[str], priorities: Priorities = None) -> None:
         """Send the references of jobs a transition just made ``waiting``; never strand them.
 
@@ -133,7 +159,7 @@ class HandOver:
             )
             now = time.time()
             for job_id in job_ids:
-                await self._parts.delay_store.schedule(queue, job_id, now)
+                await self._park(queue, job_id, now)
 
     async def schedule(self, queue: str, job_ids: Sequence[str], run_at: float, priorities: Priorities = None) -> None:
         """Hand delayed ids to the broker (native delay) or to the delay store.
@@ -151,18 +177,28 @@ class HandOver:
             except Exception as exc:  # the delay store holds them instead
                 logger.warning("could not send %d delayed reference(s) of %r (%s)", len(job_ids), queue, exc)
         for job_id in job_ids:
-            await self._parts.delay_store.schedule(queue, job_id, run_at)
+            await self._park(queue, job_id, run_at)
 
-    async def promote_due(self, queue: str) -> list[dict[str, Any]]:
-        """Move due delayed jobs to ``waiting`` and send them; exactly once per job."""
+    async def promote_due(self, queue: str, throttled: bool = True) -> list[dict[str, Any]]:
+        """Move due delayed jobs to ``waiting`` and send them; exactly once per job.
+
+        ``throttled``: read the delay store at most every ``delay_scan_interval`` (AsyncMQ's
+        scanner calls this every ``scan_interval`` on every worker), sooner when a job
+        parked here is due or the last read filled a batch; a call in between answers
+        ``[]`` without a store call (decision 68).
+        """
         config = self._parts.config
         now = time.time()
-        due = await self._parts.delay_store.claim_due(queue, now, config.promote_batch)
-        ids = [job_id for job_id, _ in due]
-        observe.delayed_handed_over(queue, [run_at for _, run_at in due], now)
         # The first call only starts the clock: a repair pass reads every delayed
         # record, so it runs once per repair_interval, not on every worker start.
-        if now - self._last_repair.setdefault(queue, now) < config.repair_interval:
+        repair = now - self._last_repair.setdefault(queue, now) >= config.repair_interval
+        if throttled and not repair and now < self._next_scan.get(queue, now):
+            return []
+        due = await self._parts.delay_store.claim_due(queue, now, config.promote_batch)
+        self._schedule_next_scan(queue, now, len(due) >= config.promote_batch)
+        ids = [job_id for job_id, _ in due]
+        observe.delayed_handed_over(queue, [run_at for _, run_at in due], now)
+        if not repair:
             return await self._promote(queue, ids)
         self._last_repair[queue] = now
         try:
@@ -251,7 +287,7 @@ class HandOver:
             # next pass retries them instead of waiting for the repair pass.
             now = time.time()
             for job_id in ids:
-                await self._parts.delay_store.schedule(queue, job_id, now)
+                await self._park(queue, job_id, now)
             raise
         moved = await self._parts.store.promote(queue, ids)
         return [{"id": job_id, "status": State.WAITING} for job_id in moved]

@@ -25,6 +25,7 @@ from asyncmq import monkay
 from asyncmq_cloud import observe
 from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import Components
+from asyncmq_cloud.core.receives import Receives
 from asyncmq_cloud.core.records import Delivery, JobRecord, Lease
 from asyncmq_cloud.core.registry import PausedCheck, WorkerRegistry, never_paused
 from asyncmq_cloud.core.resilience import UNBOUNDED_LEASE_WINDOW
@@ -34,7 +35,6 @@ from asyncmq_cloud.errors import InvalidNameError, PermanentError, TransientErro
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
 #: Seconds between two log lines about references to jobs that do not exist.
 UNKNOWN_LOG_INTERVAL = 60.0
-
 #: Lease renewal period when ``lease_timeout`` is 0 (no take-over): still extends broker leases.
 LEASE_RENEW_SECONDS = 20.0
 
@@ -67,8 +67,8 @@ class LeaseKeeper:
         #: The running keeper task of the current event loop, if any.
         self.task: asyncio.Task[None] | None = None
         self._stopped = False
-        #: Set by ``drain``: no job is claimed any more; what a receive in flight got goes back.
-        self.stopping = False
+        #: Set by ``drain``: no job is claimed any more; a receive in flight ends (``receives``).
+        self.stopping, self.receives = False, Receives()
         #: References dropped because no job with their id exists (removed, or never written).
         self.unknown_references = 0
         self._heartbeat_warned_at = 0.0
@@ -86,7 +86,7 @@ class LeaseKeeper:
         buffered = self.buffer.setdefault(queue, deque())
         if not buffered:
             want = self.receive_size(queue)
-            buffered.extend(await parts.transport.receive(queue, want, parts.config.receive_wait))
+            buffered.extend(await self.receives.wait(parts.transport.receive(queue, want, parts.config.receive_wait)))
         if buffered and await paused(queue, False):
             await self.return_buffered(queues=(queue,))
             return None

@@ -64,6 +64,8 @@ logger = logging.getLogger("asyncmq_cloud.lifecycle")
 
 #: Longest retry (s) of the cancel-flag read of a running job before the run goes on.
 CANCEL_READ_WINDOW = 10.0
+#: Longest pause (s) of ``dequeue`` after an outage error (``receive_wait`` if shorter).
+OUTAGE_PAUSE = 1.0
 
 
 class CloudBackend(WorkerStops, BackendCore):
@@ -188,13 +190,13 @@ class CloudBackend(WorkerStops, BackendCore):
     # -- dequeue / ack -----------------------------------------------------------------
     async def dequeue(self, queue_name: str) -> dict[str, Any] | None:
         """The next claimed job, or None. A :class:`TransientError` (broker or store outage) is
-        logged and answered with None after a pause of ``receive_wait``: AsyncMQ 0.10.1's worker
+        logged and answered with None after a pause (``receive_wait``, at most 1 s): AsyncMQ 0.10.1's worker
         loop does not catch dequeue errors, so raising would end the worker (decision 37)."""
         try:
             job = await self._dequeue(queue_name)
         except TransientError as exc:
             self._outage.failed(queue_name, exc)
-            await asyncio.sleep(self.config.receive_wait)
+            await asyncio.sleep(min(self.config.receive_wait, OUTAGE_PAUSE))
             return None
         self._outage.recovered(queue_name)
         return job
@@ -256,8 +258,15 @@ class CloudBackend(WorkerStops, BackendCore):
     # -- delayed jobs -----------------------------------------------------------------
     @lazily_started
     async def promote_due_delayed(self, queue_name: str) -> list[dict[str, Any]]:
-        """Move due delayed jobs to ``waiting`` and send them; exactly once per job (``HandOver.promote_due``)."""
+        """Move due delayed jobs to ``waiting`` and send them; exactly once per job (``HandOver.promote_due``).
+        Reads the delay store at most every ``config.delay_scan_interval`` (AsyncMQ's scanner
+        calls it every ``scan_interval``), sooner when a job parked through this backend is due."""
         return await self._handover.promote_due(queue_name)
+
+    @lazily_started
+    async def promote_due_now(self, queue_name: str) -> list[dict[str, Any]]:
+        """:meth:`promote_due_delayed` reading the delay store on every call (``asyncmq-cloud scanner``)."""
+        return await self._handover.promote_due(queue_name, throttled=False)
 
     @lazily_started
     async def pop_due_delayed(self, queue_name: str) -> list[dict[str, Any]]:

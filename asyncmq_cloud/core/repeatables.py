@@ -4,6 +4,13 @@ AsyncMQ's scheduler calls ``get_due_repeatables`` and then, right away,
 ``list_repeatables`` on every pass. The second call reuses the first one's read
 (once, if younger than :data:`REPEATABLES_REUSE_SECONDS` and no repeatable of the
 queue changed through this backend in between): one store read per pass.
+
+Most queues have no repeatable, and the scheduler still takes its store lock and
+reads every ``scan_interval`` on every worker. A read that found none makes the
+queue *idle* for ``LifecycleConfig.repeatables_refresh`` seconds (a change through
+this backend ends it at once): the scheduler's lock (:class:`SchedulerLock`) is
+then taken in process and its pass answers ``[]`` without a store call. Nothing can
+fire twice: a pass answered here fires nothing.
 """
 
 from __future__ import annotations
@@ -36,11 +43,49 @@ class Repeatables:
     def __init__(self, parts: Components) -> None:
         self._parts = parts
         self._read: dict[str, tuple[list[RepeatableRecord], float]] = {}
+        #: Queue -> when (monotonic) a read found no repeatable on it (dropped by any change here).
+        self._none_since: dict[str, float] = {}
+        #: Queues whose current scheduler pass took its lock in process (:meth:`local_pass`).
+        self._local: set[str] = set()
+
+    def _changed(self, queue: str) -> None:
+        self._read.pop(queue, None)
+        self._none_since.pop(queue, None)
+
+    def _seen(self, queue: str, records: list[RepeatableRecord]) -> None:
+        if records:
+            self._none_since.pop(queue, None)
+        else:
+            self._none_since.setdefault(queue, time.monotonic())
+
+    async def local_pass(self, queue: str) -> bool:
+        """Whether the scheduler's pass on ``queue`` can be answered here; if so it begins.
+
+        True while a read younger than ``repeatables_refresh`` found no repeatable on
+        ``queue`` and nothing changed through this backend since, or when a read made now
+        finds none (one call instead of the lock, the read and the release); the pass's
+        ``get_due_repeatables`` then answers ``[]`` without a read.
+        """
+        refresh = self._parts.config.repeatables_refresh
+        since = self._none_since.get(queue)
+        if since is None or time.monotonic() - since >= refresh:
+            self._none_since.pop(queue, None)
+            if refresh <= 0:
+                return False
+            records = await self._parts.store.list_repeatables(queue)
+            self._seen(queue, records)
+            if records:
+                return False
+        self._local.add(queue)
+        return True
+
+    def end_local_pass(self, queue: str) -> None:
+        self._local.discard(queue)
 
     async def upsert(self, queue: str, job_def: dict[str, Any]) -> float:
         clean = normalize_repeatable_job_def(job_def)
         next_run = float(compute_next_run(clean))
-        self._read.pop(queue, None)
+        self._changed(queue)
         await self._parts.store.put_repeatable(queue, RepeatableRecord(repeatable_identity(clean), clean, next_run))
         return next_run
 
@@ -50,16 +95,22 @@ class Repeatables:
             records = reused[0]
         else:
             records = await self._parts.store.list_repeatables(queue)
+            self._seen(queue, records)
         return [_info(r) for r in records]
 
     async def due(self, queue: str) -> list[RepeatableInfo]:
+        if queue in self._local:  # the pass's lock was taken here: the queue has none (see local_pass)
+            self._local.discard(queue)
+            self._read[queue] = ([], time.monotonic())
+            return []
         records = await self._parts.store.list_repeatables(queue)
+        self._seen(queue, records)
         self._read[queue] = (records, time.monotonic())
         now = time.time()
         return [_info(r) for r in records if not r.paused and r.next_run <= now]
 
     async def advance(self, queue: str, job_def: dict[str, Any]) -> float:
-        self._read.pop(queue, None)
+        self._changed(queue)
         clean = normalize_repeatable_job_def(job_def)
         next_run = float(compute_next_run(clean))
         # Conditional: a pause or remove that landed since get_due_repeatables stays (never written back).
@@ -89,7 +140,7 @@ class Repeatables:
         return matches[0] if matches else None
 
     async def remove(self, queue: str, job_def: dict[str, Any] | str) -> None:
-        self._read.pop(queue, None)
+        self._changed(queue)
         if isinstance(job_def, str):
             key = job_def
         else:
@@ -98,14 +149,14 @@ class Repeatables:
         await self._parts.store.delete_repeatable(queue, key)
 
     async def pause(self, queue: str, job_def: dict[str, Any]) -> None:
-        self._read.pop(queue, None)
+        self._changed(queue)
         record = await self.find(queue, job_def)
         if record is not None:
             record.paused = True
             await self._parts.store.put_repeatable(queue, record)
 
     async def resume(self, queue: str, job_def: dict[str, Any]) -> float:
-        self._read.pop(queue, None)
+        self._changed(queue)
         record = await self.find(queue, job_def)
         if record is None:
             raise KeyError(f"Repeatable job not found: {job_def}")

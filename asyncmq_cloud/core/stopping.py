@@ -16,9 +16,11 @@ class WorkerStops:
     _leases: LeaseKeeper
 
     async def drain(self) -> None:
-        """Stop taking jobs: ``dequeue`` answers None from now on, a receive or claim in flight
-        gives back what it got, and the prefetched references go back to the broker at once."""
+        """Stop taking jobs: ``dequeue`` answers None from now on, a receive in flight ends at
+        once (a long poll is not waited out), a claim in flight gives back what it got, and the
+        prefetched references go back to the broker at once."""
         self._leases.stopping = True
+        self._leases.receives.interrupt()
         await self._leases.return_buffered(RELEASE_TIMEOUT)  # bounded: a broker away must not eat the grace
 
     @property

@@ -75,6 +75,7 @@ class KafkaTransportConfig(_Model):
             before the member leaves the group.
         fetch_max_wait_ms: how long the broker holds an empty fetch (an idle consumer polls this
             often; a record that arrives is answered at once, so it is not pick-up latency).
+            Must be below ``request_timeout_ms``; left unset, it is at most half of it.
         security_protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
         sasl_mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
         sasl_username: SASL PLAIN/SCRAM user name.
@@ -110,7 +111,7 @@ class KafkaTransportConfig(_Model):
     session_timeout_ms: int = Field(10_000, ge=1000, le=1_800_000)
     heartbeat_interval_ms: int = Field(3_000, ge=100, le=600_000)
     max_poll_interval_ms: int = Field(300_000, ge=1000, le=3_600_000)
-    fetch_max_wait_ms: int = Field(500, ge=0, le=30_000)
+    fetch_max_wait_ms: int = Field(5000, ge=0, le=30_000)
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None
     sasl_username: str | None = None
@@ -140,6 +141,16 @@ class KafkaTransportConfig(_Model):
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"bootstrap_servers must be HOST[:PORT][,HOST[:PORT]...], not {server!r}")
         return value
+
+    @model_validator(mode="after")
+    def _fetch_wait_below_request_timeout(self) -> KafkaTransportConfig:
+        # Unset, the wait follows a short request_timeout_ms (consumer_kwargs); set, it must fit.
+        if "fetch_max_wait_ms" in self.model_fields_set and self.fetch_max_wait_ms >= self.request_timeout_ms:
+            raise ValueError(
+                "fetch_max_wait_ms must be lower than request_timeout_ms: the broker holds an empty fetch "
+                "that long, and a request that outlives request_timeout_ms fails"
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaTransportConfig:
@@ -278,6 +289,7 @@ def consumer_kwargs(config: KafkaTransportConfig, common: dict[str, Any], queue:
         "session_timeout_ms": c.session_timeout_ms,
         "heartbeat_interval_ms": c.heartbeat_interval_ms,
         "max_poll_interval_ms": c.max_poll_interval_ms,
-        "fetch_max_wait_ms": c.fetch_max_wait_ms,
+        # the default wait (5 s) halves below a shorter request_timeout_ms: a held fetch must not time out
+        "fetch_max_wait_ms": min(c.fetch_max_wait_ms, c.request_timeout_ms // 2),
         **c.consumer_options,
     }

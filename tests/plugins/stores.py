@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from asyncmq.backends.memory import InMemoryBackend
 
+from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.delays.memory import MemoryDelayStore
 from asyncmq_cloud.stores.memory import MemoryStateStore
@@ -85,7 +86,9 @@ BACKENDS = [
 
 async def _cloud(store: Any, native_delay: float, delay_store: Any = None) -> AsyncIterator[CloudBackend]:
     # Not closed here: the store fixtures own the stores (and clean them up).
-    cloud = CloudBackend(store, MemoryTransport(max_native_delay=native_delay), delay_store or MemoryDelayStore())
+    transport = MemoryTransport(max_native_delay=native_delay)
+    # receive_wait 0.5: the contract tests play the worker loop in one task (promote, then dequeue)
+    cloud = CloudBackend(store, transport, delay_store or MemoryDelayStore(), config=LifecycleConfig(receive_wait=0.5))
     await cloud.start()
     yield cloud
 

@@ -23,7 +23,12 @@ from asyncmq_cloud.errors import (
     ResourceMissingError,
     TransientError,
 )
-from asyncmq_cloud.transports._kafka_config import MAX_TOPIC_NAME_LENGTH, KafkaTransportConfig, client_kwargs
+from asyncmq_cloud.transports._kafka_config import (
+    MAX_TOPIC_NAME_LENGTH,
+    KafkaTransportConfig,
+    client_kwargs,
+    consumer_kwargs,
+)
 from asyncmq_cloud.transports._kafka_consumer import PartitionTracker
 from asyncmq_cloud.transports._kafka_errors import kafka_errors, translate_kafka_error
 
@@ -137,12 +142,22 @@ def test_tracker_started_set_follows_finish() -> None:
         ({"sasl_mechanism": "GSSAPI", "security_protocol": "SASL_SSL"}, "sasl_mechanism"),
         ({"commit_interval": 0}, "commit_interval"),
         ({"no_such_option": 1}, "no_such_option"),
+        ({"request_timeout_ms": 5000, "fetch_max_wait_ms": 5000}, "fetch_max_wait_ms must be lower"),
     ],
 )
 def test_config_errors_name_the_rule(options: dict[str, Any], rule: str) -> None:
     with pytest.raises(ConfigurationError, match="invalid KafkaTransportConfig") as info:
         KafkaTransportConfig.build(**options)
     assert rule in str(info.value)
+
+
+def test_the_default_fetch_wait_stays_below_a_short_request_timeout() -> None:
+    """A fetch the broker holds longer than ``request_timeout_ms`` fails; the default wait halves instead."""
+    assert consumer_kwargs(KafkaTransportConfig.build(), {}, "q")["fetch_max_wait_ms"] == 5000
+    short = KafkaTransportConfig.build(request_timeout_ms=5000)
+    assert consumer_kwargs(short, {}, "q")["fetch_max_wait_ms"] == 2500
+    chosen = KafkaTransportConfig.build(request_timeout_ms=5000, fetch_max_wait_ms=1000)
+    assert consumer_kwargs(chosen, {}, "q")["fetch_max_wait_ms"] == 1000
 
 
 def test_valid_security_settings_build() -> None:
