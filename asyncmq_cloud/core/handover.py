@@ -36,6 +36,10 @@ from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import JobRecord
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
+#: Default seconds between two delay-store reads of a queue (``delay_scan_interval`` unset).
+DELAY_SCAN = 2.0
+#: ... on a broker that holds delays itself (SQS: up to 15 minutes).
+NATIVE_DELAY_SCAN = 5.0
 #: Due times of parked ids remembered per queue (:meth:`HandOver._park`); past it, regular scans.
 MAX_PARKED = 10_000
 #: AsyncMQ priorities of the jobs of a send, one per id (``None``: unknown, read if lanes need them).
@@ -130,13 +134,22 @@ class HandOver:
         if run_at < self._next_scan.get(queue, run_at):
             self._next_scan[queue] = run_at
 
+    @property
+    def scan_interval(self) -> float:
+        """``delay_scan_interval``; unset: :data:`NATIVE_DELAY_SCAN` when the broker holds delays of
+        at least a minute itself (few jobs enter the delay store), else :data:`DELAY_SCAN`."""
+        configured = self._parts.config.delay_scan_interval
+        if configured is not None:
+            return configured
+        return NATIVE_DELAY_SCAN if self._parts.transport.capabilities.max_native_delay >= 60 else DELAY_SCAN
+
     def _schedule_next_scan(self, queue: str, now: float, more: bool) -> None:
         """After a read at ``now``: the next one ``delay_scan_interval`` later, at once if the
         read filled a batch, or when the next id parked here is due, whichever comes first."""
         parked = self._parked.get(queue, [])
         while parked and parked[0] <= now:
             heapq.heappop(parked)
-        next_scan = now if more else now + self._parts.config.delay_scan_interval
+        next_scan = now if more else now + self.scan_interval
         self._next_scan[queue] = min(next_scan, parked[0]) if parked else next_scan
 
     async def hand_over(self, queue: str, job_ids: Sequence[str], priorities: Priorities = None) -> None:

@@ -215,3 +215,14 @@ async def test_cancelling_the_caller_still_cancels_the_long_poll() -> None:
             await dequeue
     finally:
         await backend.close()
+
+
+def test_the_default_scan_interval_is_longer_where_the_broker_holds_delays() -> None:
+    def interval(native: float, **config: Any) -> float:
+        transport = MemoryTransport(max_native_delay=native)
+        backend = CloudBackend(MemoryStateStore(), transport, MemoryDelayStore(), config=LifecycleConfig(**config))
+        return backend._handover.scan_interval
+
+    assert interval(900.0) == 5.0, "SQS: only delays beyond 15 minutes enter the delay store"
+    assert interval(0.0) == 2.0, "Kafka, DynamoDBBackend: every delay is in the delay store"
+    assert interval(900.0, delay_scan_interval=0.5) == 0.5
