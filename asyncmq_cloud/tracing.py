@@ -60,7 +60,7 @@ def _attributes(queue: str, operation: str, payload: dict[str, Any]) -> dict[str
     }
 
 
-class TracingObserver:
+class TracingObserver(observe.BaseObserver):
     """Spans for adds, claims and runs, and the context carried between them.
 
     Args:
@@ -111,12 +111,6 @@ class TracingObserver:
         if outcome in ("failed", "expired"):
             span.set_status(Status(StatusCode.ERROR, outcome))
         span.end()
-
-    def jobs_enqueued(self, queue: str, tasks: Sequence[str]) -> None: ...
-    def reference_dropped(self, queue: str, reason: str) -> None: ...
-    def reference_dead_lettered(self, queue: str) -> None: ...
-    def delayed_handed_over(self, queue: str, lateness: float) -> None: ...
-    def backend_call(self, service: str, operation: str, outcome: str, seconds: float) -> None: ...
 
 
 _enabled: TracingObserver | None = None

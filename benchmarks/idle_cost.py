@@ -59,7 +59,7 @@ SERVICES = {
 }
 
 
-class Calls:
+class Calls(observe.BaseObserver):
     """Calls counted while :attr:`on`, by ``service.operation``."""
 
     def __init__(self) -> None:
@@ -70,18 +70,9 @@ class Calls:
         if self.on:
             self.counts[name] += 1
 
-    # observe.Observer: only the calls matter here
     def backend_call(self, service: str, operation: str, outcome: str, seconds: float) -> None:
         if service != "kafka":  # the consumer's local buffer polls; Kafka requests are counted at the connection
             self.add(f"{service}.{operation}")
-
-    def jobs_adding(self, *_: Any) -> None: ...
-    def jobs_enqueued(self, *_: Any) -> None: ...
-    def job_started(self, *_: Any) -> None: ...
-    def job_ended(self, *_: Any) -> None: ...
-    def reference_dropped(self, *_: Any) -> None: ...
-    def reference_dead_lettered(self, *_: Any) -> None: ...
-    def delayed_handed_over(self, *_: Any) -> None: ...
 
     @contextmanager
     def kafka_requests(self) -> Iterator[None]:

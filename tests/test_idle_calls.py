@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import Any
 
 from asyncmq_cloud import observe
 from asyncmq_cloud.config import LifecycleConfig
@@ -20,20 +19,12 @@ from tests.plugins.backend_sqs import redis_stores, sqs_backend
 QUEUE = "idle"
 
 
-class Receives:
+class Receives(observe.BaseObserver):
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
 
     def backend_call(self, service: str, operation: str, outcome: str, seconds: float) -> None:
         self.calls[f"{service}.{operation}"] += 1
-
-    def jobs_adding(self, *_: Any) -> None: ...
-    def jobs_enqueued(self, *_: Any) -> None: ...
-    def job_started(self, *_: Any) -> None: ...
-    def job_ended(self, *_: Any) -> None: ...
-    def reference_dropped(self, *_: Any) -> None: ...
-    def reference_dead_lettered(self, *_: Any) -> None: ...
-    def delayed_handed_over(self, *_: Any) -> None: ...
 
 
 async def test_an_idle_worker_long_polls_and_a_job_or_a_drain_ends_the_poll(
