@@ -28,7 +28,8 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][\w+.-]*://[^\s:/@]*:)[^\s@/]+@")
+#: The password runs to the ``@``: an unencoded ``/`` in it (``redis://u:pa/ss@h``) is masked too.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][\w+.-]*://[^\s:/@]*:)[^\s@]+@")
 _SECRET_QUERY = re.compile(
     r"(?i)(?P<head>[?&;](?:password|passwd|pass|secret|token|auth|key|sasl_password)=)[^&\s'\"]+"
 )

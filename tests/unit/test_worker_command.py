@@ -153,6 +153,9 @@ def test_no_secret_reaches_a_log_line(restore_logging: None) -> None:
     assert "s3cr3t" not in out and "pw123" not in out
     assert "redis://app:***@cache:6379/0?password=***&db=1" in out
     assert scrub("kafka://user:tok@b:9092 token=x") == "kafka://user:***@b:9092 token=x"  # bare words stay
+    # An unencoded "/" (or "?", "#") in a password: urlsplit would put part of it in the path.
+    assert scrub("redis://app:pa/ss?w#d@cache:6379/0") == "redis://app:***@cache:6379/0"
+    assert "pa/ss" not in scrub("connecting to redis://app:pa/ss@cache:6379/0 failed")
 
 
 # -- health endpoint -------------------------------------------------------------------
