@@ -45,6 +45,8 @@ class Repeatables:
         self._read: dict[str, tuple[list[RepeatableRecord], float]] = {}
         #: Queue -> when (monotonic) a read found no repeatable on it (dropped by any change here).
         self._none_since: dict[str, float] = {}
+        #: Queues whose last read found repeatables: their passes take the store lock without a read first.
+        self._some: set[str] = set()
         #: Queues whose current scheduler pass took its lock in process (:meth:`local_pass`).
         self._local: set[str] = set()
 
@@ -55,8 +57,10 @@ class Repeatables:
     def _seen(self, queue: str, records: list[RepeatableRecord]) -> None:
         if records:
             self._none_since.pop(queue, None)
+            self._some.add(queue)
         else:
             self._none_since.setdefault(queue, time.monotonic())
+            self._some.discard(queue)
 
     async def local_pass(self, queue: str) -> bool:
         """Whether the scheduler's pass on ``queue`` can be answered here; if so it begins.
@@ -64,9 +68,12 @@ class Repeatables:
         True while a read younger than ``repeatables_refresh`` found no repeatable on
         ``queue`` and nothing changed through this backend since, or when a read made now
         finds none (one call instead of the lock, the read and the release); the pass's
-        ``get_due_repeatables`` then answers ``[]`` without a read.
+        ``get_due_repeatables`` then answers ``[]`` without a read. A queue whose last read
+        (every pass reads it under the lock) found repeatables is not read first: False.
         """
         refresh = self._parts.config.repeatables_refresh
+        if queue in self._some:
+            return False
         since = self._none_since.get(queue)
         if since is None or time.monotonic() - since >= refresh:
             self._none_since.pop(queue, None)
