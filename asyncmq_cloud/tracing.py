@@ -93,13 +93,15 @@ class TracingObserver(observe.BaseObserver):
             self.job_ended(oldest[0], oldest[1], "", "abandoned", None)
         # One span per run, from the claim to the end: the claim is its start (a span of its
         # own per claim cost as much as the run's span, decision 64).
-        self.runs[(queue, str(payload.get("id")))] = self.tracer.start_span(
+        span = self.tracer.start_span(
             f"process {queue}",
             context=parent,
             kind=SpanKind.CONSUMER,
             attributes=_attributes(queue, "process", payload),
             start_time=int(claimed_at * 1e9),
         )
+        if span.is_recording():  # a span the sampler dropped has nothing to end (decision 69)
+            self.runs[(queue, str(payload.get("id")))] = span
         # Current in the calling task from here on: the run's task, created next, copies it.
         otel_context.attach(parent)
 

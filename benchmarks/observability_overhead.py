@@ -39,6 +39,7 @@ from asyncmq.runners import run_worker  # noqa: E402
 from asyncmq.tasks import task  # noqa: E402
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult  # noqa: E402
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from asyncmq_cloud import SQSBackend, metrics, tracing  # noqa: E402
@@ -67,7 +68,9 @@ class Dropped(SpanExporter):
         return None
 
 
-async def one_round(jobs: int, concurrency: int, redis_url: str, observed: bool, what: str = "both") -> dict[str, Any]:
+async def one_round(
+    jobs: int, concurrency: int, redis_url: str, observed: bool, what: str = "both", sampling: float = 1.0
+) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
     store = f"{redis_url}?prefix=ovh-{run}"
     exporter, provider, registry = Dropped(), None, None
@@ -75,7 +78,8 @@ async def one_round(jobs: int, concurrency: int, redis_url: str, observed: bool,
         registry = CollectorRegistry()
         metrics.enable(registry)
     if observed and what in ("both", "tracing"):
-        provider = TracerProvider()
+        # ParentBased: the run follows the add's decision, as with OTEL_TRACES_SAMPLER=parentbased_traceidratio.
+        provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(sampling)))
         provider.add_span_processor(BatchSpanProcessor(exporter))
         tracing.enable(provider)
     backend = SQSBackend(
@@ -149,6 +153,12 @@ def main() -> None:
         default="both",
         help="what the observed side turns on (none: an A/A run, the noise floor)",
     )
+    parser.add_argument(
+        "--sampling",
+        type=float,
+        default=1.0,
+        help="share of traces the tracer records (ParentBased(TraceIdRatioBased)); 1.0: every job",
+    )
     args = parser.parse_args()
     logging.getLogger("redis").setLevel(logging.WARNING)
     import services  # scripts/services.py
@@ -168,7 +178,9 @@ def main() -> None:
         results: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
         for i in range(args.rounds):
             for observed in (False, True) if i % 2 == 0 else (True, False):
-                outcome = asyncio.run(one_round(args.jobs, args.concurrency, str(redis_url), observed, args.observe))
+                outcome = asyncio.run(
+                    one_round(args.jobs, args.concurrency, str(redis_url), observed, args.observe, args.sampling)
+                )
                 results[observed].append(outcome)
                 print(f"round {i + 1}: {json.dumps(outcome)}", flush=True)
         off = statistics.median(r["jobs_per_s"] for r in results[False])
@@ -182,6 +194,7 @@ def main() -> None:
             "jobs": args.jobs,
             "rounds": args.rounds,
             "observed": args.observe,
+            "sampling": args.sampling,
             "off_jobs_per_s_median": round(off, 1),
             "on_jobs_per_s_median": round(on, 1),
             "ratio_on_over_off": round(on / off, 3),

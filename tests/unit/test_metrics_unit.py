@@ -193,6 +193,32 @@ def test_runs_that_never_end_here_do_not_pile_up(monkeypatch: pytest.MonkeyPatch
     assert {(s.attributes or {}).get("asyncmq.outcome") for s in ended} == {"abandoned"}
 
 
+def test_a_run_the_sampler_drops_is_not_kept_open() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from asyncmq_cloud import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.5)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    observer = tracing.TracingObserver(provider)
+    payloads = [{"id": f"j{i}", "task": "t"} for i in range(200)]
+    observer.jobs_adding("q", payloads)
+    sampled = [p["id"] for p in payloads if int(p[tracing.TRACE_KEY]["traceparent"][-2:], 16) & 1]  # W3C flags
+    assert 0 < len(sampled) < len(payloads), "the ratio sampler keeps some adds and drops others"
+    for payload in payloads:
+        observer.job_started("q", {**payload, "active_since": time.time()}, None)
+    assert sorted(job_id for _, job_id in observer.runs) == sorted(sampled), "the run follows the add's decision"
+    for payload in payloads:
+        observer.job_ended("q", payload["id"], "t", "completed", 0.0)
+    assert not observer.runs
+    runs = [s for s in exporter.get_finished_spans() if s.name == "process q"]
+    assert sorted((s.attributes or {}).get("messaging.message.id") for s in runs) == sorted(sampled)
+
+
 def test_a_failed_kafka_call_is_observed_with_its_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
     """What ``KafkaTransport.send`` relies on: a failure raised inside ``kafka_errors`` (its
     records' errors, translated) is reported with its outcome, not as ``ok``."""
