@@ -14,6 +14,7 @@ Commands::
     asyncmq-cloud dashboard [--host H] [--port P] [--queues-per-tick N]
     asyncmq-cloud metrics --queue Q [--queue Q2 ...] [--port P] [--interval S]
     asyncmq-cloud demo [--backend sqs|dynamodb|kafka] [--endpoint URL]
+    asyncmq-cloud cost [--backend sqs,dynamodb,kafka] [--jobs N] [--idle-seconds S] [--json PATH]
 
 This module only parses the arguments; each command lives in :mod:`asyncmq_cloud.commands`
 (``health``, for instance, is the Kubernetes probe of :mod:`asyncmq_cloud.commands.health`).
@@ -85,6 +86,12 @@ async def _demo(args: argparse.Namespace) -> int:
     from asyncmq_cloud.commands.demo import run_demo  # imported when used: moto, rich
 
     return await run_demo(args)
+
+
+async def _cost(args: argparse.Namespace) -> int:
+    from asyncmq_cloud.commands.cost import run_cost  # imported when used: moto, rich
+
+    return await run_cost(args)
 
 
 def _queue(value: str) -> str:
@@ -161,6 +168,20 @@ def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     worker.set_defaults(handler=_worker)
 
 
+def _add_cost(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cost = commands.add_parser("cost", help="price a million jobs and an idle worker per backend (embedded moto)")
+    cost.add_argument(
+        "--backend", default="sqs,dynamodb", help="comma-separated: sqs, dynamodb, kafka (default sqs,dynamodb)"
+    )
+    cost.add_argument("--jobs", type=int, default=1000, help="jobs run per backend (default 1000)")
+    cost.add_argument("--idle-seconds", type=float, default=30.0, help="idle seconds counted per backend (default 30)")
+    cost.add_argument("--fifo", action="store_true", help="SQSBackend on a FIFO queue (default: standard)")
+    cost.add_argument("--kafka", help="bootstrap servers for --backend kafka (default $KAFKA_BOOTSTRAP_SERVERS)")
+    cost.add_argument("--timeout", type=float, default=600.0, help="seconds per backend before giving up (default 600)")
+    cost.add_argument("--json", dest="json_path", help="also write the figures as JSON to this file")
+    cost.set_defaults(handler=_cost)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asyncmq-cloud", description=__doc__.split("\n")[0])
     parser.add_argument("--settings", help="settings class path (default: $ASYNCMQ_SETTINGS_MODULE)")
@@ -211,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--timeout", type=float, default=90.0, help="seconds before the demo gives up (default 90)")
     demo.add_argument("--json", dest="json_path", help="also write the outcome as JSON to this file")
     demo.set_defaults(handler=_demo)
+    _add_cost(commands)
     return parser
 
 

@@ -35,20 +35,24 @@ def serialized_dynamodb(app: WsgiApp) -> WsgiApp:
     return serialized
 
 
-def moto_app() -> WsgiApp:
-    """moto's own WSGI app (every service), DynamoDB serialized."""
+def moto_app(wrap: Callable[[WsgiApp], WsgiApp] | None = None) -> WsgiApp:
+    """moto's own WSGI app (every service), DynamoDB serialized; ``wrap`` goes between the two
+    (``asyncmq-cloud cost`` meters there, one DynamoDB request at a time)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    return serialized_dynamodb(DomainDispatcherApplication(create_backend_app))
+    app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+    return serialized_dynamodb(wrap(app) if wrap else app)
 
 
 @contextmanager
-def threaded_moto(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def threaded_moto(
+    host: str = "127.0.0.1", port: int = 0, wrap: Callable[[WsgiApp], WsgiApp] | None = None
+) -> Iterator[str]:
     """:func:`moto_app` served on a thread of this process (``port`` 0: the OS picks); yields its URL."""
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
-    server = make_server(host, port, moto_app(), threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(host, port, moto_app(wrap), threaded=True, request_handler=MotoRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="embedded-moto", daemon=True)
     thread.start()
     try:
