@@ -5,8 +5,8 @@
 -- ARGV: prefix, queue, id, token, now, stale_before ('' = never take over)
 local queue, id, token, now, stale_before = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local key = job_key(queue, id)
-local f = redis.call('HMGET', key, 'state', 'run_at', 'heartbeat', 'updated_at')
-local state, run_at = f[1], f[2]
+local job = read_job(key)
+local state, run_at = job.state, job.run_at
 local claimable = false
 if not state then
   claimable = false
@@ -15,12 +15,15 @@ elseif CLAIMABLE[state] then
 elseif CLAIMABLE_WHEN_DUE[state] then
   claimable = run_at and tonumber(run_at) <= tonumber(now)
 elseif CLAIMABLE_WHEN_STALE[state] and stale_before and stale_before ~= '' then
-  claimable = tonumber(f[3] or f[4]) < tonumber(stale_before)
+  claimable = tonumber(job.heartbeat or job.updated_at) < tonumber(stale_before)
 end
 if not claimable then
   return false
 end
 redis.call('HSET', key, 'state', CLAIMED, 'owner', token, 'heartbeat', now, 'updated_at', now)
-redis.call('HDEL', key, 'run_at')
-index_state(queue, id, state, CLAIMED)
-return redis.call('HGETALL', key)
+if run_at then
+  redis.call('HDEL', key, 'run_at')
+end
+index_state(queue, id, state, CLAIMED, job.seq, now)
+job.state, job.owner, job.heartbeat, job.updated_at, job.run_at = CLAIMED, token, now, now, false
+return job_pairs(job)

@@ -13,19 +13,21 @@ for _ = 1, tonumber(ARGV[4]) do
   local key = job_key(queue, id)
   local old = redis.call('HMGET', key, 'state', 'seq', 'created_at')
   local seq = old[2] or redis.call('INCR', prefix .. ':seq')
-  redis.call('DEL', key)
-  redis.call('HSET', key, 'state', state, 'payload', payload, 'seq', seq,
-    'created_at', old[3] or now, 'updated_at', now)
+  if old[1] then
+    redis.call('DEL', key)
+  end
+  local fields = { 'state', state, 'payload', payload, 'seq', seq, 'created_at', old[3] or now, 'updated_at', now }
   if run_at ~= '' then
-    redis.call('HSET', key, 'run_at', run_at)
+    fields[#fields + 1], fields[#fields + 2] = 'run_at', run_at
   end
   if heartbeat ~= '' then
-    redis.call('HSET', key, 'heartbeat', heartbeat)
+    fields[#fields + 1], fields[#fields + 2] = 'heartbeat', heartbeat
   end
   if has_owner == '1' then
-    redis.call('HSET', key, 'owner', owner)
+    fields[#fields + 1], fields[#fields + 2] = 'owner', owner
   end
-  index_state(queue, id, old[1], state)
+  redis.call('HSET', key, unpack(fields))
+  index_state(queue, id, old[1], state, seq, heartbeat ~= '' and heartbeat or now)
   if unsent == '1' and state == 'waiting' then
     redis.call('ZADD', queue_key(queue, 'unsent'), now, id)
   end

@@ -7,11 +7,12 @@ local moved = {}
 for i = 4, #ARGV do
   local id = ARGV[i]
   local key = job_key(queue, id)
-  local state = redis.call('HGET', key, 'state')
+  local f = redis.call('HMGET', key, 'state', 'seq')
+  local state = f[1]
   if PROMOTABLE[state] then
     redis.call('HDEL', key, 'owner', 'heartbeat', 'run_at')
     redis.call('HSET', key, 'state', 'waiting', 'updated_at', now)
-    index_state(queue, id, state, 'waiting')
+    index_state(queue, id, state, 'waiting', f[2])
     moved[#moved + 1] = id
   end
 end

@@ -27,6 +27,7 @@ LUA_SETS: dict[str, Collection[str]] = {
     "CLAIMABLE_WHEN_DUE": states.CLAIMABLE_WHEN_DUE,
     "CLAIMABLE_WHEN_STALE": states.CLAIMABLE_WHEN_STALE,
     "PROMOTABLE": states.PROMOTABLE,
+    "KNOWN_STATES": states.ALL_STATES,
 }
 #: Single state names the scripts read, by their Lua name.
 LUA_NAMES: dict[str, str] = {"CLAIMED": states.CLAIMED}

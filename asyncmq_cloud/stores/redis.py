@@ -18,7 +18,8 @@ splits unambiguously; job ids may contain anything)::
     P:q:Q:state:STATE     zset    job ids in STATE, scored by creation order (seq)
     P:q:Q:waiting-depth   list    one placeholder per waiting job: its LLEN is what
                                   KEDA's redis scaler reads (deploy/kubernetes/keda)
-    P:q:Q:states          set     every state name the queue has used (for count_jobs)
+    P:q:Q:states          set     states outside core.states.ALL_STATES the queue has used
+                                  (count_jobs reads these and every known state)
     P:q:Q:unsent          zset    ids made waiting by create/transition with unsent, scored
                                   by the write's time; any state change or delete removes them
     P:q:Q:pending:CHILD   set     parent ids CHILD still waits for

@@ -27,6 +27,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,12 @@ async def run_cost(args: argparse.Namespace) -> int:
         console.print(f"embedded AWS endpoint: moto server at {endpoint} (in this process)")
         for kind in backends:
             with console.status(f"{kind}: starting") as status:
+                progress = status.update if console.is_terminal else _Lines(console)
                 async with asyncio.timeout(args.timeout):
                     results.append(
                         await measure(
                             kind, endpoint, meter, jobs=args.jobs, idle_seconds=args.idle_seconds,
-                            bootstrap=bootstrap, fifo=args.fifo, progress=status.update,
+                            bootstrap=bootstrap, fifo=args.fifo, progress=progress,
                         )
                     )  # fmt: skip
             console.print(f"{kind}: {args.jobs} jobs in {results[-1].seconds:.1f} s, then idle")
@@ -86,6 +88,21 @@ async def run_cost(args: argparse.Namespace) -> int:
     if args.json_path:
         _write_json(args.json_path, report(results))
     return 0
+
+
+class _Lines:
+    """Progress as plain lines, at most one per :data:`EVERY` seconds (logs and CI)."""
+
+    EVERY = 5.0
+
+    def __init__(self, console: Console) -> None:
+        self.console, self.last = console, 0.0
+
+    def __call__(self, line: str) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.EVERY or "idle" in line:
+            self.console.print(line)
+            self.last = now
 
 
 def _write_json(path: str, data: dict[str, Any]) -> None:
