@@ -115,6 +115,26 @@ async def test_promote_moves_each_delayed_job_once(dynamodb_state_store: Store, 
     assert await store.count_jobs(queue) == {"waiting": 11, "completed": 1}
 
 
+@moto
+async def test_a_bulk_add_is_put_in_batches_of_25(dynamodb_state_store: Store, queue: str) -> None:
+    """Jobs with no dependency between them: BatchWriteItem (half a transaction's write units), in order."""
+    store = dynamodb_state_store
+    await store.create([_rec(queue, "first")])  # the queue is registered: only the jobs are written below
+    records = [_rec(queue, f"b{i:02d}", task="t", args=[i]) for i in range(30)]
+    client = await store.clients.dynamodb()
+    with recorded_calls(client) as calls:
+        await store.create(records, unsent=True)
+    assert [op for op, _ in calls] == ["BatchWriteItem", "BatchWriteItem"]
+    assert [len(params["RequestItems"][store.table_name]) for _, params in calls] == [25, 5]
+    assert [r.id for r in await store.list_jobs(queue, "waiting")] == ["first", *(r.id for r in records)]
+    record = await store.get(queue, "b07")
+    assert record is not None and record.state == "waiting" and record.payload["args"] == [7]
+    unsent = await store.list_unsent(queue, time.time() + 1, 100)
+    assert sorted(unsent) == sorted(r.id for r in records), "each job put is marked unsent, as an upsert marks it"
+    claimed = await store.claim(queue, "b07", "tok", time.time())
+    assert claimed is not None and "b07" not in await store.list_unsent(queue, time.time() + 1, 100)
+
+
 # -- flows ----------------------------------------------------------------------------------------
 def _chain(queue: str, size: int) -> tuple[list[JobRecord], dict[str, list[str]]]:
     records = [_rec(queue, f"s{i}", "waiting" if i == 0 else WAITING_CHILDREN) for i in range(size)]

@@ -189,6 +189,7 @@ def test_iam_policies_are_least_privilege() -> None:
     # Exactly what the stores document as needed (module docstrings of stores/ and delays/).
     assert dynamodb_actions == {
         "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Seque
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from asyncmq_cloud.aws import AwsComponent, is_conditional_failure, translate_error
-from asyncmq_cloud.errors import FlowTooLargeError
+from asyncmq_cloud.errors import FlowTooLargeError, TransientError
 from asyncmq_cloud.stores import _dynamodb_codec as codec
 
 if TYPE_CHECKING:
@@ -62,6 +62,29 @@ class DynamoDBBase(AwsComponent):
         items: Any = [{"Update": {"TableName": self.table_name, **u}} for u in updates]
         client = await self._client()
         await self._call(client.transact_write_items(TransactItems=items))
+
+    async def _batch_put(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """Put whole ``items`` with ``BatchWriteItem``, 25 per call (not all or nothing).
+
+        Unprocessed items (throttling) are sent again with backoff.
+
+        Raises:
+            TransientError: a batch kept coming back unprocessed; the items already put stay.
+        """
+        client = await self._client()
+        for first in range(0, len(items), codec.BATCH_WRITE_MAX_ITEMS):
+            chunk = items[first : first + codec.BATCH_WRITE_MAX_ITEMS]
+            pending: Any = {self.table_name: [{"PutRequest": {"Item": dict(item)}} for item in chunk]}
+            for attempt in range(10):
+                response = await self._call(client.batch_write_item(RequestItems=pending))
+                pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))  # throttled: back off, then send the rest
+            if pending:
+                raise TransientError(
+                    f"BatchWriteItem on {self._aws_resource} kept returning UnprocessedItems (throttled)"
+                )
 
     async def _register_queues(self, queues: Collection[str]) -> None:
         """Add queue names to the registry item (once per queue per process).

@@ -54,6 +54,11 @@ def mark_unsent(update: codec.Item, queue: str, at: float) -> codec.Item:
     }
 
 
+def mark_unsent_item(item: codec.Item, queue: str, at: float) -> codec.Item:
+    """A full job item (:func:`~asyncmq_cloud.stores._dynamodb_codec.job_item`) of a ``waiting`` job, marked unsent."""
+    return {**item, codec.ACTIVE_PK: {"S": unsent_partition(queue)}, codec.ACTIVE_SK: codec.num(at)}
+
+
 def mark_unsent_clauses(sets: list[str], removes: list[str], values: dict[str, Any], queue: str) -> None:
     """Turn the clauses of a state change to ``waiting`` (``WriteMixin._state_change``) into a marking one.
 

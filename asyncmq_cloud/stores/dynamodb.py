@@ -47,7 +47,9 @@ Calls and capacity per operation (WCU/RCU = on-demand write/read request units;
 a job item is billed on its full size, payload included, in 1 KB write / 4 KB read steps):
 
 * ``create`` one job: 1 ``UpdateItem`` (1 WCU per KB; + 1 WCU on the ``active`` index
-  with ``unsent``, and the claim then moves that entry: + 1 WCU); a flow: 1 ``TransactWriteItems``
+  with ``unsent``, and the claim then moves that entry: + 1 WCU); several jobs with no
+  dependency between them (a bulk add): ``BatchWriteItem`` puts, 25 per call (1 WCU per KB
+  per job; not all or nothing, decision 71); a flow: 1 ``TransactWriteItems``
   (2 WCU per KB per item, ≤ 100 items: jobs plus one dependency item per job that has
   parents or children — any flow of ≤ 50 jobs fits). First write of a queue by this
   process: +1 ``UpdateItem`` on the registry (one for all concurrent first writes).
@@ -65,8 +67,8 @@ a job item is billed on its full size, payload included, in 1 KB write / 4 KB re
   not counted); ``list_stalled``: 4 ``Query`` + ``BatchGetItem`` of hits.
 * locks, workers, flags, repeatables: 1 small call each.
 
-IAM actions: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``DeleteItem``, ``BatchGetItem``
-and ``Query`` on the table and on ``table/NAME/index/*`` (``TransactWriteItems`` is authorised
+IAM actions: ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``DeleteItem``, ``BatchGetItem``,
+``BatchWriteItem`` and ``Query`` on the table and on ``table/NAME/index/*`` (``TransactWriteItems`` is authorised
 per item, as ``UpdateItem``); ``provision`` also needs ``CreateTable``, ``DescribeTable``,
 ``DescribeTimeToLive`` and ``UpdateTimeToLive``.
 With a customer-managed KMS key: ``kms:Decrypt``, ``kms:GenerateDataKey``.
@@ -105,7 +107,7 @@ from asyncmq_cloud.stores import _dynamodb_codec as codec
 from asyncmq_cloud.stores._dynamodb_deps import DependencyMixin
 from asyncmq_cloud.stores._dynamodb_meta import MetaMixin
 from asyncmq_cloud.stores._dynamodb_queries import QueryMixin
-from asyncmq_cloud.stores._dynamodb_unsent import UnsentMixin, mark_unsent, mark_unsent_clauses
+from asyncmq_cloud.stores._dynamodb_unsent import UnsentMixin, mark_unsent, mark_unsent_clauses, mark_unsent_item
 from asyncmq_cloud.stores._dynamodb_writes import WriteMixin
 
 #: Default ``max_payload_bytes``: the item limit minus room for later attributes.
@@ -188,15 +190,14 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
         now = time.time()
         # Each record of a call gets its own created time, in order, so list_jobs and the
         # ready index return them in the order given (the index sort keys must differ).
-        writes = []
+        writes, items = [], []
         total = 0
         for offset, record in enumerate(unique):
             validate_queue_name(record.queue)
             created = round(now, 6) + offset * 1e-6
             expires = self._expires(record.state, now)
-            size = codec.item_size(
-                codec.job_item(record, created=created, now=created, expires=expires, ready_shards=self.ready_shards)
-            )
+            item = codec.job_item(record, created=created, now=created, expires=expires, ready_shards=self.ready_shards)
+            size = codec.item_size(item)
             if size > self.max_payload_bytes:
                 raise PayloadTooLargeError(
                     f"job {record.id!r} encodes to a {size}-byte DynamoDB item; {self._aws_resource} accepts "
@@ -209,9 +210,9 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
             write = codec.job_upsert(
                 record, created=created, now=created, expires=expires, ready_shards=self.ready_shards
             )
-            writes.append(
-                mark_unsent(write, record.queue, created) if unsent and record.state == states.WAITING else write
-            )
+            marked = unsent and record.state == states.WAITING
+            writes.append(mark_unsent(write, record.queue, created) if marked else write)
+            items.append(mark_unsent_item(item, record.queue, created) if marked else item)
         edges = self._flow_edges(unique, deps or {})
         dep_updates = codec.deps_updates(unique[0].queue, edges) if edges else []
         parents = {parent for ps in edges.values() for parent in ps}
@@ -223,6 +224,11 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
             ]
             await self._flag_parents(unique[0].queue, parents - in_flow)
         await self._register_queues({r.queue for r in unique})
+        if len(writes) > 1 and not dep_updates and not parents:
+            # Jobs with no dependency between them (a bulk add): BatchWriteItem, half the write
+            # units of a transaction; not all or nothing (decision 71).
+            await self._batch_put(items)
+            return
         if len(writes) == 1 and not dep_updates:
             only = writes[0]
             await self._update(only.pop("Key"), only.pop("UpdateExpression"), **only)

@@ -14,6 +14,7 @@ locals {
   # Job records and delays: enqueue, inspect, cancel/remove/retry (producers and workers alike).
   dynamodb_actions = [
     "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
     "dynamodb:DeleteItem",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
