@@ -17,6 +17,9 @@ from asyncmq_cloud.stores import _dynamodb_codec as codec
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
 
+#: Items per ``BatchWriteItem`` call (DynamoDB's limit).
+BATCH_WRITE_MAX_ITEMS = 25
+
 T = TypeVar("T")
 
 
@@ -72,8 +75,8 @@ class DynamoDBBase(AwsComponent):
             TransientError: a batch kept coming back unprocessed; the items already put stay.
         """
         client = await self._client()
-        for first in range(0, len(items), codec.BATCH_WRITE_MAX_ITEMS):
-            chunk = items[first : first + codec.BATCH_WRITE_MAX_ITEMS]
+        for first in range(0, len(items), BATCH_WRITE_MAX_ITEMS):
+            chunk = items[first : first + BATCH_WRITE_MAX_ITEMS]
             pending: Any = {self.table_name: [{"PutRequest": {"Item": dict(item)}} for item in chunk]}
             for attempt in range(10):
                 response = await self._call(client.batch_write_item(RequestItems=pending))

@@ -44,8 +44,6 @@ TRANSACT_MAX_ACTIONS = 100
 TRANSACT_MAX_BYTES = 4 * 1024 * 1024
 #: ``BatchGetItem``: at most 100 keys per call.
 BATCH_GET_MAX_KEYS = 100
-#: Items per BatchWriteItem call (DynamoDB's limit).
-BATCH_WRITE_MAX_ITEMS = 25
 #: Conditional updates ``promote`` keeps in flight at once.
 PROMOTE_CONCURRENCY = 16
 #: Partitions of the sparse ``active`` index; ``list_stalled`` queries each one.
