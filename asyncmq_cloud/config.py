@@ -93,9 +93,7 @@ class LifecycleConfig(_Model):
             ``promote_due_delayed`` (AsyncMQ's scanner calls it every ``scan_interval``;
             the calls in between answer without a read). A job delayed or retried
             through this backend wakes the scan at its due time; one delayed by another
-            process is handed over at most this late. 0 = read on every call. None
-            (default): 5 s when the broker holds delays itself (SQS: only delays beyond
-            15 minutes enter the delay store), else 2 s.
+            process is handed over at most this late. 0 = read on every call.
         repeatables_refresh: seconds a read that found no repeatable on a queue answers
             AsyncMQ's repeatable scheduler (its lock and both reads, every
             ``scan_interval``) without a store call. A change through this backend ends
@@ -115,5 +113,5 @@ class LifecycleConfig(_Model):
     deregister_timeout: float = Field(2.0, gt=0, le=30)
     worker_ttl: float = Field(0.0, ge=0)
     lease_timeout: float = Field(60.0, ge=0)
-    delay_scan_interval: float | None = Field(None, ge=0, le=60)
+    delay_scan_interval: float = Field(5.0, ge=0, le=60)
     repeatables_refresh: float = Field(10.0, ge=0, le=300)

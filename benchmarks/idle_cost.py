@@ -19,7 +19,7 @@ Services start through ``scripts/services.py`` unless their variables are set
 (``REDIS_URL``, ``ELASTICMQ_ENDPOINT_URL``, ``MINISTACK_ENDPOINT_URL``,
 ``KAFKA_BOOTSTRAP_SERVERS``). Traffic stays on 127.0.0.1; each count ends by itself.
 
-    python benchmarks/idle_cost.py [--seconds 30] [--backends sqs-redis,dynamodb] [--idle-poll-max 1.0]
+    python benchmarks/idle_cost.py [--seconds 30] [--backends sqs-redis,dynamodb] [--idle-poll-max S]
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def counting_redis(url: str, calls: Calls) -> aioredis.Redis:
     return Counted.from_url(url)
 
 
-def build(kind: str, env: dict[str, str], calls: Calls, idle_poll_max: float) -> Any:
+def build(kind: str, env: dict[str, str], calls: Calls, idle_poll_max: float | None) -> Any:
     run = uuid.uuid4().hex[:8]
     redis = f"{env['REDIS_URL']}?prefix=idle-{run}"
     ministack = env["MINISTACK_ENDPOINT_URL"]
@@ -126,13 +126,13 @@ def build(kind: str, env: dict[str, str], calls: Calls, idle_poll_max: float) ->
     if kind == "dynamodb":
         return DynamoDBBackend(
             table=f"i{run}-jobs", delay_store=f"dynamodb://i{run}-delays", endpoint_url=ministack,
-            create_missing=True, idle_poll_max=idle_poll_max,
+            create_missing=True, **({} if idle_poll_max is None else {"idle_poll_max": idle_poll_max}),
         )  # fmt: skip
     return RedisBackend(counting_redis(f"{env['REDIS_URL']}", calls))
 
 
 async def measure(
-    kind: str, env: dict[str, str], seconds: float, warmup: float, idle_poll_max: float
+    kind: str, env: dict[str, str], seconds: float, warmup: float, idle_poll_max: float | None
 ) -> dict[str, Any]:
     calls = Calls()
     observe.subscribe(calls)
@@ -170,7 +170,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="counted seconds per backend")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds before counting (startup reads)")
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--idle-poll-max", type=float, default=1.0, help="DynamoDBBackend's idle_poll_max (s)")
+    parser.add_argument("--idle-poll-max", type=float, help="DynamoDBBackend's idle_poll_max (s; default: its own)")
     args = parser.parse_args()
     logging.getLogger("redis").setLevel(logging.WARNING)
     credentials = {"AWS_ACCESS_KEY_ID": "idle", "AWS_SECRET_ACCESS_KEY": "idle", "AWS_DEFAULT_REGION": "us-east-1"}

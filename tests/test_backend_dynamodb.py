@@ -94,7 +94,9 @@ async def test_priorities_then_ready_time(backend: DynamoDBBackend, qname: str) 
     assert order == [high, default, *low]
 
 
-async def test_idle_receive_polls_at_most_once_per_second(backend: DynamoDBBackend, qname: str) -> None:
+async def test_idle_receive_polls_at_most_once_per_idle_poll_max(backend: DynamoDBBackend, qname: str) -> None:
+    assert backend.transport.idle_poll_max == 4.0, "the default (decision 72); this test polls at 1 s to be quick"
+    backend.transport.idle_poll_max = 1.0
     client = await backend.clients.dynamodb()
     for _ in range(2):  # the back-off ramps up: 0.05 s doubling to idle_poll_max (1 s)
         assert await backend.transport.receive(qname, 4, 1.0) == []

@@ -57,8 +57,8 @@ class DynamoDBSettings:
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     spread: int = 3
     idle_poll: float = 0.05
-    idle_poll_max: float = 1.0
-    lease_check_interval: float = 15.0
+    idle_poll_max: float = 4.0
+    lease_check_interval: float = 30.0
     create_missing: bool = False
 
     def __repr__(self) -> str:
@@ -96,8 +96,8 @@ class DynamoDBBackend(PresetBackend):
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         spread: int = 3,
         idle_poll: float = 0.05,
-        idle_poll_max: float = 1.0,
-        lease_check_interval: float = 15.0,
+        idle_poll_max: float = 4.0,
+        lease_check_interval: float = 30.0,
         create_missing: bool = False,
         endpoint_url: str | None = None,
         region_name: str | None = None,

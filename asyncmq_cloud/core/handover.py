@@ -36,10 +36,6 @@ from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import JobRecord
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
-#: Default seconds between two delay-store reads of a queue (``delay_scan_interval`` unset).
-DELAY_SCAN = 2.0
-#: ... on a broker that holds delays itself (SQS: up to 15 minutes).
-NATIVE_DELAY_SCAN = 5.0
 #: Due times of parked ids remembered per queue (:meth:`HandOver._park`); past it, regular scans.
 MAX_PARKED = 10_000
 #: AsyncMQ priorities of the jobs of a send, one per id (``None``: unknown, read if lanes need them).
@@ -136,12 +132,8 @@ class HandOver:
 
     @property
     def scan_interval(self) -> float:
-        """``delay_scan_interval``; unset: :data:`NATIVE_DELAY_SCAN` when the broker holds delays of
-        at least a minute itself (few jobs enter the delay store), else :data:`DELAY_SCAN`."""
-        configured = self._parts.config.delay_scan_interval
-        if configured is not None:
-            return configured
-        return NATIVE_DELAY_SCAN if self._parts.transport.capabilities.max_native_delay >= 60 else DELAY_SCAN
+        """``delay_scan_interval`` (decision 72)."""
+        return self._parts.config.delay_scan_interval
 
     def _schedule_next_scan(self, queue: str, now: float, more: bool) -> None:
         """After a read at ``now``: the next one ``delay_scan_interval`` later, at once if the

@@ -108,8 +108,8 @@ class KafkaTransportConfig(_Model):
     max_in_flight_per_partition: int = Field(200, ge=1, le=100_000)
     commit_interval: float = Field(1.0, gt=0, le=60)
     revoke_timeout: float = Field(20.0, ge=0, le=600)
-    session_timeout_ms: int = Field(10_000, ge=1000, le=1_800_000)
-    heartbeat_interval_ms: int = Field(3_000, ge=100, le=600_000)
+    session_timeout_ms: int = Field(15_000, ge=1000, le=1_800_000)
+    heartbeat_interval_ms: int = Field(5_000, ge=100, le=600_000)
     max_poll_interval_ms: int = Field(300_000, ge=1000, le=3_600_000)
     fetch_max_wait_ms: int = Field(5000, ge=0, le=30_000)
     security_protocol: SecurityProtocol = "PLAINTEXT"

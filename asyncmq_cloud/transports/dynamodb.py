@@ -48,7 +48,7 @@ Leases and stalled jobs
 
 Idle polling
     An empty receive backs off per queue (``idle_poll`` doubling up to
-    ``idle_poll_max``, default 1 s), across receives: an idle worker makes at most
+    ``idle_poll_max``, default 4 s), across receives: an idle worker makes at most
     one ready-index Query per ``idle_poll_max`` per shard. AsyncMQ's own periodic
     loops (delayed-job scanner, repeatable scheduler lock, paused flag) add their
     calls; see ``benchmarks/dynamodb_cost.py``.
@@ -116,8 +116,8 @@ class DynamoDBTransport(Component):
         *,
         spread: int = 3,
         idle_poll: float = 0.05,
-        idle_poll_max: float = 1.0,
-        lease_check_interval: float = 15.0,
+        idle_poll_max: float = 4.0,
+        lease_check_interval: float = 30.0,
         config: LifecycleConfig | None = None,
     ) -> None:
         super().__init__()

@@ -51,7 +51,7 @@ Rebalances
     committed. A job that outlasts the wait keeps running; the new owner's claim
     finds it active with a fresh lease and waits for it, so a job on a live worker
     never runs twice. A SIGKILLed worker's partitions move after
-    ``session_timeout_ms`` (10 s); its running jobs are taken over once their lease
+    ``session_timeout_ms`` (15 s); its running jobs are taken over once their lease
     (``LifecycleConfig.lease_timeout``) expires.
 
 Delays

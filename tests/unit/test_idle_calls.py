@@ -219,12 +219,11 @@ async def test_cancelling_the_caller_still_cancels_the_long_poll() -> None:
         await backend.close()
 
 
-def test_the_default_scan_interval_is_longer_where_the_broker_holds_delays() -> None:
+def test_the_scan_interval_is_the_configured_one_on_every_broker() -> None:
     def interval(native: float, **config: Any) -> float:
         transport = MemoryTransport(max_native_delay=native)
         backend = CloudBackend(MemoryStateStore(), transport, MemoryDelayStore(), config=LifecycleConfig(**config))
         return backend._handover.scan_interval
 
-    assert interval(900.0) == 5.0, "SQS: only delays beyond 15 minutes enter the delay store"
-    assert interval(0.0) == 2.0, "Kafka, DynamoDBBackend: every delay is in the delay store"
-    assert interval(900.0, delay_scan_interval=0.5) == 0.5
+    assert interval(900.0) == interval(0.0) == 5.0, "SQS, Kafka and DynamoDBBackend alike (decision 72)"
+    assert interval(0.0, delay_scan_interval=0.5) == 0.5
