@@ -94,6 +94,25 @@ async def test_priorities_then_ready_time(backend: DynamoDBBackend, qname: str) 
     assert order == [high, default, *low]
 
 
+async def test_receives_spread_while_claims_collide(backend: DynamoDBBackend, qname: str) -> None:
+    """Decision 73: a lone worker is always offered the head; after a claim lost to a rival,
+    receives offer a random sample of a wider window instead of forcing the head on everyone."""
+    queue = Queue(qname, backend=backend)
+    ids = [await queue.add(T + "add", args=[i, 0]) for i in range(20)]
+    transport, store = backend.transport, backend.transport.store
+    for _ in range(5):
+        offered = await transport.receive(qname, 2, 0.0)
+        assert offered[0].job_id == ids[0], "no contention: the head is in every receive"
+    store.note_claim(qname, ids[0], won=True)
+    store.note_claim(qname, ids[0], won=False)
+    assert qname not in store.claim_lost_at, "a lost claim of a job claimed here is no rival's"
+    store.note_claim(qname, "claimed-by-a-rival", won=False)
+    offers = [[d.job_id for d in await transport.receive(qname, 2, 0.0)] for _ in range(12)]
+    assert all(len(offer) == 2 and set(offer) <= set(ids) for offer in offers)
+    assert any(ids[0] not in offer for offer in offers), "under contention the head is not forced"
+    assert len({job_id for offer in offers for job_id in offer}) > 4, "the sample spreads over the window"
+
+
 async def test_idle_receive_polls_at_most_once_per_idle_poll_max(backend: DynamoDBBackend, qname: str) -> None:
     assert backend.transport.idle_poll_max == 4.0, "the default (decision 72); this test polls at 1 s to be quick"
     backend.transport.idle_poll_max = 1.0

@@ -8,6 +8,8 @@ returned is exact (a write of the last moments may be missing). Never a Scan.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,9 +19,29 @@ from asyncmq_cloud.errors import TransientError
 from asyncmq_cloud.stores import _dynamodb_codec as codec
 from asyncmq_cloud.stores._dynamodb_base import DynamoDBBase
 
+#: Claims a store remembers, to tell a rival's win from its own earlier one (:meth:`QueryMixin.note_claim`).
+CLAIMS_REMEMBERED = 1_000
+
 
 class QueryMixin(DynamoDBBase):
     """Listing and counting through the ``by_state`` and ``active`` indexes."""
+
+    #: When a claim of each queue last lost to another worker (``time.monotonic()``).
+    claim_lost_at: dict[str, float]
+    #: Jobs this store claimed lately (at most :data:`CLAIMS_REMEMBERED`).
+    _claimed_here: OrderedDict[tuple[str, str], None]
+
+    def note_claim(self, queue: str, job_id: str, *, won: bool) -> None:
+        """Count a claim's outcome: the transport spreads its receives while claims collide
+        (decision 73). A lost claim of a job this store claimed itself (a ready-index read
+        older than the claim: the index is eventually consistent) is no rival's."""
+        key = (queue, job_id)
+        if won:
+            self._claimed_here[key] = None
+            while len(self._claimed_here) > CLAIMS_REMEMBERED:
+                self._claimed_here.popitem(last=False)
+        elif key not in self._claimed_here:
+            self.claim_lost_at[queue] = time.monotonic()
 
     async def list_jobs(self, queue: str, state: str) -> list[JobRecord]:
         keys = await self._query_keys(**self._by_state(queue, state))

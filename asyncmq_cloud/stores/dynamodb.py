@@ -90,6 +90,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
@@ -160,6 +161,8 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
         self.spec = jobs_table(self.table_name)
         self._aws_resource = f"DynamoDB table {self.table_name!r}"
         self._known_queues: set[str] = set()
+        self.claim_lost_at: dict[str, float] = {}  # QueryMixin.note_claim
+        self._claimed_here: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._registering: dict[str, asyncio.Future[None]] = {}
 
     # -- lifecycle -------------------------------------------------------------------
@@ -263,14 +266,12 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
             # Take over an active job whose holder stopped heartbeating (lease expired).
             values[":stale"] = codec.num(stale_before)
         removes = "#run_at, #exp" + (", #rpk, #rsk" if self.ready_shards else "")
-        return await self._update_job(
-            queue,
-            job_id,
-            "SET #state = :claimed, #owner = :token, #hb = :now, #upd = :now, #g1pk = :g1pk, "
-            f"#apk = :apk, #ask = :now REMOVE {removes}",
-            condition,
-            values,
+        expression = "SET #state = :claimed, #owner = :token, #hb = :now, #upd = :now, #g1pk = :g1pk, "
+        record = await self._update_job(
+            queue, job_id, f"{expression}#apk = :apk, #ask = :now REMOVE {removes}", condition, values
         )
+        self.note_claim(queue, job_id, won=record is not None)
+        return record
 
     async def transition(
         self,

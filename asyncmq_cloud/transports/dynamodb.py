@@ -28,7 +28,12 @@ Ordering guarantee (exact)
     ``n``), so that concurrent workers spread over different jobs instead
     of all racing for the same ones. Hence: the best-ranked ready job of a shard is
     offered to every receive of that shard, and a job ranked more than ``window``
-    places behind another is never offered before it. Across shards there is no
+    places behind another is never offered before it. Under contention (a claim of
+    the queue lost to another worker in the last 5 s) a receive reads a window four
+    times wider and offers a random sample of it, the head included only by chance:
+    workers that race are out of order anyway, and forcing the head on every one of
+    them cost a lost claim per rival (decision 73). A lone worker never loses a claim
+    and keeps the exact order. Across shards there is no
     order: receives rotate over the shards. ``shards=1`` (the default) makes the
     guarantee hold for the whole queue. Ready index reads are eventually
     consistent: a job written a few hundred ms ago may be missed by one receive
@@ -90,6 +95,11 @@ MAX_WINDOW = 100
 #: Fewest candidates one receive reads, so that workers asking for one job each
 #: still spread over several.
 MIN_WINDOW = 8
+#: Seconds a lost claim of a queue counts as contention (decision 73) ...
+CONTENTION_SECONDS = 5.0
+#: ... during which a receive reads this many times the usual window and offers a random
+#: sample of it, the head not forced (racing workers are out of order anyway).
+CONTENDED_SPREAD = 4
 
 
 class DynamoDBTransport(Component):
@@ -197,10 +207,15 @@ class DynamoDBTransport(Component):
         start = self._next_shard.get(queue, random.randrange(self.shards))
         for step in range(self.shards):
             shard = (start + step) % self.shards
-            keys = await self.store.ready_keys(queue, shard, min(MAX_WINDOW, max(want * self.spread, MIN_WINDOW)))
+            lost_at = self.store.claim_lost_at.get(queue)
+            contended = lost_at is not None and time.monotonic() - lost_at < CONTENTION_SECONDS
+            window = want * self.spread * (CONTENDED_SPREAD if contended else 1)
+            keys = await self.store.ready_keys(queue, shard, min(MAX_WINDOW, max(window, MIN_WINDOW)))
             if keys:
                 self._next_shard[queue] = (shard + 1) % self.shards
-                picked = keys[:1] + sorted(random.sample(keys[1:], min(want, len(keys)) - 1), key=keys.index)
+                head = [] if contended else keys[:1]
+                rest = random.sample(keys[len(head) :], min(want, len(keys)) - len(head))
+                picked = head + sorted(rest, key=keys.index)
                 return [Delivery(queue, job_id, receipt=None, receive_count=1) for job_id in picked]
         return []
 
