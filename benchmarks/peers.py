@@ -54,7 +54,7 @@ from asyncmq.tasks import task  # noqa: E402
 from asyncmq_cloud import SQSBackend  # noqa: E402
 
 VENV = ROOT / ".cache" / "benchmarks" / "peers-venv"
-PEER_PACKAGES = ("celery[sqs]==5.7.0", "kombu[sqs]==5.7.0", "pycurl==7.49.0", "redis==5.3.1")
+PEER_PACKAGES = ("celery[sqs]==5.7.0", "kombu[sqs]==5.7.0", "pycurl==7.49.0", "redis==5.3.1", "hiredis==3.5.0")
 PEER = ROOT / "benchmarks" / "_celery_peer.py"
 CREDENTIALS = {"aws_access_key_id": "peers", "aws_secret_access_key": "peers", "region_name": "us-east-1"}
 TASK_ID = f"{__name__}.noop"
