@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from asyncmq_cloud.errors import ConfigurationError
 
@@ -93,7 +93,7 @@ class LifecycleConfig(_Model):
             ``promote_due_delayed`` (AsyncMQ's scanner calls it every ``scan_interval``;
             the calls in between answer without a read). A job delayed or retried
             through this backend wakes the scan at its due time; one delayed by another
-            process is handed over at most this late. 0 = read on every call.
+            process is handed over at most this late. 0 = read on every call (None: 5 s).
         repeatables_refresh: seconds a read that found no repeatable on a queue answers
             AsyncMQ's repeatable scheduler (its lock and both reads, every
             ``scan_interval``) without a store call. A change through this backend ends
@@ -114,4 +114,10 @@ class LifecycleConfig(_Model):
     worker_ttl: float = Field(0.0, ge=0)
     lease_timeout: float = Field(60.0, ge=0)
     delay_scan_interval: float = Field(5.0, ge=0, le=60)
+
+    @field_validator("delay_scan_interval", mode="before")
+    @classmethod
+    def _default_scan(cls, value: Any) -> Any:
+        return 5.0 if value is None else value  # None was the documented default before decision 72
+
     repeatables_refresh: float = Field(10.0, ge=0, le=300)

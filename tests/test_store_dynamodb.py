@@ -117,13 +117,14 @@ async def test_promote_moves_each_delayed_job_once(dynamodb_state_store: Store, 
 
 @moto
 async def test_a_bulk_add_is_put_in_batches_of_25(dynamodb_state_store: Store, queue: str) -> None:
-    """Jobs with no dependency between them: BatchWriteItem (half a transaction's write units), in order."""
+    """Independent jobs (``atomic=False``, as ``bulk_enqueue`` writes them): BatchWriteItem (half a
+    transaction's write units), in order. A flow of unlinked jobs (the default) stays one transaction."""
     store = dynamodb_state_store
     await store.create([_rec(queue, "first")])  # the queue is registered: only the jobs are written below
     records = [_rec(queue, f"b{i:02d}", task="t", args=[i]) for i in range(30)]
     client = await store.clients.dynamodb()
     with recorded_calls(client) as calls:
-        await store.create(records, unsent=True)
+        await store.create(records, unsent=True, atomic=False)
     assert [op for op, _ in calls] == ["BatchWriteItem", "BatchWriteItem"]
     assert [len(params["RequestItems"][store.table_name]) for _, params in calls] == [25, 5]
     assert [r.id for r in await store.list_jobs(queue, "waiting")] == ["first", *(r.id for r in records)]
@@ -133,6 +134,9 @@ async def test_a_bulk_add_is_put_in_batches_of_25(dynamodb_state_store: Store, q
     assert sorted(unsent) == sorted(r.id for r in records), "each job put is marked unsent, as an upsert marks it"
     claimed = await store.claim(queue, "b07", "tok", time.time())
     assert claimed is not None and "b07" not in await store.list_unsent(queue, time.time() + 1, 100)
+    with recorded_calls(client) as calls:
+        await store.create([_rec(queue, "f1"), _rec(queue, "f2")])  # atomic: a flow with no links
+    assert [op for op, _ in calls] == ["TransactWriteItems"]
 
 
 # -- flows ----------------------------------------------------------------------------------------

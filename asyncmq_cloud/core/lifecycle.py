@@ -138,7 +138,7 @@ class CloudBackend(WorkerStops, BackendCore):
         observe.jobs_adding(queue_name, jobs)
         for start in range(0, len(jobs), 25):
             chunk = [new_job_record(queue_name, job, []) for job in jobs[start : start + 25]]
-            await self.store.create(chunk, unsent=self._handover.marks_unsent)
+            await self.store.create(chunk, unsent=self._handover.marks_unsent, atomic=False)
             await self._handover.send_or_undo(queue_name, ids[start : start + 25], priorities_of(chunk))
             observe.jobs_enqueued(queue_name, jobs[start : start + 25])
 

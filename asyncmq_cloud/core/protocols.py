@@ -80,6 +80,7 @@ class StateStore(Protocol):
         deps: Mapping[str, Collection[str]] | None = None,
         *,
         unsent: bool = False,
+        atomic: bool = True,
     ) -> None:
         """Write (insert or overwrite) job records and their pending parents.
 
@@ -88,6 +89,10 @@ class StateStore(Protocol):
         is atomic where the store allows it (DynamoDB transaction up to 100
         actions, one Redis script); a store that cannot write them atomically
         raises ``FlowTooLargeError`` before writing anything.
+
+        ``atomic=False`` (a bulk add of independent jobs, no ``deps``): the store may write
+        them in several steps (DynamoDB: ``BatchWriteItem``, decision 71); after a failure
+        part-way, the records already written stay, each whole.
 
         With ``unsent``, every record written ``waiting`` is also marked *unsent*,
         timed now, in the same write (:meth:`list_unsent`). Any later state change

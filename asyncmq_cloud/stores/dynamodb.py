@@ -186,6 +186,7 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
         deps: Mapping[str, Collection[str]] | None = None,
         *,
         unsent: bool = False,
+        atomic: bool = True,
     ) -> None:
         unique = list({(r.queue, r.id): r for r in records}.values())
         if not unique:
@@ -227,7 +228,7 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
             ]
             await self._flag_parents(unique[0].queue, parents - in_flow)
         await self._register_queues({r.queue for r in unique})
-        if len(writes) > 1 and not dep_updates and not parents:
+        if not atomic and len(writes) > 1 and not dep_updates and not parents:
             # Jobs with no dependency between them (a bulk add): BatchWriteItem, half the write
             # units of a transaction; not all or nothing (decision 71).
             await self._batch_put(items)

@@ -63,6 +63,7 @@ class MemoryStateStore(Component):
         deps: Mapping[str, Collection[str]] | None = None,
         *,
         unsent: bool = False,
+        atomic: bool = True,
     ) -> None:
         ids = {record.id for record in records}
         for child in deps or {}:

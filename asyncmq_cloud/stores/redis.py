@@ -184,7 +184,12 @@ class RedisStateStore(RedisStoreBase):
     # -- job records -----------------------------------------------------------
     @_translated
     async def create(
-        self, records: Sequence[JobRecord], deps: Mapping[str, Collection[str]] | None = None, *, unsent: bool = False
+        self,
+        records: Sequence[JobRecord],
+        deps: Mapping[str, Collection[str]] | None = None,
+        *,
+        unsent: bool = False,
+        atomic: bool = True,  # one script: always atomic
     ) -> None:
         args: list[str | bytes | int | float] = [self.prefix, _num(time.time()), "1" if unsent else "0", len(records)]
         for record in records:  # validate everything before anything is written

@@ -154,7 +154,7 @@ class KafkaTransportConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaTransportConfig:
-        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+        if "heartbeat_interval_ms" in self.model_fields_set and self.heartbeat_interval_ms >= self.session_timeout_ms:
             raise ValueError("heartbeat_interval_ms must be lower than session_timeout_ms")
         if self.msk_iam:
             if self.security_protocol != "SASL_SSL" or self.sasl_mechanism not in (None, "OAUTHBEARER"):
@@ -287,7 +287,10 @@ def consumer_kwargs(config: KafkaTransportConfig, common: dict[str, Any], queue:
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "session_timeout_ms": c.session_timeout_ms,
-        "heartbeat_interval_ms": c.heartbeat_interval_ms,
+        # the default (5 s) drops to a third of a shorter session_timeout_ms (decision 72)
+        "heartbeat_interval_ms": c.heartbeat_interval_ms
+        if "heartbeat_interval_ms" in c.model_fields_set
+        else min(c.heartbeat_interval_ms, c.session_timeout_ms // 3),
         "max_poll_interval_ms": c.max_poll_interval_ms,
         # the default wait (5 s) halves below a shorter request_timeout_ms: a held fetch must not time out
         "fetch_max_wait_ms": min(c.fetch_max_wait_ms, c.request_timeout_ms // 2),

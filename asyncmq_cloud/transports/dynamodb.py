@@ -32,8 +32,8 @@ Ordering guarantee (exact)
     the queue lost to another worker in the last 5 s) a receive reads a window four
     times wider and offers a random sample of it, the head included only by chance:
     workers that race are out of order anyway, and forcing the head on every one of
-    them cost a lost claim per rival (decision 73). A lone worker never loses a claim
-    and keeps the exact order. Across shards there is no
+    them cost a lost claim per rival (decision 73). A lone worker keeps the exact order,
+    unless one of its claims fails on a job cancelled or removed meanwhile (for 5 s). Across shards there is no
     order: receives rotate over the shards. ``shards=1`` (the default) makes the
     guarantee hold for the whole queue. Ready index reads are eventually
     consistent: a job written a few hundred ms ago may be missed by one receive

@@ -87,6 +87,10 @@ def test_the_arithmetic_on_a_fixed_count() -> None:
     assert bill.dynamodb_reads == pytest.approx(0.4 * 0.125)
     assert bill.total == pytest.approx(0.52 + 7.5 + 0.05)
     assert price(billed, 1000, FIXED, fifo=True).sqs == pytest.approx(1.3 * 0.50)
+    # Only message actions are FIFO-priced: 100 GetQueueUrl/GetQueueAttributes stay standard.
+    assert price({**billed, "sqs_other_requests": 100}, 1000, FIXED, fifo=True).sqs == pytest.approx(
+        1.3 * 0.50 + 0.1 * 0.40
+    )
     # Idle: 3 SQS requests and 15 read units in 30 s, for a 30-day month (2,592,000 s).
     month = per_month(price({"sqs_requests": 3, "rru": 15}, 30, FIXED))
     assert month.sqs == pytest.approx(0.1 * 2_592_000 * 0.40 / 1e6)
@@ -151,8 +155,18 @@ async def test_the_meter_bills_each_write_by_the_items_and_indexes_it_changed() 
             assert _last(meter)[1:3] == (2, 1), "transactional: twice; the entry leaves the index"
             await ddb.get_item(TableName="t-metered", Key=key, ConsistentRead=True)
             assert _last(meter)[3] == 1.0
+            big = {"pk": {"S": "big"}, "blob": {"S": "x" * 5000}}
+            await ddb.put_item(TableName="t-metered", Item=big)
+            found = {"TableName": "t-metered", "KeyConditionExpression": "pk = :k"}
+            found["ExpressionAttributeValues"] = {":k": {"S": "big"}}
+            await ddb.query(**found)
+            _last(meter)
+            await ddb.query(**found)
+            assert _last(meter)[3] == 1.0, "5 KB read eventually consistent: 2 units halved"
+            await ddb.query(**found, Select="COUNT")
+            assert _last(meter)[3] == 1.0, "a count pays for what it evaluated, though it returns no item"
             calls, _ = meter.snapshot()
-            assert calls["dynamodb.PutItem"] == 1 and calls["dynamodb.UpdateItem"] == 2
+            assert calls["dynamodb.PutItem"] == 2 and calls["dynamodb.UpdateItem"] == 2 and calls["dynamodb.Query"] == 3
         quiet = {**credentials, "aws_access_key_id": QUIET_KEY}
         async with session.create_client("dynamodb", endpoint_url=url, **quiet) as ddb:
             await ddb.get_item(TableName="t-metered", Key=key)

@@ -373,3 +373,19 @@ def test_kafka_errors_block_chains_the_original() -> None:
     assert info.value.__cause__ is original
     with pytest.raises(KeyError), kafka_errors("x"):  # not an aiokafka/connection error: untouched
         raise KeyError("k")
+
+
+def test_the_default_heartbeat_stays_below_a_short_session() -> None:
+    """Decision 72: heartbeats every 5 s by default, a third of a shorter ``session_timeout_ms``; a
+    short session set before the default changed still validates. An explicit heartbeat is checked."""
+    assert consumer_kwargs(KafkaTransportConfig.build(), {}, "q")["heartbeat_interval_ms"] == 5000
+    short = KafkaTransportConfig.build(session_timeout_ms=4500)
+    assert consumer_kwargs(short, {}, "q")["heartbeat_interval_ms"] == 1500
+    with pytest.raises(ConfigurationError, match="heartbeat_interval_ms must be lower"):
+        KafkaTransportConfig.build(session_timeout_ms=4500, heartbeat_interval_ms=5000)
+
+
+def test_delay_scan_interval_none_is_the_default() -> None:
+    from asyncmq_cloud.config import LifecycleConfig
+
+    assert LifecycleConfig(delay_scan_interval=None).delay_scan_interval == LifecycleConfig().delay_scan_interval == 5.0

@@ -24,7 +24,9 @@ class Bill:
 def price(billed: Mapping[str, float], per: float, prices: PriceTable, fifo: bool = False) -> Bill:
     """What ``billed`` units cost, divided by ``per`` and scaled to a million of it.
 
-    ``billed``: ``sqs_requests``, ``wru_table``, ``wru_index`` and ``rru`` (missing: 0).
+    ``billed``: ``sqs_requests`` (message actions: FIFO-priced on a FIFO queue),
+    ``sqs_other_requests`` (always the standard rate), ``wru_table``, ``wru_index`` and ``rru``
+    (missing: 0).
     Per million jobs: ``per`` = the jobs counted. Per million seconds: the seconds counted.
     """
     if per <= 0:
@@ -32,7 +34,11 @@ def price(billed: Mapping[str, float], per: float, prices: PriceTable, fifo: boo
     scale = 1.0 / per  # units per job (or second); a price per million units is $ per million jobs
     writes = billed.get("wru_table", 0) + billed.get("wru_index", 0)
     return Bill(
-        sqs=billed.get("sqs_requests", 0) * scale * prices.sqs_per_million(fifo),
+        sqs=(
+            billed.get("sqs_requests", 0) * prices.sqs_per_million(fifo)
+            + billed.get("sqs_other_requests", 0) * prices.sqs_standard_per_million
+        )
+        * scale,
         dynamodb_writes=writes * scale * prices.dynamodb_wru_per_million,
         dynamodb_reads=billed.get("rru", 0) * scale * prices.dynamodb_rru_per_million,
     )

@@ -27,6 +27,13 @@ from asyncmq_cloud.commands.demo._moto import WsgiApp
 QUIET_KEY = "cost-quiet"
 DYNAMODB, SQS = "DynamoDB_20120810.", "AmazonSQS."
 _WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+#: SQS actions billed at the FIFO rate on a FIFO queue; every other action is billed as standard.
+MESSAGE_ACTIONS = frozenset(
+    {
+        "SendMessage", "SendMessageBatch", "ReceiveMessage", "DeleteMessage", "DeleteMessageBatch",
+        "ChangeMessageVisibility", "ChangeMessageVisibilityBatch",
+    }
+)  # fmt: skip
 
 
 class Meter:
@@ -35,6 +42,7 @@ class Meter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._shapes: dict[str, u.TableShape] = {}
+        self._sizes: dict[str, tuple[int, int]] = {}  # bytes and items returned whole, per table/index
         self.reset()
 
     def reset(self, scope: str = "") -> None:
@@ -43,7 +51,7 @@ class Meter:
         with self._lock:
             self._scope = scope.encode()
             self.calls: Counter[str] = Counter()  # "service.Operation"
-            self.billed: Counter[str] = Counter()  # sqs_requests, wru_table, wru_index, rru
+            self.billed: Counter[str] = Counter()  # sqs_requests, sqs_other_requests, wru_table, wru_index, rru
 
     def snapshot(self) -> tuple[Counter[str], Counter[str]]:
         with self._lock:
@@ -81,7 +89,8 @@ class Meter:
         if operation == "ReceiveMessage":
             messages = reply.get("Messages", [])
         payload = sum(u.sqs_message_size(m) for m in messages or ()) if "Message" in operation else 0
-        self._add(f"sqs.{operation}", sqs_requests=u.sqs_request_units(payload))
+        kind = "sqs_requests" if operation in MESSAGE_ACTIONS else "sqs_other_requests"
+        self._add(f"sqs.{operation}", **{kind: u.sqs_request_units(payload)})
 
     # -- DynamoDB -------------------------------------------------------------------------
     def _dynamodb(
@@ -129,9 +138,7 @@ class Meter:
         if operation == "GetItem":
             return u.read_units([u.item_size(reply.get("Item"))], consistent)
         if operation in ("Query", "Scan"):
-            sizes = [u.item_size(item) for item in reply.get("Items", [])]
-            scanned, count = reply.get("ScannedCount", len(sizes)), max(len(sizes), 1)
-            return u.read_units([int(sum(sizes) * scanned / count)], consistent)
+            return self._query_units(request, reply, consistent)
         if operation == "BatchGetItem":
             return sum(
                 u.read_units([u.item_size(item)], bool(request["RequestItems"].get(table, {}).get("ConsistentRead")))
@@ -141,6 +148,20 @@ class Meter:
         if operation == "TransactGetItems":
             return sum(u.read_units([u.item_size(r.get("Item"))], True, True) for r in reply.get("Responses", []))
         return 0.0
+
+    def _query_units(self, request: Mapping[str, Any], reply: Mapping[str, Any], consistent: bool) -> float:
+        """A ``Query``/``Scan`` pays for every item it evaluated (``ScannedCount``), returned or
+        not (``Select=COUNT``, a filter, a projection): at the average size of the items that
+        table or index has returned whole so far."""
+        sizes = [u.item_size(item) for item in reply.get("Items", [])]
+        where = f"{request.get('TableName')}/{request.get('IndexName', '')}"
+        if sizes and not request.get("ProjectionExpression"):
+            seen, count = self._sizes.get(where, (0, 0))
+            self._sizes[where] = (seen + sum(sizes), count + len(sizes))
+        seen, count = self._sizes.get(where, (0, 0))
+        average = seen / count if count else 0.0
+        evaluated = int(reply.get("ScannedCount", len(sizes)))
+        return u.read_units([max(sum(sizes), int(average * evaluated))], consistent)
 
     def _get(self, app: WsgiApp, environ: dict[str, Any], table: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
         request = {"TableName": table, "Key": key, "ConsistentRead": True}

@@ -5,7 +5,8 @@ volume tiers:
 
 * SQS: every API action is a request, and each 64 KB chunk of a request's payload is billed
   as one request (a 100 KB ``SendMessageBatch`` is 2). Standard queues $0.40 per million
-  requests, FIFO $0.50. Fair queues (standard queues with a ``MessageGroupId``) add $0.10
+  requests, FIFO $0.50 for the message actions (send, receive, delete, change visibility;
+  the others at the standard rate). Fair queues (standard queues with a ``MessageGroupId``) add $0.10
   per million to the standard rate.
 * DynamoDB on demand (standard table class): a write request unit (WRU) writes up to 1 KB
   of an item (the larger of the item before and after the write); a read request unit (RRU)
