@@ -295,14 +295,16 @@ async def test_native_delay_on_standard_queues(sqs_endpoint: str) -> None:
         delays: list[int] = []
 
         def record(params: dict[str, Any], **_: Any) -> None:
-            delays.extend(e.get("DelaySeconds", 0) for e in params["Entries"])
+            delays.extend(e.get("DelaySeconds", 0) for e in params.get("Entries", [params]))
 
-        sqs.meta.events.register("before-parameter-build.sqs.SendMessageBatch", record)
+        for action in ("SendMessage", "SendMessageBatch"):  # a lone send is a SendMessage (decision 75)
+            sqs.meta.events.register(f"before-parameter-build.sqs.{action}", record)
         try:
             sent = time.monotonic()
             await transport.send("later", ["soon"], delay=1.2)
         finally:
-            sqs.meta.events.unregister("before-parameter-build.sqs.SendMessageBatch", record)
+            for action in ("SendMessage", "SendMessageBatch"):
+                sqs.meta.events.unregister(f"before-parameter-build.sqs.{action}", record)
         assert delays == [2]  # rounded up: never delivered before its due time
         assert await transport.receive("later", 10, 0) == []
         got = await receive_n(transport, "later", 1)

@@ -100,6 +100,18 @@ async def create_or_update(client: SQSClient, name: str, attributes: dict[str, s
     return url
 
 
+async def send_one(client: Any, url: str, entry: dict[str, Any]) -> list[BaseException | None]:
+    """A send of one message: ``SendMessage``, about 12 % less wall time and CPU than a batch of
+    one (decision 75); the result as :func:`batch_call` gives it."""
+    try:
+        await client.send_message(QueueUrl=url, **{k: v for k, v in entry.items() if k != "Id"})
+    except Exception as exc:
+        error = translate_error(exc, resource=f"SQS queue {url}")
+        error.__cause__ = exc
+        return [error]
+    return [None]
+
+
 async def batch_call(call: Any, url: str, entries: list[dict[str, Any]], action: str) -> list[BaseException | None]:
     """One batch call; per-entry results, re-sending entries that failed without sender fault."""
     results: list[BaseException | None] = [None] * len(entries)

@@ -122,6 +122,7 @@ from asyncmq_cloud.transports._sqs_calls import (
     change_visibility,
     drop_stale,
     log_failed_delete,
+    send_one,
 )
 from asyncmq_cloud.transports._sqs_config import (
     MAX_BATCH_ENTRIES,
@@ -287,6 +288,8 @@ class SQSTransport(AwsComponent):
 
     async def _send_batch(self, url: str, entries: list[dict[str, Any]]) -> list[BaseException | None]:
         client = await self._clients.sqs()
+        if len(entries) == 1:  # a lone producer's send (decision 75)
+            return await send_one(client, url, entries[0])
         return await batch_call(client.send_message_batch, url, entries, "SendMessageBatch")
 
     # -- receive -------------------------------------------------------------------------------
