@@ -114,10 +114,9 @@ class LifecycleConfig(_Model):
     worker_ttl: float = Field(0.0, ge=0)
     lease_timeout: float = Field(60.0, ge=0)
     delay_scan_interval: float = Field(5.0, ge=0, le=60)
+    repeatables_refresh: float = Field(10.0, ge=0, le=300)
 
     @field_validator("delay_scan_interval", mode="before")
     @classmethod
     def _default_scan(cls, value: Any) -> Any:
         return 5.0 if value is None else value  # None was the documented default before decision 72
-
-    repeatables_refresh: float = Field(10.0, ge=0, le=300)

@@ -265,10 +265,7 @@ def _celery_worker(python: Path, env: dict[str, str], measure: Callable[[subproc
 def _celery_drained(worker: subprocess.Popen[bytes], env: dict[str, str], total: int, jobs: int) -> dict[str, float]:
     import redis
 
-    client, run = (
-        redis.Redis.from_url(env["REDIS_URL"] if "REDIS_URL" in env else env["PEER_REDIS_URL"]),
-        env["PEER_RUN"],
-    )
+    client, run = redis.Redis.from_url(env["PEER_REDIS_URL"]), env["PEER_RUN"]
     cpu_first: float | None = None
     for _ in range(12000):  # at most 10 minutes
         if cpu_first is None and client.exists(f"peer:{run}:first"):

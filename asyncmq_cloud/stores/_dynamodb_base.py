@@ -7,7 +7,7 @@ translates errors, :meth:`DynamoDBBase._conditional` turns a failed condition in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from asyncmq_cloud.aws import AwsComponent, is_conditional_failure, translate_error
@@ -66,10 +66,26 @@ class DynamoDBBase(AwsComponent):
         client = await self._client()
         await self._call(client.transact_write_items(TransactItems=items))
 
+    async def _until_processed(
+        self, call: Callable[..., Awaitable[Any]], pending: Any, action: str, unprocessed: str
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        """Each reply of a batch call (``BatchGetItem``, ``BatchWriteItem``), sending the
+        ``unprocessed`` part (throttling) again with backoff, up to 10 calls.
+
+        Raises:
+            TransientError: the batch kept coming back unprocessed.
+        """
+        for attempt in range(10):
+            response = await self._call(call(RequestItems=pending))
+            yield response
+            pending = response.get(unprocessed) or {}
+            if not pending:
+                return
+            await asyncio.sleep(min(0.05 * 2**attempt, 1.0))  # throttled: back off, then send the rest
+        raise TransientError(f"{action} on {self._aws_resource} kept returning {unprocessed} (throttled)")
+
     async def _batch_put(self, items: Sequence[Mapping[str, Any]]) -> None:
         """Put whole ``items`` with ``BatchWriteItem``, 25 per call (not all or nothing).
-
-        Unprocessed items (throttling) are sent again with backoff.
 
         Raises:
             TransientError: a batch kept coming back unprocessed; the items already put stay.
@@ -77,17 +93,11 @@ class DynamoDBBase(AwsComponent):
         client = await self._client()
         for first in range(0, len(items), BATCH_WRITE_MAX_ITEMS):
             chunk = items[first : first + BATCH_WRITE_MAX_ITEMS]
-            pending: Any = {self.table_name: [{"PutRequest": {"Item": dict(item)}} for item in chunk]}
-            for attempt in range(10):
-                response = await self._call(client.batch_write_item(RequestItems=pending))
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))  # throttled: back off, then send the rest
-            if pending:
-                raise TransientError(
-                    f"BatchWriteItem on {self._aws_resource} kept returning UnprocessedItems (throttled)"
-                )
+            pending = {self.table_name: [{"PutRequest": {"Item": dict(item)}} for item in chunk]}
+            async for _ in self._until_processed(
+                client.batch_write_item, pending, "BatchWriteItem", "UnprocessedItems"
+            ):
+                pass
 
     async def _register_queues(self, queues: Collection[str]) -> None:
         """Add queue names to the registry item (once per queue per process).

@@ -15,7 +15,6 @@ from typing import Any
 
 from asyncmq_cloud.core import states
 from asyncmq_cloud.core.protocols import JobRecord, StateSummary
-from asyncmq_cloud.errors import TransientError
 from asyncmq_cloud.stores import _dynamodb_codec as codec
 from asyncmq_cloud.stores._dynamodb_base import DynamoDBBase
 
@@ -163,16 +162,11 @@ class QueryMixin(DynamoDBBase):
         client = await self._client()
         items: dict[str, dict[str, Any]] = {}
         for first in range(0, len(keys), codec.BATCH_GET_MAX_KEYS):
-            pending: Any = {self.table_name: {"Keys": list(keys[first : first + codec.BATCH_GET_MAX_KEYS])}}
-            pending[self.table_name]["ConsistentRead"] = True
-            for attempt in range(10):
-                response = await self._call(client.batch_get_item(RequestItems=pending))
+            batch = list(keys[first : first + codec.BATCH_GET_MAX_KEYS])
+            pending = {self.table_name: {"Keys": batch, "ConsistentRead": True}}
+            async for response in self._until_processed(
+                client.batch_get_item, pending, "BatchGetItem", "UnprocessedKeys"
+            ):
                 for item in response.get("Responses", {}).get(self.table_name, []):
                     items[item[codec.PK]["S"]] = dict(item)
-                pending = response.get("UnprocessedKeys") or {}
-                if not pending:
-                    break
-                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))  # throttled: back off, then retry the rest
-            if pending:
-                raise TransientError(f"BatchGetItem on {self._aws_resource} kept returning UnprocessedKeys (throttled)")
         return items

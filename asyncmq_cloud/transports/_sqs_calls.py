@@ -106,10 +106,15 @@ async def send_one(client: Any, url: str, entry: dict[str, Any]) -> list[BaseExc
     try:
         await client.send_message(QueueUrl=url, **{k: v for k, v in entry.items() if k != "Id"})
     except Exception as exc:
-        error = translate_error(exc, resource=f"SQS queue {url}")
-        error.__cause__ = exc
-        return [error]
+        return [_call_failed(exc, url)]
     return [None]
+
+
+def _call_failed(exc: Exception, url: str) -> Exception:
+    """The error a whole SQS call failed with, sorted (transient or permanent), for each of its entries."""
+    error = translate_error(exc, resource=f"SQS queue {url}")
+    error.__cause__ = exc
+    return error
 
 
 async def batch_call(call: Any, url: str, entries: list[dict[str, Any]], action: str) -> list[BaseException | None]:
@@ -122,8 +127,7 @@ async def batch_call(call: Any, url: str, entries: list[dict[str, Any]], action:
         try:
             reply = await call(QueueUrl=url, Entries=[{**entries[i], "Id": str(i)} for i in todo])
         except Exception as exc:
-            error = translate_error(exc, resource=f"SQS queue {url}")
-            error.__cause__ = exc
+            error = _call_failed(exc, url)
             for i in todo:
                 results[i] = error
             return results

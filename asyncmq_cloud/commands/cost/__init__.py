@@ -143,17 +143,17 @@ def render(results: list[Measured], console: Console) -> None:
         "$ / million jobs", "idle calls/s", "$ / idle worker-month",
     ):  # fmt: skip
         table.add_column(column, justify="left" if column == "backend" else "right")
-    for measured in results:
-        f = figures(measured)
+    every = [figures(measured) for measured in results]
+    for f in every:
         billed = f["billed_per_job"]
+        sqs = billed.get("sqs_requests", 0) + billed.get("sqs_other_requests", 0)
         table.add_row(
-            f["backend"], f"{f['calls_per_job']:.2f}", f"{billed.get('sqs_requests', 0):.2f}",
+            f["backend"], f"{f['calls_per_job']:.2f}", f"{sqs:.2f}",
             f"{billed.get('wru_table', 0):.2f}+{billed.get('wru_index', 0):.2f}", f"{billed.get('rru', 0):.2f}",
             _money(f["usd_per_million_jobs"]), f"{f['idle_calls_per_s']:.2f}", _money(f["usd_per_idle_worker_month"]),
         )  # fmt: skip
     console.print(table)
-    for measured in results:
-        f = figures(measured)
+    for f in every:
         top = ", ".join(f"{op} {n:.2f}" for op, n in list(f["calls_per_job_by_operation"].items())[:6])
         console.print(f"{f['backend']}: calls per job: {top}")
         console.print(f"  $ per million jobs: {_split(f['usd_per_million_jobs'])}")
