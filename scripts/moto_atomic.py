@@ -6,8 +6,10 @@ pass their condition (seen here: a claim race with 100 callers had two winners
 in one run of three). Real DynamoDB applies every write to an item atomically,
 and the race tests exist to prove our claims rely on exactly that. This serves
 moto's own WSGI app behind the middleware in
-``asyncmq_cloud/commands/demo/_moto.py``, which serializes DynamoDB requests; SQS
-and everything else stay concurrent, so SQS long polls never block DynamoDB.
+``asyncmq_cloud/commands/demo/_moto.py``, which serializes DynamoDB requests and,
+under a second lock, SQS sends and deletes (moto's delete rebuilds the message list
+unlocked); receives and everything else stay concurrent, so SQS long polls never
+block anything.
 
 Usage: ``python scripts/moto_atomic.py HOST PORT`` (the project's interpreter:
 it needs ``moto[server]`` and the project installed).
