@@ -8,7 +8,7 @@ Commands::
 
     asyncmq-cloud worker QUEUE [--concurrency N] [--grace S] [--health-port P] ...
     asyncmq-cloud scanner run --queue Q [--queue Q2 ...] [--interval S]
-    asyncmq-cloud provision [--queue Q ...] [--dry-run]
+    asyncmq-cloud provision [--queue Q ...] [--dry-run | --print-iam [--region R] [--account-id A] ...]
     asyncmq-cloud health [--queue Q ...] [--timeout S]
     asyncmq-cloud doctor [--queue Q ...] [--timeout S]
     asyncmq-cloud dashboard [--host H] [--port P] [--queues-per-tick N]
@@ -27,7 +27,7 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from asyncmq_cloud.commands._signals import catch_early, release_early
 from asyncmq_cloud.errors import CloudBackendError, MissingExtraError
@@ -168,6 +168,35 @@ def _add_worker(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     worker.set_defaults(handler=_worker)
 
 
+def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
+    """An argparse ``type`` from a validator that raises :class:`ValueError` with the reason."""
+
+    def typed(value: str) -> str:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return typed
+
+
+def _add_iam_scope(prov: argparse.ArgumentParser) -> None:
+    from asyncmq_cloud.resources.iam import PARTITIONS, check_account, check_msk_cluster, check_region
+
+    region_arg, account_arg, msk_cluster_arg = (
+        _checked(check_region),
+        _checked(check_account),
+        _checked(check_msk_cluster),
+    )
+    scope = prov.add_argument_group("--print-iam scope (ARNs)")
+    scope.add_argument("--region", type=region_arg, help="region of the ARNs (default $AWS_REGION, else '*')")
+    scope.add_argument("--account-id", type=account_arg, default="*", help="account of the ARNs (default '*')")
+    scope.add_argument("--partition", choices=PARTITIONS, default="aws", help="ARN partition (default aws)")
+    scope.add_argument(
+        "--msk-cluster-arn", type=msk_cluster_arg, help="MSK cluster whose topics and groups the policies name"
+    )
+
+
 def _add_cost(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cost = commands.add_parser("cost", help="price a million jobs and an idle worker per backend (embedded moto)")
     cost.add_argument(
@@ -196,7 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=run_scan)
     prov = commands.add_parser("provision", help="create tables/queues the backend needs (idempotent)")
     prov.add_argument("--queue", action="append", default=[], type=_queue, help="queue to create (repeatable)")
-    prov.add_argument("--dry-run", action="store_true", help="print what would be created; create nothing")
+    what = prov.add_mutually_exclusive_group()
+    what.add_argument("--dry-run", action="store_true", help="print what would be created; create nothing")
+    what.add_argument("--print-iam", action="store_true", help="print the runtime and provisioning IAM policies")
+    _add_iam_scope(prov)
     prov.set_defaults(handler=run_provision)
     health = commands.add_parser("health", help="exit 0 if the backend answers (a probe), else 1")
     health.add_argument("--queue", action="append", default=[], type=_queue, help="queue that must exist")

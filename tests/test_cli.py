@@ -5,6 +5,7 @@ The app's settings modules (``tests/e2e/app``) name the backend, exactly as in p
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -158,3 +159,62 @@ def test_backend_resources_are_what_the_components_declare_each_once() -> None:
     ]
     with pytest.raises(CloudBackendError):
         sqs.resources(["bad name"])
+
+
+def _print_iam(settings: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    closed = "http://127.0.0.1:9"  # nothing listens: --print-iam contacts nothing
+    return run_cli(
+        "--settings", settings, "provision", "--print-iam", *args,
+        env={"AWS_ENDPOINT_URL": closed, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", **env},
+    )  # fmt: skip
+
+
+def test_print_iam_prints_the_runtime_and_provisioning_policies_of_the_configured_backend() -> None:
+    done = _print_iam(
+        "tests.e2e.app.settings.Settings", "--queue", "emails", "--region", "eu-west-1",
+        "--account-id", "123456789012",
+        E2E_QUEUE_PREFIX="app-", E2E_STORE="dynamodb://app-jobs", E2E_PRIORITY_LANES="3",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    documents = json.loads(done.stdout)
+    runtime = {s["Sid"]: s for s in documents["runtime"]["Statement"]}
+    arn = "arn:aws:sqs:eu-west-1:123456789012:app-emails"
+    assert len(runtime["ConsumeJobs"]["Resource"]) == 3 and arn in runtime["ConsumeJobs"]["Resource"]
+    assert runtime["DeadLetterPoisonMessages"]["Resource"] == [arn + "-dlq"]
+    assert "arn:aws:dynamodb:eu-west-1:123456789012:table/app-jobs/index/*" in runtime["JobRecords"]["Resource"]
+    runtime_actions = {a for s in runtime.values() for a in s["Action"]}
+    assert not [a for a in runtime_actions if "Create" in a or a.endswith(("SetQueueAttributes", "ListQueues"))]
+    provisioning = {a for s in documents["provisioning"]["Statement"] for a in s["Action"]}
+    assert {"sqs:CreateQueue", "sqs:SetQueueAttributes", "dynamodb:CreateTable"} <= provisioning
+    assert "note:" not in done.stderr, done.stderr
+
+
+def test_print_iam_says_what_it_left_out() -> None:
+    kafka = "tests.e2e.app.settings_kafka.Settings"
+    done = _print_iam(kafka, "--queue", "emails", E2E_TOPIC_PREFIX="app.", E2E_STORE="dynamodb://app-jobs")
+    assert done.returncode == 0, done.stderr
+    assert "kafka-cluster" not in done.stdout
+    assert "note: Kafka topics left out: pass --msk-cluster-arn" in done.stderr
+    assert "note: ARNs match any region or account" in done.stderr
+    cluster = "arn:aws:kafka:eu-west-1:123456789012:cluster/jobs/0000aaaa-1111-2222-3333-444455556666-2"
+    done = _print_iam(
+        kafka, "--queue", "emails", "--msk-cluster-arn", cluster,
+        E2E_TOPIC_PREFIX="app.", E2E_STORE="dynamodb://app-jobs",
+    )  # fmt: skip
+    topics = next(s for s in json.loads(done.stdout)["runtime"]["Statement"] if s["Sid"] == "KafkaTopics")
+    assert topics["Resource"][0].endswith(":topic/jobs/0000aaaa-1111-2222-3333-444455556666-2/app.emails")
+    nothing = _print_iam("tests.e2e.app.settings_dynamodb.Settings")
+    assert nothing.returncode == 0 and "note: no --queue: only the tables are covered" in nothing.stderr
+
+
+def test_print_iam_refuses_bad_scope_values() -> None:
+    settings = "tests.e2e.app.settings.Settings"
+    bad_account = _print_iam(settings, "--account-id", "12345")
+    assert bad_account.returncode == 2 and "is not a 12-digit AWS account id" in bad_account.stderr
+    bad_region = _print_iam(settings, "--region", "Europe")
+    assert bad_region.returncode == 2 and "is not an AWS region" in bad_region.stderr
+    both = run_cli("--settings", settings, "provision", "--dry-run", "--print-iam", env={})
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    from_env = _print_iam(settings, AWS_REGION="moon-base-1x")
+    assert from_env.returncode == 1 and "ConfigurationError: $AWS_REGION" in from_env.stderr
+    assert "Traceback" not in from_env.stderr

@@ -173,31 +173,60 @@ def _locals() -> dict[str, Any]:
     return out
 
 
-def test_iam_policies_are_least_privilege() -> None:
+def _policy_documents() -> dict[str, Any]:
     documents = {}
     for block in _hcl(MODULE / "iam.tf")["data"]:
         for kind, named in block.items():
             if _unquote(kind) == "aws_iam_policy_document":
                 documents.update({_unquote(n): body for n, body in named.items()})
-    assert set(documents) == {"producer", "worker"}
+    return documents
+
+
+def _actions(document: Any) -> set[str]:
+    """The actions ``document`` names, ``local.dynamodb_actions`` resolved."""
+    text = json.dumps(document)
+    found = set(re.findall(r'\\"((?:dynamodb|sqs|kms|kafka-cluster):[^\\"]*)\\"', text))
+    if "local.dynamodb_actions" in text:
+        found |= {_unquote(a) for a in _locals()["dynamodb_actions"]}
+    return found
+
+
+#: What the runtime policies never hold (issue: no Create*, Delete* of a resource,
+#: ListQueues, SetQueueAttributes, UpdateTable, CreateTopic).
+NOT_AT_RUNTIME = re.compile(
+    r":(Create\w*|Delete(Queue|Table|Topic)\w*|ListQueues|SetQueueAttributes|Update(Table|TimeToLive)|PurgeQueue)$"
+)
+
+
+def test_iam_policies_are_least_privilege() -> None:
+    documents = _policy_documents()
+    assert set(documents) == {"producer", "worker", "provisioner"}
     text = json.dumps(documents)
-    actions = re.findall(r'\\"((?:dynamodb|sqs|kms|kafka-cluster):[^\\"]*)\\"', text)
+    actions = _actions(documents)
     assert actions, "no actions found: the parser output changed"
     assert not [a for a in actions if "*" in a], "no wildcard actions"
     assert not re.search(r'resources\W+\[\W*\\"\*\\"', text), "no wildcard resources"
-    dynamodb_actions = set(re.findall(r'"(dynamodb:\w+)"', (MODULE / "iam.tf").read_text()))
-    # Exactly what the stores document as needed (module docstrings of stores/ and delays/).
-    assert dynamodb_actions == {
-        "dynamodb:BatchGetItem",
-        "dynamodb:BatchWriteItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:Query",
-        "dynamodb:UpdateItem",
-    }
-    producer = json.dumps(documents["producer"])
+    producer, worker = _actions(documents["producer"]), _actions(documents["worker"])
     assert "sqs:ReceiveMessage" not in producer and "sqs:DeleteMessage" not in producer
+    assert producer <= worker, "the producer policy is a subset of the runtime"
+    assert not [a for a in producer | worker if NOT_AT_RUNTIME.search(a)], "the runtime creates nothing"
+    assert {"dynamodb:CreateTable", "sqs:CreateQueue", "kafka-cluster:CreateTopic"} <= _actions(
+        documents["provisioner"]
+    )
+
+
+def test_iam_policies_grant_what_print_iam_prints() -> None:
+    """The module's worker and provisioner policies hold the actions of resources/iam.py, no more, no less."""
+    from asyncmq_cloud.resources import iam
+
+    documents = _policy_documents()
+    runtime = set(iam.TABLE_RUNTIME + iam.QUEUE_RUNTIME + iam.DLQ_RUNTIME + iam.KMS_RUNTIME + iam.MSK_CLUSTER)
+    runtime |= set(iam.MSK_TOPIC_RUNTIME + iam.MSK_GROUP_RUNTIME)
+    assert _actions(documents["worker"]) == runtime
+    provisioning = set(iam.TABLE_PROVISIONING + iam.QUEUE_PROVISIONING + iam.MSK_CLUSTER + iam.MSK_TOPIC_PROVISIONING)
+    assert _actions(documents["provisioner"]) == provisioning
+    assert not [a for a in runtime if NOT_AT_RUNTIME.search(a)]
+    assert {a for a in provisioning if NOT_AT_RUNTIME.search(a)}, "the pattern matches the provisioning actions"
 
 
 def test_outputs_map_onto_backend_settings() -> None:

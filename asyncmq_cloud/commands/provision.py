@@ -1,19 +1,25 @@
-"""``asyncmq-cloud provision [--queue Q ...] [--dry-run]``: create what the backend needs.
+"""``asyncmq-cloud provision [--queue Q ...] [--dry-run | --print-iam]``: create what the backend needs.
 
 Every table, queue and topic comes from :meth:`CloudBackend.resources` (the specs the
 stores, the delay store and the transport declare); ``--dry-run`` prints them and
 contacts nothing, otherwise ``CloudBackend.provision`` creates the missing ones
-(idempotent: nothing existing is altered).
+(idempotent: nothing existing is altered). ``--print-iam`` prints the runtime and the
+provisioning IAM policy of those resources (:mod:`asyncmq_cloud.resources.iam`) and
+contacts nothing either.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 
 from asyncmq_cloud.commands._settings import load_backend
 from asyncmq_cloud.core.lifecycle import CloudBackend
+from asyncmq_cloud.errors import ConfigurationError
 from asyncmq_cloud.resources import IndexSpec, KafkaTopicSpec, SqsQueueSpec, TableSpec
+from asyncmq_cloud.resources.iam import Scope, check_region, policies, render
 
 
 def _keys(spec: TableSpec | IndexSpec) -> str:
@@ -64,6 +70,8 @@ async def run_provision(args: argparse.Namespace) -> int:
         args: the parsed ``provision`` arguments (``settings``, ``queue``, ``dry_run``).
     """
     backend = load_backend(args.settings)
+    if args.print_iam:
+        return print_iam(backend, args)
     if args.dry_run:
         for line in plan(backend, args.queue):
             print(f"would create (if missing): {line}", flush=True)
@@ -73,4 +81,32 @@ async def run_provision(args: argparse.Namespace) -> int:
     finally:
         await backend.close()
     print(f"provisioned: stores and queues {args.queue}", flush=True)
+    return 0
+
+
+def print_iam(backend: CloudBackend, args: argparse.Namespace) -> int:
+    """``provision --print-iam``: both IAM documents on stdout, what was left out on stderr.
+
+    Args:
+        backend: the configured backend.
+        args: ``queue``, ``region``, ``account_id``, ``partition``, ``msk_cluster_arn``.
+    """
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "*"
+    if not args.region:
+        try:
+            check_region(region)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"$AWS_REGION / $AWS_DEFAULT_REGION: {exc}; or pass --region") from None
+    scope = Scope(region, args.account_id, args.partition, args.msk_cluster_arn)
+    specs = backend.resources(args.queue)
+    notes = []
+    if "*" in (scope.region, scope.account):
+        notes.append("ARNs match any region or account ('*'): pass --region and --account-id to pin them")
+    if not args.queue:
+        notes.append("no --queue: only the tables are covered; name every queue the app uses")
+    if any(isinstance(s, KafkaTopicSpec) for s in specs) and scope.msk_cluster_arn is None:
+        notes.append("Kafka topics left out: pass --msk-cluster-arn for Amazon MSK with IAM authentication")
+    print(render(policies(specs, scope)), flush=True)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr, flush=True)
     return 0

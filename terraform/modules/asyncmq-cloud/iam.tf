@@ -1,6 +1,10 @@
-# -- Least-privilege IAM: one policy for producers, one for workers ---------------------------
+# -- Least-privilege IAM: producers, workers (the runtime), and provisioning -------------------
 # No wildcard actions; every resource is one of this module's ARNs (DynamoDB indexes as
-# TABLE/index/*, MSK topics and groups under msk_topic_prefix).
+# TABLE/index/*, MSK topics and groups under msk_topic_prefix). The producer and worker
+# policies are the runtime: no Create*, no Delete* of a resource, no ListQueues,
+# SetQueueAttributes, UpdateTable or CreateTopic. The provisioner policy adds what
+# `asyncmq-cloud provision`, `create_missing=True` and `asyncmq-cloud doctor` need.
+# asyncmq_cloud/resources/iam.py holds the same action lists (`provision --print-iam`).
 
 locals {
   table_arns = [
@@ -21,6 +25,8 @@ locals {
     "dynamodb:Query",
     "dynamodb:UpdateItem",
   ]
+  # Queues the provisioner may create: this module's names (queue, lanes, DLQ) under the prefix.
+  provisioned_queue_arn = "arn:${local.partition}:sqs:${data.aws_region.current.name}:${local.account_id}:${var.name_prefix}*"
 }
 
 data "aws_iam_policy_document" "producer" {
@@ -162,5 +168,52 @@ resource "aws_iam_policy" "worker" {
   name        = "${local.base}-worker"
   description = "asyncmq-cloud ${local.base}: run jobs (asyncmq worker, scanners)"
   policy      = data.aws_iam_policy_document.worker.json
+  tags        = local.tags
+}
+
+data "aws_iam_policy_document" "provisioner" {
+  statement {
+    sid = "CreateTables"
+    actions = [
+      "dynamodb:CreateTable",
+      "dynamodb:DescribeTable",
+      "dynamodb:DescribeTimeToLive",
+      "dynamodb:UpdateTimeToLive",
+    ]
+    resources = [aws_dynamodb_table.jobs.arn, aws_dynamodb_table.delays.arn]
+  }
+
+  dynamic "statement" {
+    for_each = var.enable_sqs ? [1] : []
+    content {
+      sid       = "CreateQueues"
+      actions   = ["sqs:CreateQueue", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SetQueueAttributes"]
+      resources = [local.provisioned_queue_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.msk_cluster_arn != null ? [1] : []
+    content {
+      sid       = "KafkaConnect"
+      actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+      resources = [local.msk_cluster_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.msk_cluster_arn != null ? [1] : []
+    content {
+      sid       = "KafkaCreateTopics"
+      actions   = ["kafka-cluster:CreateTopic", "kafka-cluster:DescribeTopic"]
+      resources = [local.msk_topic_arn]
+    }
+  }
+}
+
+resource "aws_iam_policy" "provisioner" {
+  name        = "${local.base}-provisioner"
+  description = "asyncmq-cloud ${local.base}: create queues, tables and topics (asyncmq-cloud provision, doctor)"
+  policy      = data.aws_iam_policy_document.provisioner.json
   tags        = local.tags
 }

@@ -64,8 +64,23 @@ output "producer_policy_arn" {
 }
 
 output "worker_policy_arn" {
-  description = "IAM policy for workers and scanners."
+  description = "IAM policy for workers and scanners: the runtime policy (nothing created, deleted or reconfigured)."
   value       = aws_iam_policy.worker.arn
+}
+
+output "provisioner_policy_arn" {
+  description = "IAM policy for `asyncmq-cloud provision`, `create_missing=True` and `asyncmq-cloud doctor`; never for workers."
+  value       = aws_iam_policy.provisioner.arn
+}
+
+output "worker_policy_json" {
+  description = "The worker (runtime) policy document, for roles managed outside this module."
+  value       = data.aws_iam_policy_document.worker.json
+}
+
+output "provisioner_policy_json" {
+  description = "The provisioner policy document, for roles managed outside this module."
+  value       = data.aws_iam_policy_document.provisioner.json
 }
 
 output "msk_cluster_arn" {
