@@ -25,7 +25,7 @@ import heapq
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -38,13 +38,14 @@ from asyncmq_cloud.core.records import JobRecord
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
 #: Due times of parked ids remembered per queue (:meth:`HandOver._park`); past it, regular scans.
 MAX_PARKED = 10_000
-#: AsyncMQ priorities of the jobs of a send, one per id (``None``: unknown, read if lanes need them).
-Priorities = Sequence[object] | None
+#: The AsyncMQ payloads of the jobs of a send, one per id (``None``: unknown, read from the
+#: store when the transport needs them: priority lanes, fair-queue groups).
+Payloads = Sequence[Mapping[str, Any]] | None
 
 
-def priorities_of(records: Sequence[JobRecord]) -> list[object]:
-    """The AsyncMQ priority of each record (for a transport with priority lanes)."""
-    return [record.payload.get("priority") for record in records]
+def payloads_of(records: Sequence[JobRecord]) -> list[dict[str, Any]]:
+    """The AsyncMQ payload of each record (what a send's priorities and groups are read from)."""
+    return [record.payload for record in records]
 
 
 class HandOver:
@@ -73,19 +74,23 @@ class HandOver:
         """
         return self._parts.transport.capabilities.redelivers
 
-    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Priorities = None) -> None:
-        """``transport.send``; with priority lanes, with each job's priority (read from the store
-        when the caller does not know it: one read per job, on the paths without the record)."""
+    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0, payloads: Payloads = None) -> None:
+        """``transport.send``; with priority lanes each job's priority, with a fair key each job's
+        group, from its payload (read from the store when the caller does not have it: one read
+        per job, on the paths without the record)."""
         transport = self._parts.transport
-        if transport.capabilities.priority_lanes <= 1:
+        lanes, fair_key = transport.capabilities.priority_lanes > 1, transport.capabilities.fair_key
+        if not lanes and fair_key is None:
             await (transport.send(queue, job_ids, delay) if delay else transport.send(queue, job_ids))
             return
-        if priorities is None:
+        if payloads is None:
             records = [await self._parts.store.get(queue, job_id) for job_id in job_ids]
-            priorities = [r.payload.get("priority") if r is not None else None for r in records]
-        await transport.send(queue, job_ids, delay, priorities=priorities)
+            payloads = [r.payload if r is not None else {} for r in records]
+        priorities = [p.get("priority") for p in payloads] if lanes else None
+        groups = [fair_key(p) for p in payloads] if fair_key is not None else None
+        await transport.send(queue, job_ids, delay, priorities=priorities, groups=groups)
 
-    async def send_or_undo(self, queue: str, job_ids: Sequence[str], priorities: Priorities = None) -> None:
+    async def send_or_undo(self, queue: str, job_ids: Sequence[str], payloads: Payloads = None) -> None:
         """Send the references of just-created jobs; if the broker refuses, delete the jobs and raise.
 
         The caller sees the error and nothing is left half-written (a waiting record
@@ -93,13 +98,13 @@ class HandOver:
         all (an ambiguous timeout), the claim finds no job and drops it.
         """
         try:
-            await self.send(queue, job_ids, priorities=priorities)
+            await self.send(queue, job_ids, payloads=payloads)
         except Exception:  # not on cancellation: a cancelled caller's send may still go out (SQS batcher)
             await self._undo(queue, job_ids, "send")
             raise
 
     async def schedule_or_undo(
-        self, queue: str, job_ids: Sequence[str], run_at: float, priorities: Priorities = None
+        self, queue: str, job_ids: Sequence[str], run_at: float, payloads: Payloads = None
     ) -> None:
         """:meth:`schedule` the ids of just-created delayed jobs; if that fails, delete the jobs and raise.
 
@@ -107,7 +112,7 @@ class HandOver:
         a retrying caller would get two, and the repair pass would run the orphan.
         """
         try:
-            await self.schedule(queue, job_ids, run_at, priorities)
+            await self.schedule(queue, job_ids, run_at, payloads)
         except Exception:
             await self._undo(queue, job_ids, "delay")
             raise
@@ -144,7 +149,7 @@ class HandOver:
         next_scan = now if more else now + self.scan_interval
         self._next_scan[queue] = min(next_scan, parked[0]) if parked else next_scan
 
-    async def hand_over(self, queue: str, job_ids: Sequence[str], priorities: Priorities = None) -> None:
+    async def hand_over(self, queue: str, job_ids: Sequence[str], payloads: Payloads = None) -> None:
         """Send the references of jobs a transition just made ``waiting``; never strand them.
 
         If the broker refuses (down, timing out), the ids go to the delay store as due
@@ -154,7 +159,7 @@ class HandOver:
         if not job_ids:
             return
         try:
-            await self.send(queue, job_ids, priorities=priorities)
+            await self.send(queue, job_ids, payloads=payloads)
         except Exception as exc:
             logger.warning(
                 "could not send %d reference(s) of %r (%s); the next promotion pass sends them",
@@ -166,7 +171,7 @@ class HandOver:
             for job_id in job_ids:
                 await self._park(queue, job_id, now)
 
-    async def schedule(self, queue: str, job_ids: Sequence[str], run_at: float, priorities: Priorities = None) -> None:
+    async def schedule(self, queue: str, job_ids: Sequence[str], run_at: float, payloads: Payloads = None) -> None:
         """Hand delayed ids to the broker (native delay) or to the delay store.
 
         An id that became due meanwhile still goes to the delay store: the next
@@ -177,7 +182,7 @@ class HandOver:
         delay = run_at - time.time()
         if 0 < delay <= transport.capabilities.max_native_delay:
             try:
-                await self.send(queue, job_ids, delay, priorities)
+                await self.send(queue, job_ids, delay, payloads)
                 return
             except Exception as exc:  # the delay store holds them instead
                 logger.warning("could not send %d delayed reference(s) of %r (%s)", len(job_ids), queue, exc)

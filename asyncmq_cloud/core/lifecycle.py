@@ -49,7 +49,7 @@ from asyncmq_cloud import observe
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.backend import BackendCore, lazily_started
 from asyncmq_cloud.core.dependencies import Dependencies
-from asyncmq_cloud.core.handover import HandOver, priorities_of
+from asyncmq_cloud.core.handover import HandOver, payloads_of
 from asyncmq_cloud.core.leases import LeaseKeeper
 from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
 from asyncmq_cloud.core.records import CANCELLED, JobRecord, new_job_record
@@ -127,7 +127,7 @@ class CloudBackend(WorkerStops, BackendCore):
         if pending:
             await self._deps.recheck(queue_name, pending)
         else:
-            await self._handover.send_or_undo(queue_name, [record.id], priorities_of([record]))
+            await self._handover.send_or_undo(queue_name, [record.id], payloads_of([record]))
         observe.jobs_enqueued(queue_name, [payload])
         return record.id
 
@@ -139,7 +139,7 @@ class CloudBackend(WorkerStops, BackendCore):
         for start in range(0, len(jobs), 25):
             chunk = [new_job_record(queue_name, job, []) for job in jobs[start : start + 25]]
             await self.store.create(chunk, unsent=self._handover.marks_unsent, atomic=False)
-            await self._handover.send_or_undo(queue_name, ids[start : start + 25], priorities_of(chunk))
+            await self._handover.send_or_undo(queue_name, ids[start : start + 25], payloads_of(chunk))
             observe.jobs_enqueued(queue_name, jobs[start : start + 25])
 
     @lazily_started
@@ -170,7 +170,7 @@ class CloudBackend(WorkerStops, BackendCore):
         roots = [r for r in records if r.state == State.WAITING]
         if roots:
             # The flow is stored whole: its roots are handed over (or parked) rather than undone.
-            await self._handover.hand_over(queue_name, [r.id for r in roots], priorities_of(roots))
+            await self._handover.hand_over(queue_name, [r.id for r in roots], payloads_of(roots))
         observe.jobs_enqueued(queue_name, job_dicts)
         return [r.id for r in records]
 
@@ -184,7 +184,7 @@ class CloudBackend(WorkerStops, BackendCore):
         observe.jobs_adding(queue_name, [body])
         record = JobRecord(queue=queue_name, id=body["id"], state=State.DELAYED, payload=body, run_at=run_at)
         await self.store.create([record])
-        await self._handover.schedule_or_undo(queue_name, [record.id], run_at, [body.get("priority")])
+        await self._handover.schedule_or_undo(queue_name, [record.id], run_at, [body])
         observe.jobs_enqueued(queue_name, [body])
 
     # -- dequeue / ack -----------------------------------------------------------------
@@ -229,11 +229,10 @@ class CloudBackend(WorkerStops, BackendCore):
         due_now = run_at <= time.time()
 
         async def hand_over(record: JobRecord) -> None:
-            priority = [payload.get("priority")]
             if due_now:
-                await self._handover.hand_over(queue_name, [record.id], priority)
+                await self._handover.hand_over(queue_name, [record.id], [payload])
             else:
-                await self._handover.schedule(queue_name, [record.id], run_at, priority)
+                await self._handover.schedule(queue_name, [record.id], run_at, [payload])
 
         state, delay_until = (State.WAITING, None) if due_now else (State.DELAYED, run_at)
         extra = {"delay_until": delay_until}

@@ -292,13 +292,20 @@ class Transport(Protocol):
         ...
 
     async def send(
-        self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Sequence[object] | None = None
+        self,
+        queue: str,
+        job_ids: Sequence[str],
+        delay: float = 0.0,
+        priorities: Sequence[object] | None = None,
+        groups: Sequence[str | None] | None = None,
     ) -> None:
         """Publish references; raises on failure (never silently drops).
 
         ``delay`` is at most ``capabilities.max_native_delay`` (the lifecycle sends
         longer delays through the delay store). ``priorities`` (AsyncMQ's, one per id) is
-        given only to a transport with ``capabilities.priority_lanes > 1``.
+        given only to a transport with ``capabilities.priority_lanes > 1``; ``groups``
+        (each job's fair-queue group, ``capabilities.fair_key`` of its payload) only to
+        a transport that declares ``fair_key``.
         """
         ...
 

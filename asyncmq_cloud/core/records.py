@@ -10,7 +10,7 @@ module docstring. :mod:`asyncmq_cloud.core.protocols` re-exports every name here
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +143,8 @@ class TransportCapabilities:
             without it ``stats()`` returns ``{}`` and only ``depth()`` counts.
         priority_lanes: more than 1: ``send`` takes ``priorities`` (each job's AsyncMQ
             priority) and routes each reference to its lane (SQS ``priority_lanes``).
+        fair_key: a job's fair-queue group from its payload (``None``: no group); when set,
+            ``send`` takes ``groups``, one per id (SQS ``fair_key``).
     """
 
     max_native_delay: float = 0.0
@@ -150,6 +152,7 @@ class TransportCapabilities:
     supports_fifo: bool = False
     has_stats: bool = False
     priority_lanes: int = 1
+    fair_key: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 def new_job_record(queue: str, payload: dict[str, Any], pending: Sequence[str]) -> JobRecord:

@@ -8,12 +8,15 @@ transport checks against.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from asyncmq_cloud.config import _Model
 from asyncmq_cloud.errors import ConfigurationError
+from asyncmq_cloud.transports._sqs_fair import FAIR_KEY_PATH
 
 # Limits: https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-messages.html
 # and the API reference of each action named below.
@@ -69,6 +72,9 @@ class SQSTransportConfig(_Model):
             priorities (``transports/_sqs_lanes.py``); 1 = one queue, today's cost.
         lane_bounds: the highest priority number of each lane but the last
             (ascending, ``priority_lanes - 1`` of them); ``None`` = spread over 1 .. 10.
+        fair_key: SQS fair queues: each job's group (tenant), sent as ``MessageGroupId``;
+            a dotted path into the job payload (``"kwargs.tenant_id"``) or a function of
+            the payload (``transports/_sqs_fair.py``); ``None`` = off.
     """
 
     queue_prefix: str = Field("", max_length=70, pattern=r"^[A-Za-z0-9_\-]*$")
@@ -88,6 +94,17 @@ class SQSTransportConfig(_Model):
     extend_threshold: float = Field(0.5, ge=0, le=1)
     priority_lanes: int = Field(1, ge=1, le=MAX_LANES)
     lane_bounds: tuple[int, ...] | None = None
+    fair_key: str | Callable[[Mapping[str, Any]], object] | None = None
+
+    @field_validator("fair_key")
+    @classmethod
+    def _fair_key(cls, value: object) -> object:
+        if isinstance(value, str) and not re.match(FAIR_KEY_PATH, value):
+            raise ValueError(
+                f"fair_key {value[:60]!r} must be a dotted path into the job payload "
+                "(like 'kwargs.tenant_id' or 'args.0') or a function of the payload"
+            )
+        return value
 
     @model_validator(mode="after")
     def _lanes(self) -> SQSTransportConfig:

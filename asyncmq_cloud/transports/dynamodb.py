@@ -168,7 +168,9 @@ class DynamoDBTransport(Component):
         """Nothing of its own: the queue is the store's jobs table."""
         return []
 
-    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None) -> None:
+    async def send(
+        self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None, groups: Any = None
+    ) -> None:
         """Nothing to send: the ``waiting`` write that preceded this call indexed the job."""
         if self._closed:
             raise ClosedError("DynamoDBTransport is closed")

@@ -10,12 +10,9 @@ Topics and groups
     ``{topic_prefix}emails-dlq``. Names are at most 249 characters of
     ``[A-Za-z0-9._-]`` (:class:`~asyncmq_cloud.errors.InvalidNameError` says which
     rule broke). A missing topic raises :class:`~asyncmq_cloud.errors.ResourceMissingError`
-    naming it (a producer never relies on the broker's ``auto.create.topics.enable``,
-    which would create it with the broker's defaults): create topics with
-    ``await backend.provision(["emails"])`` / ``asyncmq-cloud provision --queue emails``
-    (``partitions``, ``replication_factor``, ``topic_config``), with the Terraform
-    module's MSK option plus your topic tooling (production), or ``create_missing=True``
-    (development).
+    naming it (never the broker's ``auto.create.topics.enable``): create topics with
+    ``asyncmq-cloud provision --queue emails`` (``partitions``, ``replication_factor``,
+    ``topic_config``), your topic tooling (production), or ``create_missing=True``.
 
 Partitions vs worker concurrency
     A partition is read by one worker process at a time, so ``partitions`` is the
@@ -265,7 +262,9 @@ class KafkaTransport(Component):
         self._topics_ok.update(await create_topics(admin, self.spec(queue), self._resource(queue)))
 
     # -- send --------------------------------------------------------------------------
-    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None) -> None:
+    async def send(
+        self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None, groups: Any = None
+    ) -> None:
         """Publish one reference per job id and wait for ``acks=all``; raise if any record failed."""
         if not job_ids:
             return

@@ -66,7 +66,9 @@ class MemoryTransport(Component):
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
 
-    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None) -> None:
+    async def send(
+        self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None, groups: Any = None
+    ) -> None:
         if self._closed:
             raise ClosedError("MemoryTransport is closed")
         self._count("send")

@@ -11,12 +11,9 @@ Queues
     the ``-dlq`` suffix must fit too (:class:`~asyncmq_cloud.errors.InvalidNameError`
     says which rule broke). Queue URLs are resolved once per process and cached.
     A missing queue raises :class:`~asyncmq_cloud.errors.ResourceMissingError`
-    naming it: create queues with ``await backend.provision(["emails"])`` /
-    ``asyncmq-cloud provision --queue emails`` (development), or with the Terraform
-    module in ``terraform/`` (production). ``create_missing=True`` creates them on
-    first use (development only: production credentials should not hold
-    ``sqs:CreateQueue``). ``provision`` is idempotent and updates the attributes of
-    an existing queue to the configured ones.
+    naming it: create it with ``asyncmq-cloud provision --queue emails``
+    (development) or the Terraform module (production); ``create_missing=True``
+    creates it on first use (development only). ``provision`` is idempotent.
 
 What travels on SQS
     Only a reference: ``{"v": 1, "q": "emails", "id": "<job id>"}``, about 70
@@ -62,30 +59,23 @@ FIFO queues
     retries of one request reuse the id and are still deduplicated.
 
 API calls per job (what SQS bills)
-    Sends and deletes are batched (``SendMessageBatch``/``DeleteMessageBatch`` of up to
-    10): a send goes in the next turn of the event loop when no send of its queue is in
-    flight (``linger``, 0 by default), with whatever was submitted in that turn; sends that
-    come while one is in flight wait for it to return (at most ``busy_linger``, 20 ms) and
-    go together. Each caller awaits its own entry. Deletes are
-    queued (``ack_linger``) and nobody waits for them (a lost delete only makes the
-    message reappear; the claim then drops it). A receive takes up to 10 messages but
-    never more than the worker's free capacity; after a partial receive the next one
-    waits ``receive_pacing``. Batched producers cost about 0.1 send + 0.1 receive + 0.1
-    delete per job, a sequential producer one send per job; an idle worker one receive
-    per ``receive_wait``. ``docs/sqs.md`` has the table of knobs.
+    Sends and deletes are batched (up to 10): a send goes in the next turn of the event
+    loop when no send of its queue is in flight (``linger``), else with the next batch
+    (at most ``busy_linger``); deletes are queued (``ack_linger``) and nobody waits for
+    them. A receive takes up to 10 messages, never more than the worker's free capacity.
+    ``docs/sqs.md`` has the costs and the table of knobs.
 
 Priority lanes
     ``priority_lanes=N`` gives a queue N SQS queues, one per band of AsyncMQ priorities,
     read most urgent first with a bounded share for the others (``_sqs_lanes.py``).
 
+Fair queues
+    ``fair_key`` (a payload path or a function of the payload) sends each job's tenant as
+    the ``MessageGroupId`` of its reference on a standard queue (``_sqs_fair.py``).
+
 IAM actions
-    Workers and producers: ``sqs:GetQueueUrl``, ``sqs:SendMessage`` (covers
-    batches), ``sqs:ReceiveMessage``, ``sqs:DeleteMessage``,
-    ``sqs:ChangeMessageVisibility``, ``sqs:GetQueueAttributes`` (stats, depth),
-    and on the DLQ ``sqs:SendMessage`` (poison messages). ``sqs:PurgeQueue`` for
-    ``purge``; ``sqs:CreateQueue`` and ``sqs:SetQueueAttributes`` only for
-    ``provision``/``create_missing``. With a customer-managed KMS key add
-    ``kms:GenerateDataKey`` and ``kms:Decrypt`` on that key.
+    The runtime and provisioning policies are in ``resources/iam.py``
+    (``asyncmq-cloud provision --print-iam``); ``sqs:PurgeQueue`` (``purge``) is in neither.
 
 KMS
     ``kms_key_id`` enables SSE-KMS on the queue and its DLQ at provision time;
@@ -133,6 +123,7 @@ from asyncmq_cloud.transports._sqs_config import (
     SQSTransportConfig,
     delay_attributes,
 )
+from asyncmq_cloud.transports._sqs_fair import fair_key_function, with_groups
 from asyncmq_cloud.transports._sqs_lanes import by_lane, lane_stats, lane_suffix, receive_lanes
 from asyncmq_cloud.transports._sqs_messages import (
     RECEIVE_ATTRIBUTES,
@@ -179,7 +170,10 @@ class SQSTransport(AwsComponent):
         #: SQS holds delays itself up to 900 s on standard queues, none on FIFO; ``stats`` counts by kind.
         native_delay = 0.0 if self.fifo else float(MAX_DELAY_SECONDS)
         n = self.config.priority_lanes
-        self.capabilities = TransportCapabilities(native_delay, supports_fifo=True, has_stats=True, priority_lanes=n)
+        self.capabilities = TransportCapabilities(
+            native_delay, supports_fifo=True, has_stats=True, priority_lanes=n,
+            fair_key=fair_key_function(self.config.fair_key),
+        )  # fmt: skip
         self._bounds = self.config.bounds()
         self.turns: dict[str, int] = {}  # receives made per queue: their lane order (``_sqs_lanes``)
         self.empty_until: dict[tuple[str, int | None], float] = {}  # lanes found empty: not polled till then
@@ -265,25 +259,36 @@ class SQSTransport(AwsComponent):
 
     # -- send ----------------------------------------------------------------------------------
     async def send(
-        self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Sequence[object] | None = None
+        self,
+        queue: str,
+        job_ids: Sequence[str],
+        delay: float = 0.0,
+        priorities: Sequence[object] | None = None,
+        groups: Sequence[str | None] | None = None,
     ) -> None:
-        """Send one reference per job id (to the lane of its priority, with ``priority_lanes``);
-        raise the first failed entry's error (after all were tried)."""
+        """Send one reference per job id (to the lane of its priority, with ``priority_lanes``;
+        with its fair-queue group, with ``fair_key``); raise the first failed entry's error
+        (after all were tried)."""
         if not job_ids:
             return
         extra = delay_attributes(delay, self.fifo)
         lanes = by_lane(self._bounds, job_ids, priorities)
+        group_of = dict(zip(job_ids, groups, strict=True)) if groups is not None else None
         results = await asyncio.gather(
-            *(self._send_to(queue, lane, ids, extra) for lane, ids in lanes.items()), return_exceptions=True
+            *(self._send_to(queue, lane, ids, extra, group_of) for lane, ids in lanes.items()), return_exceptions=True
         )
         for result in results:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _send_to(self, queue: str, lane: int | None, job_ids: list[str], extra: dict[str, Any]) -> None:
+    async def _send_to(
+        self, queue: str, lane: int | None, job_ids: list[str], extra: dict[str, Any], group_of: Any = None
+    ) -> None:
         self.empty_until.pop((queue, lane), None)
         url = await queue_url(self, queue, lane)
         entries = send_entries(queue, job_ids, extra, self.fifo, self.config.fifo_group)
+        if group_of is not None:
+            entries = with_groups(entries, [group_of[job_id] for job_id in job_ids])
         await self._sends.submit(url, entries)
 
     async def _send_batch(self, url: str, entries: list[dict[str, Any]]) -> list[BaseException | None]:

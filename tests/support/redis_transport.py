@@ -53,7 +53,9 @@ class RedisListTransport:
         assert self._redis is not None, "transport not started"
         return self._redis
 
-    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None) -> None:
+    async def send(
+        self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None, groups: Any = None
+    ) -> None:
         now = time.time()
         entries = [json.dumps({"id": job_id, "t": now}) for job_id in job_ids]
         async with self.client.pipeline(transaction=True) as pipe:

@@ -35,7 +35,9 @@ class CrashingTransport(MemoryTransport):
         super().__init__()
         self.crashes = 0
 
-    async def send(self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None) -> None:
+    async def send(
+        self, queue: str, job_ids: Sequence[str], delay: float = 0.0, priorities: Any = None, groups: Any = None
+    ) -> None:
         if self.crashes:
             self.crashes -= 1
             raise Crash
