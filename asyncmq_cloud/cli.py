@@ -15,6 +15,7 @@ Commands::
     asyncmq-cloud metrics --queue Q [--queue Q2 ...] [--port P] [--interval S]
     asyncmq-cloud demo [--backend sqs|dynamodb|kafka] [--endpoint URL]
     asyncmq-cloud cost [--backend sqs,dynamodb,kafka] [--jobs N] [--idle-seconds S] [--json PATH]
+    asyncmq-cloud dlq {list,show,redrive,purge} [ID] --queue Q [--source jobs|broker] [--limit N] [--rate R] ...
 
 This module only parses the arguments; each command lives in :mod:`asyncmq_cloud.commands`
 (``health``, for instance, is the Kubernetes probe of :mod:`asyncmq_cloud.commands.health`).
@@ -56,6 +57,12 @@ async def run_scan(args: argparse.Namespace) -> int:
     from asyncmq_cloud.commands.scanner import run_scan as run
 
     return await run(args)
+
+
+async def _dlq(args: argparse.Namespace) -> int:
+    from asyncmq_cloud.commands.dlq import run_dlq  # imported when used: the backend's SDKs
+
+    return await run_dlq(args)
 
 
 async def _doctor(args: argparse.Namespace) -> int:
@@ -197,6 +204,26 @@ def _add_iam_scope(prov: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_dlq(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dlq = commands.add_parser("dlq", help="list, show, redrive or purge dead letters (failed jobs, broker DLQ)")
+    dlq.add_argument("action", choices=("list", "show", "redrive", "purge"))
+    dlq.add_argument("id", nargs="?", help="show: a job id, an SQS message id or a Kafka PARTITION:OFFSET")
+    dlq.add_argument("--queue", required=True, type=_queue, help="the AsyncMQ queue")
+    dlq.add_argument(
+        "--source", choices=("jobs", "broker"), default="jobs", help="jobs: AsyncMQ's failed jobs (default); broker: "
+        "the SQS dead-letter queue or Kafka dead-letter topic"
+    )  # fmt: skip
+    dlq.add_argument("--limit", type=_positive_int, help="at most this many dead letters (default: all)")
+    dlq.add_argument("--rate", type=float, default=50.0, help="redrive/purge: most per second (default 50; 0: none)")
+    dlq.add_argument("--dry-run", action="store_true", help="redrive/purge: count what would be done, change nothing")
+    dlq.add_argument("--yes", action="store_true", help="purge: confirm (there is no undo)")
+    dlq.add_argument(
+        "--method", choices=("auto", "move-task", "loop"), default="auto",
+        help="SQS redrive: SQS's message move task, the receive/send/delete loop, or auto (default)",
+    )  # fmt: skip
+    dlq.set_defaults(handler=_dlq)
+
+
 def _add_cost(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     cost = commands.add_parser("cost", help="price a million jobs and an idle worker per backend (embedded moto)")
     cost.add_argument(
@@ -217,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_worker(commands)
+    _add_dlq(commands)
     scanner = commands.add_parser("scanner", help="delayed-job scanner").add_subparsers(dest="action", required=True)
     run = scanner.add_parser("run", help="promote due delayed jobs until SIGTERM")
     run.add_argument("--queue", action="append", required=True, type=_queue, help="queue to scan (repeatable)")
