@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -214,7 +215,7 @@ def _add_dlq(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "the SQS dead-letter queue or Kafka dead-letter topic"
     )  # fmt: skip
     dlq.add_argument("--limit", type=_positive_int, help="at most this many dead letters (default: all)")
-    dlq.add_argument("--rate", type=float, default=50.0, help="redrive/purge: most per second (default 50; 0: none)")
+    dlq.add_argument("--rate", type=_rate, default=50.0, help="redrive/purge: most per second (default 50; 0: none)")
     dlq.add_argument("--dry-run", action="store_true", help="redrive/purge: count what would be done, change nothing")
     dlq.add_argument("--yes", action="store_true", help="purge: confirm (there is no undo)")
     dlq.add_argument(
@@ -222,6 +223,16 @@ def _add_dlq(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="SQS redrive: SQS's message move task, the receive/send/delete loop, or auto (default)",
     )  # fmt: skip
     dlq.set_defaults(handler=_dlq)
+
+
+def _rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value[:20]!r} is not a number") from None
+    if not math.isfinite(rate) or rate < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (0: no limit), not {value[:20]}")
+    return rate
 
 
 def _add_cost(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -246,7 +246,7 @@ async def test_kafka_redrive_keeps_its_place(kafka_bootstrap: str, redis_url: st
             third = Run("redrive")
             await kafka.redrive(transport, QUEUE, None, third, dry_run=False)
             assert third.counts == {}, "nothing is redriven twice"
-            records = await _read(kafka_bootstrap, transport.topic(QUEUE), 30)
+            records = await _read(kafka_bootstrap, transport.topic(QUEUE), 31, timeout=5.0)  # one more: none
             assert sorted(decode_envelope(r.value.decode(), QUEUE) for r in records) == sorted(ids)
             with pytest.raises(Exception, match="retention"):
                 kafka.purge()
@@ -267,3 +267,27 @@ async def _read(bootstrap: str, topic: str, count: int, timeout: float = 15.0) -
     finally:
         await consumer.stop()
     return records
+
+
+async def test_the_loop_moves_only_what_was_there_at_the_start(ministack_endpoint: str) -> None:
+    from asyncmq_cloud.commands.dlq import sqs
+    from asyncmq_cloud.commands.dlq._run import Run
+
+    prefix = random_prefix()
+    await _provisioned(ministack_endpoint, prefix)
+    async with (
+        sqs_backend(ministack_endpoint, store="memory://", queue_prefix=prefix) as backend,
+        get_session().create_client("sqs", endpoint_url=ministack_endpoint, **CREDENTIALS) as client,
+    ):
+        queues = SqsQueues(client, prefix)
+        await queues.fill_dlq(20)
+        letters = await sqs.DeadLetters.of(backend.transport, QUEUE)  # type: ignore[arg-type]
+        run = Run("redrive", rate=20, every=float("inf"))
+        moving = asyncio.create_task(sqs.redrive(letters, None, run, "loop"))
+        await asyncio.sleep(0.3)
+        await queues.fill_dlq(5)  # dead-lettered meanwhile (a poison message coming back): the next run's
+        await moving
+        assert run.counts == {"redriven": 20}
+        queue, dlq = await queues.urls()
+        assert sum((await queues.drain(dlq, settle=1.0)).values()) == 5
+        assert sum((await queues.drain(queue, settle=1.0)).values()) == 20

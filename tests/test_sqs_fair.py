@@ -99,11 +99,14 @@ async def test_sends_without_the_record_at_hand_read_the_group_from_the_store(el
         key = f"fair-{uuid.uuid4().hex}"
         with sent_groups(await backend.clients.sqs()) as sent:
             await backend.atomic_add_flow(QUEUE, [parent.to_dict(), child.to_dict()], [(parent.id, child.id)])
-            retried = await queue.add(flaky.task_id, args=[key, 1], kwargs={}, retries=2, backoff=0.1)
-            failed = await queue.add(fail_always.task_id, args=[key + "-f"])
+            retried = await queue.add(flaky.task_id, kwargs={"key": key, "fail_times": 1}, retries=2, backoff=0.1)
+            failed = await queue.add(fail_always.task_id, kwargs={"key": key + "-f"})
+            plain = await queue.add(add.task_id, args=[1, 1])
             worker = asyncio.create_task(run_worker(QUEUE, backend, concurrency=2, scan_interval=0.2))
             try:
-                await _wait(backend, {child.id: "completed", retried: "completed", failed: "failed"})
+                await _wait(
+                    backend, {child.id: "completed", retried: "completed", failed: "failed", plain: "completed"}
+                )
                 assert await backend.retry_job(QUEUE, failed)
                 await _wait(backend, {failed: "failed"}, after=sent, job=failed, sends=2)
             finally:
@@ -112,8 +115,9 @@ async def test_sends_without_the_record_at_hand_read_the_group_from_the_store(el
                     await worker
     assert sent[parent.id] == ["p"]
     assert sent[child.id] == ["c"], "a dependency release sends the child with its group"
-    assert sent[retried] == [None, None], "a job without a tenant has no group, on its add and on its retry"
-    assert sent[failed] == [None, None]
+    assert sent[retried] == [key, key], "the retry's hand-over keeps the group"
+    assert sent[failed] == [key + "-f", key + "-f"], "retry_job (no payload at hand) reads it from the store"
+    assert sent[plain] == [None], "a job without a tenant has no group"
 
 
 async def test_tenant_groups_on_retries_and_retry_job(elasticmq_endpoint: str) -> None:

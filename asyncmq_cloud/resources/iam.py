@@ -193,11 +193,12 @@ def _table_arns(spec: TableSpec, scope: Scope) -> list[str]:
 
 
 def _kms_statement(policy: _Policy, key: str, scope: Scope) -> None:
-    if key.startswith("arn:"):
-        policy.allow("EncryptedQueues", KMS_RUNTIME, [key])
-    elif key.startswith("alias/"):  # an alias names no key ARN: allow the keys that carry it
-        condition = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": key}}
+    alias = key if key.startswith("alias/") else ("alias/" + key.split(":alias/", 1)[1] if ":alias/" in key else "")
+    if alias:  # KMS authorises the key, not its alias: allow the keys that carry the alias
+        condition = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}}
         policy.allow("EncryptedQueues", KMS_RUNTIME, [scope.arn("kms", "key/*")], condition)
+    elif key.startswith("arn:"):
+        policy.allow("EncryptedQueues", KMS_RUNTIME, [key])
     else:
         policy.allow("EncryptedQueues", KMS_RUNTIME, [scope.arn("kms", f"key/{key}")])
 

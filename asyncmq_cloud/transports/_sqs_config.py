@@ -99,7 +99,7 @@ class SQSTransportConfig(_Model):
     @field_validator("fair_key")
     @classmethod
     def _fair_key(cls, value: object) -> object:
-        if isinstance(value, str) and not re.match(FAIR_KEY_PATH, value):
+        if isinstance(value, str) and not re.fullmatch(FAIR_KEY_PATH, value):
             raise ValueError(
                 f"fair_key {value[:60]!r} must be a dotted path into the job payload "
                 "(like 'kwargs.tenant_id' or 'args.0') or a function of the payload"

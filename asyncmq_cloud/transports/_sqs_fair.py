@@ -29,7 +29,7 @@ logger = logging.getLogger("asyncmq_cloud.sqs")
 #: What ``fair_key`` accepts: a dotted path into the payload, or a function of the payload.
 FairKey = str | Callable[[Mapping[str, Any]], object]
 #: A ``fair_key`` path: dot-separated steps of ``[A-Za-z0-9_-]``.
-FAIR_KEY_PATH = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
+FAIR_KEY_PATH = r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*"
 _GROUP = re.compile(r"^[!-~]{1,128}$")
 
 

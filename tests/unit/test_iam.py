@@ -61,6 +61,11 @@ def test_fifo_names_and_statements_merge_across_queues() -> None:
         ("arn:aws:kms:eu-west-1:123456789012:key/k1", "arn:aws:kms:eu-west-1:123456789012:key/k1", None),
         ("k1", "arn:aws:kms:eu-west-1:123456789012:key/k1", None),
         ("alias/jobs", "arn:aws:kms:eu-west-1:123456789012:key/*", {"kms:ResourceAliases": "alias/jobs"}),
+        (
+            "arn:aws:kms:eu-west-1:123456789012:alias/jobs",
+            "arn:aws:kms:eu-west-1:123456789012:key/*",
+            {"kms:ResourceAliases": "alias/jobs"},
+        ),
     ],
 )
 def test_a_customer_managed_key_is_granted_data_keys(key: str, resource: str, condition: dict | None) -> None:

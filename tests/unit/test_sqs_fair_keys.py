@@ -48,6 +48,6 @@ def test_the_backend_declares_the_key_and_refuses_bad_ones() -> None:
     assert SQSBackend(store="memory://").transport.capabilities.fair_key is None
     backend = SQSBackend(store="memory://", fair_key="kwargs.tenant.id")
     assert backend.transport.capabilities.fair_key(JOB) == "7"  # type: ignore[misc]
-    for bad in ("kwargs..x", "kwargs tenant", "", 42):
+    for bad in ("kwargs..x", "kwargs tenant", "", "kwargs.tenant\n", 42):
         with pytest.raises(ConfigurationError, match="fair_key"):
             SQSBackend(store="memory://", fair_key=bad)

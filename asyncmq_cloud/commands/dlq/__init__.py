@@ -27,6 +27,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import ClientError
+
+from asyncmq_cloud.aws import translate_error
 from asyncmq_cloud.commands._settings import load_backend
 from asyncmq_cloud.commands.dlq import jobs
 from asyncmq_cloud.commands.dlq._run import Run
@@ -51,6 +54,8 @@ async def run_dlq(args: argparse.Namespace) -> int:
     except LookupError as exc:
         print(f"asyncmq-cloud dlq: {exc}", file=sys.stderr, flush=True)
         return 1
+    except ClientError as exc:  # an SQS call refused: the typed error, its reason on stderr
+        raise translate_error(exc, resource=f"the dead letters of queue {args.queue!r}") from exc
     finally:
         run.uninstall()
         await backend.close()

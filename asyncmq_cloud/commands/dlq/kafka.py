@@ -148,13 +148,15 @@ async def redrive(transport: KafkaTransport, queue: str, limit: int | None, run:
                 run.done("would be redriven", len(records))
                 continue
             await run.pace(len(records))
-            sent = [await producer.send(topic, value=r.value, key=r.key) for r in records]
-            for future in sent:
-                await future
+            with kafka_errors(f"Kafka topic {topic!r} of AsyncMQ queue {queue!r}", "Produce"):
+                sent = [await producer.send(topic, value=r.value, key=r.key) for r in records]
+                for future in sent:
+                    await future
             last: dict[TopicPartition, int] = {}
             for record in records:
                 last[TopicPartition(record.topic, record.partition)] = record.offset + 1
-            await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in last.items()})
+            with kafka_errors(f"Kafka group {redrive_group(transport, queue)!r}", "OffsetCommit"):
+                await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in last.items()})
             run.done("redriven", len(records))
     finally:
         await consumer.stop()

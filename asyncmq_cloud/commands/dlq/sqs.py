@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 
 from asyncmq_cloud.aws import error_code
 from asyncmq_cloud.commands.dlq._run import Run
+from asyncmq_cloud.errors import PermanentError
 from asyncmq_cloud.transports._envelope import decode_envelope
 from asyncmq_cloud.transports._sqs_messages import COUNT_ATTRIBUTE, ERROR_ATTRIBUTE, SOURCE_ATTRIBUTE
 from asyncmq_cloud.transports.sqs import SQSTransport
@@ -42,6 +43,8 @@ MOVE_VISIBILITY = 30
 #: Error codes that mean "this endpoint has no message move task": the loop takes over.
 NO_MOVE_TASK = frozenset({"InvalidAction", "UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation"})
 FINISHED = ("COMPLETED", "FAILED", "CANCELLED")
+#: Most messages per second a move task takes (``MaxNumberOfMessagesPerSecond``).
+MAX_MOVE_RATE = 500
 #: Attributes the transport adds to a poison message; a redriven message goes back without them.
 POISON_ATTRIBUTES = frozenset({ERROR_ATTRIBUTE, SOURCE_ATTRIBUTE, COUNT_ATTRIBUTE})
 
@@ -146,18 +149,22 @@ async def show_message(letters: DeadLetters, message_id: str, run: Run) -> dict[
 async def redrive(letters: DeadLetters, limit: int | None, run: Run, method: str) -> None:
     """Move the dead letters back to the queue: the move task when it can, else the loop."""
     if limit is None and method != "loop":
+        dlq_arn = await letters.arn(letters.dlq_url)
         try:
-            await _move_task(letters, run)
-            return
-        except Exception as exc:
+            task = await _latest_task(letters, dlq_arn)
+        except Exception as exc:  # only before a task exists may the loop take over
             if method == "move-task" or not _no_move_task(exc):
                 raise
             print(f"redrive: the endpoint has no message move task ({error_code(exc)}); moving batch by batch",
                   file=run.out, flush=True)  # fmt: skip
+        else:
+            await _move_task(letters, run, dlq_arn, task)
+            return
     await _loop(letters, limit, run, "redrive")
 
 
 def _no_move_task(exc: BaseException) -> bool:
+    """The endpoint does not implement message move tasks (moto answers 500, MiniStack InvalidAction)."""
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") if isinstance(exc, ClientError) else None
     return error_code(exc) in NO_MOVE_TASK or status in (500, 501)
 
@@ -168,18 +175,17 @@ async def _latest_task(letters: DeadLetters, dlq_arn: str) -> dict[str, Any] | N
     return dict(results[0]) if results else None
 
 
-async def _move_task(letters: DeadLetters, run: Run) -> None:
-    dlq_arn = await letters.arn(letters.dlq_url)
-    task = await _latest_task(letters, dlq_arn)
-    if task is not None and task.get("Status") == "RUNNING":
-        print("redrive: a move task started earlier is still running; following it", file=run.out, flush=True)
+async def _move_task(letters: DeadLetters, run: Run, dlq_arn: str, task: dict[str, Any] | None) -> None:
+    if task is not None and task.get("Status") in ("RUNNING", "CANCELLING"):
+        print(f"redrive: a move task started earlier is {task['Status'].lower()}; following it",
+              file=run.out, flush=True)  # fmt: skip
     else:
         run.total = await letters.depth()
         if run.total == 0:
             return
         options: dict[str, Any] = {"SourceArn": dlq_arn, "DestinationArn": await letters.arn(letters.source_url)}
-        if run.rate > 0:
-            options["MaxNumberOfMessagesPerSecond"] = max(1, int(run.rate))
+        if run.rate > 0:  # SQS takes 1 .. 500 per second
+            options["MaxNumberOfMessagesPerSecond"] = min(MAX_MOVE_RATE, max(1, round(run.rate)))
         await letters.client.start_message_move_task(**options)
     moved = 0
     while True:
@@ -195,7 +201,8 @@ async def _move_task(letters: DeadLetters, run: Run) -> None:
         await asyncio.sleep(1.0)
     run.counts["redriven"] = moved
     if task.get("Status") == "FAILED":
-        raise RuntimeError(f"the SQS message move task failed: {task.get('FailureReason', 'no reason given')}")
+        reason = task.get("FailureReason", "no reason given")
+        raise PermanentError(f"the SQS message move task of {letters.queue!r} failed: {reason}")
 
 
 async def purge(letters: DeadLetters, limit: int | None, run: Run) -> None:
@@ -205,13 +212,15 @@ async def purge(letters: DeadLetters, limit: int | None, run: Run) -> None:
 async def _loop(letters: DeadLetters, limit: int | None, run: Run, action: str) -> None:
     """Receive a batch, send it back (redrive) or not (purge), delete it; until empty, stopped or ``limit``."""
     handled = 0
-    if run.total is None:
-        run.total = await letters.depth() if limit is None else limit
+    # At most what was there at the start: a message that comes back meanwhile (a poison message
+    # dead-lettered again, a job still crashing its workers) waits for the next run.
+    budget = await letters.depth() if limit is None else limit
+    run.total = budget
     waited_until = time.monotonic() + MOVE_VISIBILITY + 5
-    while not run.stopped and (limit is None or handled < limit):
-        batch = await letters.receive(10 if limit is None else limit - handled, MOVE_VISIBILITY)
+    while not run.stopped and handled < budget:
+        batch = await letters.receive(budget - handled, MOVE_VISIBILITY)
         if not batch:
-            if limit is not None or not await _in_flight(letters, run, waited_until):
+            if not await _in_flight(letters, run, waited_until):
                 break
             continue
         await run.pace(len(batch))
@@ -242,8 +251,10 @@ async def _send_back(letters: DeadLetters, batch: list[dict[str, Any]]) -> list[
         attributes = {k: v for k, v in message.get("MessageAttributes", {}).items() if k not in POISON_ATTRIBUTES}
         if attributes:
             entry["MessageAttributes"] = attributes
+        group = message.get("Attributes", {}).get("MessageGroupId")
+        if group or letters.fifo:  # a fair queue's tenant, a FIFO queue's ordering group
+            entry["MessageGroupId"] = group or letters.queue
         if letters.fifo:
-            entry["MessageGroupId"] = message.get("Attributes", {}).get("MessageGroupId", letters.queue)
             entry["MessageDeduplicationId"] = message["MessageId"]
         entries.append(entry)
     reply = await letters.client.send_message_batch(QueueUrl=letters.source_url, Entries=entries)

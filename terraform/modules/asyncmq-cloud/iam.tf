@@ -25,8 +25,6 @@ locals {
     "dynamodb:Query",
     "dynamodb:UpdateItem",
   ]
-  # Queues the provisioner may create: this module's names (queue, lanes, DLQ) under the prefix.
-  provisioned_queue_arn = "arn:${local.partition}:sqs:${data.aws_region.current.name}:${local.account_id}:${var.name_prefix}*"
 }
 
 data "aws_iam_policy_document" "producer" {
@@ -188,7 +186,7 @@ data "aws_iam_policy_document" "provisioner" {
     content {
       sid       = "CreateQueues"
       actions   = ["sqs:CreateQueue", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SetQueueAttributes"]
-      resources = [local.provisioned_queue_arn]
+      resources = concat(local.queue_arns, local.dlq_arns)
     }
   }
 
