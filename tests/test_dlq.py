@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from aiobotocore.session import get_session
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from asyncmq.queues import Queue
 from asyncmq.runners import run_worker
 
@@ -219,6 +219,7 @@ async def test_kafka_redrive_keeps_its_place(kafka_bootstrap: str, redis_url: st
     from asyncmq_cloud.commands.dlq import kafka
     from asyncmq_cloud.commands.dlq._run import Run
     from tests.plugins.backend_kafka import drop_topics
+    from tests.test_transport_kafka import read_topic
 
     prefix = f"k{uuid.uuid4().hex[:6]}-"
     async with redis_stores(redis_url) as store:
@@ -246,27 +247,13 @@ async def test_kafka_redrive_keeps_its_place(kafka_bootstrap: str, redis_url: st
             third = Run("redrive")
             await kafka.redrive(transport, QUEUE, None, third, dry_run=False)
             assert third.counts == {}, "nothing is redriven twice"
-            records = await _read(kafka_bootstrap, transport.topic(QUEUE), 31, timeout=5.0)  # one more: none
+            records = await read_topic(kafka_bootstrap, transport.topic(QUEUE), 31, timeout=5.0)  # one more: none
             assert sorted(decode_envelope(r.value.decode(), QUEUE) for r in records) == sorted(ids)
             with pytest.raises(Exception, match="retention"):
                 kafka.purge()
         finally:
             await backend.close()
             await drop_topics(kafka_bootstrap, prefix)
-
-
-async def _read(bootstrap: str, topic: str, count: int, timeout: float = 15.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(records) < count and time.monotonic() < deadline:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records += batch
-    finally:
-        await consumer.stop()
-    return records
 
 
 async def test_the_loop_moves_only_what_was_there_at_the_start(ministack_endpoint: str) -> None:

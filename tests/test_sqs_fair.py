@@ -120,27 +120,6 @@ async def test_sends_without_the_record_at_hand_read_the_group_from_the_store(el
     assert sent[plain] == [None], "a job without a tenant has no group"
 
 
-async def test_tenant_groups_on_retries_and_retry_job(elasticmq_endpoint: str) -> None:
-    async with sqs_backend(elasticmq_endpoint, store="memory://", create_missing=True, fair_key="args.0") as backend:
-        await backend.provision([QUEUE])
-        queue = Queue(QUEUE, backend=backend)
-        key = f"fair-{uuid.uuid4().hex}"
-        with sent_groups(await backend.clients.sqs()) as sent:
-            retried = await queue.add(flaky.task_id, args=[key, 1], retries=2, backoff=0.1)
-            failed = await queue.add(fail_always.task_id, args=[key + "-f"])
-            worker = asyncio.create_task(run_worker(QUEUE, backend, concurrency=2, scan_interval=0.2))
-            try:
-                await _wait(backend, {retried: "completed", failed: "failed"})
-                assert await backend.retry_job(QUEUE, failed)
-                await _wait(backend, {failed: "failed"}, after=sent, job=failed, sends=2)
-            finally:
-                worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await worker
-    assert sent[retried] == [key, key], "the retry's hand-over keeps the group"
-    assert sent[failed] == [key + "-f", key + "-f"], "retry_job (no payload at hand) reads it from the store"
-
-
 async def test_on_a_fifo_queue_the_group_orders_per_tenant(elasticmq_endpoint: str) -> None:
     async with sqs_backend(
         elasticmq_endpoint, store="memory://", create_missing=True, fifo=True, fair_key="kwargs.tenant"
