@@ -11,6 +11,7 @@ meanwhile (retried by someone else) is counted as skipped.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -18,6 +19,9 @@ from asyncmq_cloud.commands.dlq._run import Run
 from asyncmq_cloud.core.lifecycle import CloudBackend
 
 PAGE = 100
+#: ``SomeError: message`` (or ``pkg.SomeError: ...``), the line a traceback ends with.
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning|Group)?: ")
+_GROUPS = ("ExceptionGroup:", "BaseExceptionGroup:")
 
 
 def _when(stamp: object) -> str:
@@ -27,11 +31,19 @@ def _when(stamp: object) -> str:
 
 
 def describe(job: dict[str, Any]) -> str:
-    """One line: id, task, attempts, when it failed, the error (a traceback's last line)."""
-    lines = [line.strip() for line in str(job.get("last_error") or "").splitlines() if line.strip()]
+    """One line: id, task, attempts, when it failed, the error (a traceback's exception line)."""
     failed_at = _when(job.get("failed_at") or job.get("updated_at"))
-    error = lines[-1][:120] if lines else ""
+    error = error_line(str(job.get("last_error") or ""))[:120]
     return f"{job.get('id')}  {job.get('task')}  attempts={job.get('retries', 0)}  failed={failed_at}  {error}"
+
+
+def error_line(text: str) -> str:
+    """The exception line of a traceback (``RuntimeError: ...``), inside an exception group too;
+    else the last line."""
+    lines = [line.strip().lstrip("|").strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("+", "File ", "^", "~"))]
+    raised = [line for line in lines if _RAISED.match(line) and not line.startswith(_GROUPS)]
+    return (raised or lines or [""])[-1]
 
 
 async def failed_jobs(backend: CloudBackend, queue: str, limit: int | None) -> tuple[list[dict[str, Any]], int]:
