@@ -304,8 +304,9 @@ class CloudBackend(WorkerStops, BackendCore):
         return record is not None and record is not GAVE_UP and record.state == CANCELLED
 
     @lazily_started
-    async def remove_job(self, queue_name: str, job_id: str) -> bool:
-        removed = await self.store.delete(queue_name, job_id)
+    async def remove_job(self, queue_name: str, job_id: str, *, expect_state: str | None = None) -> bool:
+        """AsyncMQ's ``remove_job``; with ``expect_state`` (not AsyncMQ's), only a job in that state."""
+        removed = await self.store.delete(queue_name, job_id, expect_state)
         if removed is None:
             return False
         if removed.state == State.DELAYED:

@@ -158,8 +158,9 @@ class StateStore(Protocol):
         """Record a heartbeat on an ``active`` job (owned by ``token`` when given)."""
         ...
 
-    async def delete(self, queue: str, job_id: str) -> JobRecord | None:
-        """Remove a job and its dependency edges; return what was removed."""
+    async def delete(self, queue: str, job_id: str, expect_state: str | None = None) -> JobRecord | None:
+        """Remove a job and its dependency edges; return what was removed. With ``expect_state``,
+        only a job in that state is removed, in one atomic step (else nothing changes: ``None``)."""
         ...
 
     async def list_jobs(self, queue: str, state: str) -> list[JobRecord]:

@@ -1,8 +1,11 @@
 -- delete: remove a job, its index entries and its dependency edges; return what was removed.
 -- The pending sets of the job's children are left alone (they still wait for it).
--- ARGV: prefix, queue, id
-local queue, id = ARGV[2], ARGV[3]
+-- ARGV: prefix, queue, id, expected state ('' = any: with one, a job in another state is left alone)
+local queue, id, expect = ARGV[2], ARGV[3], ARGV[4]
 local key = job_key(queue, id)
+if expect and expect ~= '' and redis.call('HGET', key, 'state') ~= expect then
+  return {}
+end
 local fields = redis.call('HGETALL', key)
 if #fields > 0 then
   local state = redis.call('HGET', key, 'state')

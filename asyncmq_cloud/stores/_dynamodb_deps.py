@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
+from typing import Any
 
+from asyncmq_cloud.core.protocols import JobRecord
 from asyncmq_cloud.stores import _dynamodb_codec as codec
 from asyncmq_cloud.stores._dynamodb_base import DynamoDBBase
 
@@ -85,6 +87,23 @@ class DependencyMixin(DynamoDBBase):
         if "children" not in attributes:
             await self._delete_empty(queue, child_id)
         return True
+
+    async def delete(self, queue: str, job_id: str, expect_state: str | None = None) -> JobRecord | None:
+        """Remove the job, then its edges item; with ``expect_state`` only a job in that state."""
+        condition: dict[str, Any] = {}
+        if expect_state is not None:
+            expression, values = codec.state_in([expect_state], "expect")
+            names = {"#state": codec.NAMES["#state"]}
+            condition = {"ConditionExpression": expression, "ExpressionAttributeNames": names}
+            condition["ExpressionAttributeValues"] = values
+        removed = await self._delete_item(codec.job_key(queue, job_id), **condition)
+        if removed is None and expect_state is not None:  # in another state (or gone): left alone, edges too
+            return None
+        deps = await self._delete_item(codec.deps_key(queue, job_id))
+        # Children still waiting for this job keep it in their pending set (as in the memory store).
+        parents = codec.get_set(deps or {}, "pending")
+        await asyncio.gather(*(self._drop_children(queue, parent, {job_id}) for parent in parents))
+        return codec.record_from_item(removed) if removed else None
 
     async def _drop_children(self, queue: str, parent_id: str, children: set[str]) -> None:
         """Forget resolved (or deleted) children of ``parent_id``; drop the item once empty."""

@@ -384,14 +384,5 @@ class DynamoDBStateStore(QueryMixin, UnsentMixin, DependencyMixin, MetaMixin, Wr
         updated = await self._update_job(queue, job_id, "SET #hb = :now, #apk = :apk, #ask = :now", condition, values)
         return updated is not None
 
-    async def delete(self, queue: str, job_id: str) -> JobRecord | None:
-        removed, deps = await asyncio.gather(
-            self._delete_item(codec.job_key(queue, job_id)), self._delete_item(codec.deps_key(queue, job_id))
-        )
-        # Children still waiting for this job keep it in their pending set (as in the memory store).
-        parents = codec.get_set(deps or {}, "pending")
-        await asyncio.gather(*(self._drop_children(queue, parent, {job_id}) for parent in parents))
-        return codec.record_from_item(removed) if removed else None
-
 
 __all__ = ["DEFAULT_MAX_PAYLOAD_BYTES", "DynamoDBStateStore"]

@@ -187,8 +187,11 @@ class MemoryStateStore(Component):
         record.heartbeat = now
         return True
 
-    async def delete(self, queue: str, job_id: str) -> JobRecord | None:
+    async def delete(self, queue: str, job_id: str, expect_state: str | None = None) -> JobRecord | None:
         key = (queue, job_id)
+        current = self._jobs.get(key)
+        if expect_state is not None and (current is None or current.state != expect_state):
+            return None
         record = self._jobs.pop(key, None)
         self._created.pop(key, None)
         self._unsent.pop(key, None)

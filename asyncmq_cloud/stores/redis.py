@@ -280,9 +280,9 @@ class RedisStateStore(RedisStoreBase):
         return bool(await self._run("heartbeat", args))
 
     @_translated
-    async def delete(self, queue: str, job_id: str) -> JobRecord | None:
+    async def delete(self, queue: str, job_id: str, expect_state: str | None = None) -> JobRecord | None:
         validate_queue_name(queue)
-        return _to_record(queue, job_id, await self._run("delete", [self.prefix, queue, job_id]))
+        return _to_record(queue, job_id, await self._run("delete", [self.prefix, queue, job_id, expect_state or ""]))
 
     @_translated
     async def list_jobs(self, queue: str, state: str) -> list[JobRecord]:

@@ -134,6 +134,20 @@ async def test_update_payload_set_state_delete(state_store: Any, queue: str) -> 
     assert await state_store.delete(queue, "a") is None
 
 
+async def test_delete_with_an_expected_state_leaves_other_states_alone(state_store: Any, queue: str) -> None:
+    await state_store.create([_rec(queue, "f"), _rec(queue, "w"), _rec(queue, "kid", WAITING_CHILDREN)], {"kid": ["w"]})
+    assert await state_store.set_state(queue, "f", "failed")
+    assert await state_store.delete(queue, "w", "failed") is None, "a waiting job is not removed as failed"
+    assert (await state_store.get(queue, "w")).state == "waiting"
+    assert await state_store.delete(queue, "missing", "failed") is None
+    removed = await state_store.delete(queue, "f", "failed")
+    assert removed is not None and removed.state == "failed"
+    assert await state_store.get(queue, "f") is None
+    assert (await state_store.count_jobs(queue)).get("failed", 0) == 0
+    removed = await state_store.delete(queue, "kid", WAITING_CHILDREN)  # its edges go with it
+    assert removed is not None and await state_store.get(queue, "kid") is None
+
+
 async def test_heartbeat_requires_active_and_owner(state_store: Any, queue: str) -> None:
     await state_store.create([_rec(queue, "a")])
     assert not await state_store.heartbeat(queue, "a", time.time())

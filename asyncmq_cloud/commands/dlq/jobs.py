@@ -3,7 +3,8 @@
 ``list`` pages the ``failed`` state oldest first; ``show`` prints one job's record;
 ``redrive`` is ``retry_job`` per job (``failed -> waiting`` and a new reference, one
 conditional store write: a job is either still failed or redriven, never both, whatever
-the moment the command stops); ``purge`` is ``remove_job`` per job still failed. Both take the ids
+the moment the command stops); ``purge`` is ``remove_job`` of a job still failed (one
+conditional removal). Both take the ids
 first (up to ``--limit``), then act on each at ``--rate``; a job that left ``failed``
 meanwhile (retried by someone else) is counted as skipped.
 """
@@ -92,6 +93,6 @@ async def act_on_failed(backend: CloudBackend, queue: str, limit: int | None, ru
         job_id = str(job["id"])
         if run.action == "redrive":
             changed = await backend.retry_job(queue, job_id)
-        else:  # remove_job takes any state: only a job still failed is purged
-            changed = await backend.get_job_state(queue, job_id) == "failed" and await backend.remove_job(queue, job_id)
+        else:  # only a job still failed, in one step: one retried meanwhile stays
+            changed = await backend.remove_job(queue, job_id, expect_state="failed")
         run.done(verb if changed else "skipped (no longer failed)")
