@@ -271,7 +271,10 @@ async def test_the_loop_moves_only_what_was_there_at_the_start(ministack_endpoin
         letters = await sqs.DeadLetters.of(backend.transport, QUEUE)  # type: ignore[arg-type]
         run = Run("redrive", rate=20, every=float("inf"))
         moving = asyncio.create_task(sqs.redrive(letters, None, run, "loop"))
-        await asyncio.sleep(0.3)
+        deadline = time.monotonic() + 30
+        while not run.counts and not moving.done():  # the loop has measured the DLQ and moved a batch
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
         await queues.fill_dlq(5)  # dead-lettered meanwhile (a poison message coming back): the next run's
         await moving
         assert run.counts == {"redriven": 20}

@@ -32,6 +32,7 @@ from asyncmq_cloud.aws import error_code
 from asyncmq_cloud.commands.dlq._run import Run
 from asyncmq_cloud.errors import PermanentError
 from asyncmq_cloud.transports._envelope import decode_envelope
+from asyncmq_cloud.transports._sqs_calls import batch_call
 from asyncmq_cloud.transports._sqs_messages import COUNT_ATTRIBUTE, ERROR_ATTRIBUTE, SOURCE_ATTRIBUTE
 from asyncmq_cloud.transports.sqs import SQSTransport
 
@@ -246,8 +247,8 @@ async def _in_flight(letters: DeadLetters, run: Run, until: float) -> bool:
 async def _send_back(letters: DeadLetters, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Send ``batch`` to the queue; the messages that were sent (the others stay in the DLQ)."""
     entries = []
-    for i, message in enumerate(batch):
-        entry: dict[str, Any] = {"Id": str(i), "MessageBody": message["Body"]}
+    for message in batch:
+        entry: dict[str, Any] = {"MessageBody": message["Body"]}
         attributes = {k: v for k, v in message.get("MessageAttributes", {}).items() if k not in POISON_ATTRIBUTES}
         if attributes:
             entry["MessageAttributes"] = attributes
@@ -257,6 +258,9 @@ async def _send_back(letters: DeadLetters, batch: list[dict[str, Any]]) -> list[
         if letters.fifo:
             entry["MessageDeduplicationId"] = message["MessageId"]
         entries.append(entry)
-    reply = await letters.client.send_message_batch(QueueUrl=letters.source_url, Entries=entries)
-    failed = {int(f["Id"]) for f in reply.get("Failed", []) or []}
-    return [message for i, message in enumerate(batch) if i not in failed]
+    # The transport's batch call: entries SQS failed without sender fault are sent again.
+    results = await batch_call(letters.client.send_message_batch, letters.source_url, entries, "SendMessageBatch")
+    first = results[0] if results else None
+    if first is not None and first.__cause__ is not None and all(r is first for r in results):
+        raise first  # the whole call failed (one error, from the SDK's, for every entry): nothing was sent
+    return [message for message, result in zip(batch, results, strict=True) if result is None]
