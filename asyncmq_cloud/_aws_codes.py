@@ -54,6 +54,7 @@ MISSING_CODES = frozenset(
         "TableNotFoundException",
         "QueueDoesNotExist",
         "AWS.SimpleQueueService.NonExistentQueue",
+        "NoSuchBucket",
     }
 )
 #: ``TransactionCanceledException`` reasons that a retry may clear.

@@ -521,7 +521,7 @@ def _start_localstack() -> Service:
     env = {
         "GATEWAY_LISTEN": f"{HOST}:{port}",
         "LOCALSTACK_HOST": f"{HOST}:{port}",
-        "SERVICES": "sqs,s3,sts",
+        "SERVICES": "sqs,s3,kms,sts",
         "SQS_ENDPOINT_STRATEGY": "path",  # queue URLs on 127.0.0.1, not *.localhost.localstack.cloud
         "DNS_ADDRESS": "0",
         "SKIP_SSL_CERT_DOWNLOAD": "1",

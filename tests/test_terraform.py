@@ -185,7 +185,7 @@ def _policy_documents() -> dict[str, Any]:
 def _actions(document: Any) -> set[str]:
     """The actions ``document`` names, ``local.dynamodb_actions`` resolved."""
     text = json.dumps(document)
-    found = set(re.findall(r'\\"((?:dynamodb|sqs|kms|kafka-cluster):[^\\"]*)\\"', text))
+    found = set(re.findall(r'\\"((?:dynamodb|sqs|kms|kafka-cluster|s3):[A-Z*][^\\"]*)\\"', text))
     if "local.dynamodb_actions" in text:
         found |= {_unquote(a) for a in _locals()["dynamodb_actions"]}
     return found
@@ -221,9 +221,10 @@ def test_iam_policies_grant_what_print_iam_prints() -> None:
 
     documents = _policy_documents()
     runtime = set(iam.TABLE_RUNTIME + iam.QUEUE_RUNTIME + iam.DLQ_RUNTIME + iam.KMS_RUNTIME + iam.MSK_CLUSTER)
-    runtime |= set(iam.MSK_TOPIC_RUNTIME + iam.MSK_GROUP_RUNTIME)
+    runtime |= set(iam.MSK_TOPIC_RUNTIME + iam.MSK_GROUP_RUNTIME + iam.BODY_RUNTIME + iam.BUCKET_RUNTIME)
     assert _actions(documents["worker"]) == runtime
     provisioning = set(iam.TABLE_PROVISIONING + iam.QUEUE_PROVISIONING + iam.MSK_CLUSTER + iam.MSK_TOPIC_PROVISIONING)
+    provisioning |= set(iam.BUCKET_PROVISIONING)
     assert _actions(documents["provisioner"]) == provisioning
     assert not [a for a in runtime if NOT_AT_RUNTIME.search(a)]
     assert {a for a in provisioning if NOT_AT_RUNTIME.search(a)}, "the pattern matches the provisioning actions"

@@ -35,11 +35,12 @@ from asyncmq_cloud.aws import AwsClients, AwsOptions, RetryMode
 from asyncmq_cloud.backends._preset import PresetBackend
 from asyncmq_cloud.backends._urls import build_delay_store
 from asyncmq_cloud.config import LifecycleConfig
-from asyncmq_cloud.core.protocols import DelayStore
+from asyncmq_cloud.core.protocols import DelayStore, StateStore
 from asyncmq_cloud.errors import ConfigurationError
 from asyncmq_cloud.redact import masked_repr
 from asyncmq_cloud.resources import DELAY_TABLE_NAME, JOBS_TABLE_NAME
 from asyncmq_cloud.stores.dynamodb import DEFAULT_MAX_PAYLOAD_BYTES, DynamoDBStateStore
+from asyncmq_cloud.stores.offload import S3Offload, with_offload
 from asyncmq_cloud.transports.dynamodb import DynamoDBTransport
 
 #: Default retention of finished jobs before TTL may delete them: 7 days.
@@ -60,6 +61,7 @@ class DynamoDBSettings:
     idle_poll_max: float = 4.0
     lease_check_interval: float = 30.0
     create_missing: bool = False
+    offload: S3Offload | None = None
 
     def __repr__(self) -> str:
         return masked_repr(self)  # store URLs and secret options masked
@@ -78,6 +80,8 @@ class DynamoDBBackend(PresetBackend):
         spread: / idle_poll: / idle_poll_max: / lease_check_interval: see
             :class:`~asyncmq_cloud.transports.dynamodb.DynamoDBTransport`.
         create_missing: create missing tables on first use (development).
+        offload: ``s3://BUCKET/PREFIX`` or an :class:`~asyncmq_cloud.stores.offload.S3Offload`:
+            payloads and results above its threshold live in S3 (the claim check); ``None`` = off.
         endpoint_url: / region_name: the AWS endpoint (``AWS_ENDPOINT_URL_DYNAMODB`` works too).
         config: lifecycle knobs (:class:`LifecycleConfig`; ``lease_timeout`` is the lease).
         clients: a shared, caller-owned :class:`AwsClients`.
@@ -107,23 +111,23 @@ class DynamoDBBackend(PresetBackend):
         max_attempts: int | None = None,
         aio_config: AioConfig | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
+        offload: str | S3Offload | None = None,
     ) -> None:
         if not 1 <= shards <= 64:
             raise ConfigurationError(f"shards must be in 1..64, not {shards}")
         self.settings = DynamoDBSettings(
             table, delay_store, shards, retention, max_payload_bytes, spread, idle_poll, idle_poll_max,
-            lease_check_interval, create_missing,
+            lease_check_interval, create_missing, None if offload is None else S3Offload.parse(offload),
         )  # fmt: skip
         aws = AwsOptions(endpoint_url, region_name, retry_mode, max_attempts, aio_config, client_kwargs)
         self._use_aws(aws, clients, create_missing=create_missing)
         config = config or LifecycleConfig()
         store, transport, delays = self._build(config)
         super().__init__(store, transport, delays, config=config)
-        self.store: DynamoDBStateStore = store
         self.transport: DynamoDBTransport = transport
         self._provisioned = False
 
-    def _build(self, config: LifecycleConfig) -> tuple[DynamoDBStateStore, DynamoDBTransport, DelayStore]:
+    def _build(self, config: LifecycleConfig) -> tuple[StateStore, DynamoDBTransport, DelayStore]:
         s = self.settings
         store = DynamoDBStateStore(
             s.table,
@@ -140,7 +144,8 @@ class DynamoDBBackend(PresetBackend):
             lease_check_interval=s.lease_check_interval,
             config=config,
         )
-        return store, transport, build_delay_store(s.delay_store, store=store, clients=self.clients)
+        delays = build_delay_store(s.delay_store, store=store, clients=self.clients)
+        return with_offload(store, s.offload, clients=self.clients), transport, delays
 
     async def provision(self, queues: Sequence[str] = ()) -> None:
         """Create the jobs and delay tables (idempotent); queues need nothing of their own."""

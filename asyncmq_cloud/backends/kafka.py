@@ -36,6 +36,7 @@ from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.protocols import DelayStore, StateStore
 from asyncmq_cloud.redact import masked_repr
 from asyncmq_cloud.resources import JOBS_TABLE_NAME
+from asyncmq_cloud.stores.offload import S3Offload, with_offload
 from asyncmq_cloud.transports.kafka import KafkaTransport
 
 #: Environment variable read when ``bootstrap_servers`` is not given.
@@ -54,6 +55,7 @@ class KafkaSettings:
     replication_factor: int = 1
     create_missing: bool = False
     transport_options: Mapping[str, Any] = field(default_factory=dict)
+    offload: S3Offload | None = None
 
     def __repr__(self) -> str:
         return masked_repr(self)  # store URLs and secret options masked
@@ -76,6 +78,8 @@ class KafkaBackend(PresetBackend):
         config: lifecycle knobs (:class:`LifecycleConfig`; ``lease_timeout`` decides when a
             replayed record may take over a job whose worker died).
         clients: a shared, caller-owned :class:`AwsClients` for a DynamoDB store.
+        offload: ``s3://BUCKET/PREFIX`` or an :class:`~asyncmq_cloud.stores.offload.S3Offload`:
+            payloads and results above its threshold live in S3 (the claim check); ``None`` = off.
         retry_mode: / max_attempts: / aio_config: / client_kwargs: for the AWS clients the
             backend creates.
         **transport_options: further
@@ -109,11 +113,12 @@ class KafkaBackend(PresetBackend):
         max_attempts: int | None = None,
         aio_config: AioConfig | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
+        offload: str | S3Offload | None = None,
         **transport_options: Any,
     ) -> None:
         self.settings = KafkaSettings(
             bootstrap_servers, topic_prefix, store, delay_store, partitions, replication_factor, create_missing,
-            dict(transport_options),
+            dict(transport_options), None if offload is None else S3Offload.parse(offload),
         )  # fmt: skip
         aws = AwsOptions(endpoint_url, region_name, retry_mode, max_attempts, aio_config, client_kwargs)
         self._use_aws(aws, clients, create_missing=create_missing)
@@ -136,7 +141,8 @@ class KafkaBackend(PresetBackend):
             **s.transport_options,
         )
         state_store = build_state_store(s.store, clients=self.clients)
-        return state_store, transport, build_delay_store(s.delay_store, store=state_store, clients=self.clients)
+        delays = build_delay_store(s.delay_store, store=state_store, clients=self.clients)
+        return with_offload(state_store, s.offload, clients=self.clients), transport, delays
 
     async def provision(self, queues: Sequence[str] = ()) -> None:
         """Create the tables and, for each of ``queues``, the topic and its dead-letter topic (idempotent)."""

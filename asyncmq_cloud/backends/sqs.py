@@ -35,6 +35,7 @@ from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.protocols import DelayStore, StateStore
 from asyncmq_cloud.redact import masked_repr
 from asyncmq_cloud.resources import JOBS_TABLE_NAME
+from asyncmq_cloud.stores.offload import S3Offload, with_offload
 from asyncmq_cloud.transports.sqs import SQSTransport
 
 
@@ -50,6 +51,7 @@ class SQSSettings:
     visibility_timeout: int = 30
     max_receive_count: int = 5
     transport_options: Mapping[str, Any] = field(default_factory=dict)
+    offload: S3Offload | None = None
 
     def __repr__(self) -> str:
         return masked_repr(self)  # store URLs and secret options masked
@@ -72,6 +74,8 @@ class SQSBackend(PresetBackend):
         visibility_timeout: seconds a received message stays invisible.
         max_receive_count: receives before SQS moves a message to the DLQ.
         config: lifecycle knobs (:class:`LifecycleConfig`).
+        offload: ``s3://BUCKET/PREFIX`` or an :class:`~asyncmq_cloud.stores.offload.S3Offload`:
+            payloads and results above its threshold live in S3 (the claim check); ``None`` = off.
         clients: a shared, caller-owned :class:`AwsClients` (then no endpoint/region/retry args).
         retry_mode: / max_attempts: / aio_config: / client_kwargs: passed to the
             :class:`AwsClients` the backend creates (and closes).
@@ -101,11 +105,12 @@ class SQSBackend(PresetBackend):
         max_attempts: int | None = None,
         aio_config: AioConfig | None = None,
         client_kwargs: Mapping[str, Any] | None = None,
+        offload: str | S3Offload | None = None,
         **transport_options: Any,
     ) -> None:
         self.settings = SQSSettings(
             queue_prefix, store, delay_store, fifo, create_missing, visibility_timeout, max_receive_count,
-            dict(transport_options),
+            dict(transport_options), None if offload is None else S3Offload.parse(offload),
         )  # fmt: skip
         aws = AwsOptions(endpoint_url, region_name, retry_mode, max_attempts, aio_config, client_kwargs)
         self._use_aws(aws, clients, create_missing=create_missing)
@@ -126,7 +131,8 @@ class SQSBackend(PresetBackend):
             max_receive_count=s.max_receive_count,
             **s.transport_options,
         )
-        return state_store, transport, build_delay_store(s.delay_store, store=state_store, clients=self.clients)
+        delays = build_delay_store(s.delay_store, store=state_store, clients=self.clients)
+        return with_offload(state_store, s.offload, clients=self.clients), transport, delays
 
     async def provision(self, queues: Sequence[str] = ()) -> None:
         """Create the tables and, for each of ``queues``, the SQS queue and its DLQ (idempotent)."""

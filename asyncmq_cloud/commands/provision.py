@@ -14,19 +14,24 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from asyncmq_cloud.commands._settings import load_backend
 from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.errors import ConfigurationError
-from asyncmq_cloud.resources import IndexSpec, KafkaTopicSpec, SqsQueueSpec, TableSpec
+from asyncmq_cloud.resources import IndexSpec, KafkaTopicSpec, TableSpec
 from asyncmq_cloud.resources.iam import Scope, check_region, policies, render
+from asyncmq_cloud.resources.s3 import S3BucketSpec
+
+if TYPE_CHECKING:
+    from asyncmq_cloud.core.protocols import ResourceSpec
 
 
 def _keys(spec: TableSpec | IndexSpec) -> str:
     return f"{spec.hash_key.name}, {spec.range_key.name if spec.range_key else '-'}"
 
 
-def describe(spec: TableSpec | SqsQueueSpec | KafkaTopicSpec) -> str:
+def describe(spec: ResourceSpec) -> str:
     """One line that says what ``spec`` is and how it is made.
 
     Args:
@@ -37,6 +42,11 @@ def describe(spec: TableSpec | SqsQueueSpec | KafkaTopicSpec) -> str:
         return (
             f"DynamoDB table {spec.name}: key ({_keys(spec)}), indexes {indexes}, "
             f"TTL {spec.ttl_attribute}, {spec.billing_mode}"
+        )
+    if isinstance(spec, S3BucketSpec):
+        return (
+            f"S3 bucket {spec.name} for payload bodies under {spec.prefix or '/'} (public access blocked, "
+            f"SSE-KMS with {spec.kms_key_id or 'aws/s3'}, bodies expire {spec.expire_days} days after their last write)"
         )
     if isinstance(spec, KafkaTopicSpec):
         return (

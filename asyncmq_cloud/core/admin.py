@@ -18,6 +18,7 @@ from asyncmq.backends.base import DelayedInfo
 from asyncmq.core.enums import State
 from asyncmq.core.inspection import JobInspectionPage, inspect_job_page, normalize_job_type, sanitize_job_types
 
+from asyncmq_cloud.core.bodies import metadata_only
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import WAITING_CHILDREN, StateSummary
 
@@ -120,7 +121,8 @@ class JobAdmin:
         return None if record is None else record.job()
 
     async def state(self, queue: str, job_id: str) -> str | None:
-        record = await self._parts.store.get(queue, job_id)
+        with metadata_only():
+            record = await self._parts.store.get(queue, job_id)
         return None if record is None else str(record.job()["status"])
 
     async def result(self, queue: str, job_id: str) -> Any | None:
@@ -130,7 +132,8 @@ class JobAdmin:
     async def patch(self, queue: str, job_id: str, fields: dict[str, Any]) -> None:
         """Merge ``fields`` into the payload of an existing job (nothing if it is gone)."""
         store = self._parts.store
-        record = await store.get(queue, job_id)
+        with metadata_only():  # an offloaded part not in ``fields`` is carried over by its pointer
+            record = await store.get(queue, job_id)
         if record is not None:
             await store.update_payload(queue, job_id, {**record.payload, **fields, "updated_at": time.time()})
 
@@ -138,7 +141,8 @@ class JobAdmin:
         """Replace the payload of an existing job; a changed ``status`` sets the state too."""
         store = self._parts.store
         job_id = str(payload["id"])
-        record = await store.get(queue, job_id)
+        with metadata_only():
+            record = await store.get(queue, job_id)
         if record is None:
             return
         await store.update_payload(queue, job_id, dict(payload))

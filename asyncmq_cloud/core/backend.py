@@ -32,6 +32,7 @@ from asyncmq.core.inspection import JobInspectionPage
 
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.admin import JobAdmin, SchedulerLock, StoreLock, scheduler_queue
+from asyncmq_cloud.core.bodies import metadata_only
 from asyncmq_cloud.core.protocols import DelayStore, StateStore, StateSummary, Transport
 from asyncmq_cloud.core.registry import PauseFlags, WorkerRegistry
 from asyncmq_cloud.core.repeatables import Repeatables
@@ -258,7 +259,14 @@ class BackendCore(BaseBackend):
         return await self.store.list_queues()
 
     async def purge(self, queue_name: str, state: str, older_than: float | None = None) -> None:
-        await self._purge_jobs_by_state(queue_name, state, older_than)
+        with metadata_only():  # ids and timestamps: no payload body is fetched to delete a job
+            await self._purge_jobs_by_state(queue_name, state, older_than)
+
+    async def clean_jobs(
+        self, queue_name: str, *, state: str = "completed", grace: float = 0, limit: int = 0
+    ) -> list[str]:
+        with metadata_only():
+            return await super().clean_jobs(queue_name, state=state, grace=grace, limit=limit)
 
     # -- pause / resume -----------------------------------------------------------------
     @lazily_started

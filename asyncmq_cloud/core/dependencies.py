@@ -15,6 +15,7 @@ from typing import Any
 
 from asyncmq.core.enums import State
 
+from asyncmq_cloud.core.bodies import metadata_only
 from asyncmq_cloud.core.handover import HandOver
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import WAITING_CHILDREN, JobRecord
@@ -36,7 +37,8 @@ class Dependencies:
         """The ``parents`` not completed yet, sorted, without duplicates."""
         pending = []
         for parent in parents:
-            record = await self._parts.store.get(queue, str(parent))
+            with metadata_only():  # a parent's state, never its body
+                record = await self._parts.store.get(queue, str(parent))
             if record is None or record.state != State.COMPLETED:
                 pending.append(str(parent))
         return sorted(set(pending))
@@ -44,7 +46,8 @@ class Dependencies:
     async def recheck(self, queue: str, parents: Sequence[str]) -> None:
         """Close the race where a parent completed between our check and the edge write."""
         for parent in parents:
-            record = await self._parts.store.get(queue, parent)
+            with metadata_only():
+                record = await self._parts.store.get(queue, parent)
             if record is not None and record.state == State.COMPLETED:
                 await self.resolve(queue, parent)
 

@@ -32,6 +32,7 @@ import anyio
 from asyncmq.core.enums import State
 
 from asyncmq_cloud import observe
+from asyncmq_cloud.core.bodies import metadata_only
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import JobRecord
 
@@ -266,7 +267,8 @@ class HandOver:
 
     async def _stranded(self, queue: str, now: float) -> list[str]:
         cutoff = now - self._parts.config.repair_grace
-        delayed = await self._parts.store.list_jobs(queue, State.DELAYED)
+        with metadata_only():  # ids and due times only
+            delayed = await self._parts.store.list_jobs(queue, State.DELAYED)
         stranded = [r.id for r in delayed if (r.run_at or 0) <= cutoff]
         if stranded:
             logger.warning(

@@ -4,9 +4,8 @@ The worker knows jobs only by ``(queue, job_id)``; the backend keeps, for every 
 it claimed, the :class:`Lease` (the delivery and the claim token) in a
 :class:`LeaseKeeper`. The keeper receives references (never more than the free
 capacity of the workers registered through the backend, the rest of a receive
-buffered for the next ``dequeue``), claims their jobs, heartbeats the jobs it
-holds and remembers the jobs cancelled through the backend, so that AsyncMQ's
-``is_job_cancelled`` checks right after a claim need no store read.
+buffered for the next ``dequeue``), claims their jobs, heartbeats the jobs it holds and
+remembers the jobs cancelled through the backend (AsyncMQ's ``is_job_cancelled`` right after a claim reads nothing).
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from asyncmq import monkay
 
 from asyncmq_cloud import observe
 from asyncmq_cloud.core import states
+from asyncmq_cloud.core.bodies import metadata_of
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.receives import Receives
 from asyncmq_cloud.core.records import Delivery, JobRecord, Lease
@@ -153,7 +153,7 @@ class LeaseKeeper:
         """
         transport, lease, reason = self._parts.transport, self._parts.config.lease_timeout, "duplicate"
         if lease > 0 and transport.capabilities.redelivers:
-            record = await self._parts.store.get(delivery.queue, delivery.job_id)
+            record = await metadata_of(self._parts.store.get(delivery.queue, delivery.job_id))
             if record is not None and record.state == states.ACTIVE:
                 await transport.release(delivery, max(1.0, states.lease_time(record) + lease - now))
                 return

@@ -48,6 +48,7 @@ from asyncmq.core.enums import State
 from asyncmq_cloud import observe
 from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.backend import BackendCore, lazily_started
+from asyncmq_cloud.core.bodies import metadata_only
 from asyncmq_cloud.core.dependencies import Dependencies
 from asyncmq_cloud.core.handover import HandOver, payloads_of
 from asyncmq_cloud.core.leases import LeaseKeeper
@@ -299,8 +300,11 @@ class CloudBackend(WorkerStops, BackendCore):
         if known is not None:
             return known  # cancelled through this backend, or claimed just now (not cancelled)
         await self._ensure_started()
-        read = lambda: self.store.get(queue_name, job_id)  # noqa: E731
-        record = await self._ends.during_run(queue_name, job_id, read, "reading the cancel flag", CANCEL_READ_WINDOW)
+        with metadata_only():  # the state, never the body
+            read = lambda: self.store.get(queue_name, job_id)  # noqa: E731
+            record = await self._ends.during_run(
+                queue_name, job_id, read, "reading the cancel flag", CANCEL_READ_WINDOW
+            )
         return record is not None and record is not GAVE_UP and record.state == CANCELLED
 
     @lazily_started

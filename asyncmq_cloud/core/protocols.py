@@ -51,9 +51,10 @@ from asyncmq_cloud.core.records import (
 if TYPE_CHECKING:
     from asyncmq_cloud.config import LifecycleConfig
     from asyncmq_cloud.resources import KafkaTopicSpec, SqsQueueSpec, TableSpec
+    from asyncmq_cloud.resources.s3 import S3BucketSpec
 
     #: A table, queue or topic a component needs (``provision`` creates it; ``doctor`` checks it).
-    ResourceSpec: TypeAlias = TableSpec | SqsQueueSpec | KafkaTopicSpec
+    ResourceSpec: TypeAlias = TableSpec | SqsQueueSpec | KafkaTopicSpec | S3BucketSpec
 
 
 @runtime_checkable

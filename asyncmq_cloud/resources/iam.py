@@ -16,7 +16,10 @@ provisioning actions (``tests/test_terraform.py`` checks the two against each ot
   endpoint on every backend, ``tests/test_runtime_iam.py``).
 * **provisioning** (``asyncmq-cloud provision``, ``create_missing=True``, ``doctor``'s
   table and TTL checks): create and describe the tables and their TTL, create the queues
-  and set their attributes, create the topics.
+  and set their attributes, create the topics, create the claim-check bucket and set its
+  public access block, encryption and lifecycle rule.
+* with the S3 claim check (``offload``), runtime adds put / get / delete of objects under
+  the bucket's prefix and listing of that prefix only (``s3:prefix`` condition).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 from asyncmq_cloud.errors import ConfigurationError
 from asyncmq_cloud.resources.dynamodb import TableSpec
 from asyncmq_cloud.resources.kafka import KafkaTopicSpec
+from asyncmq_cloud.resources.s3 import S3BucketSpec
 from asyncmq_cloud.resources.sqs import SqsQueueSpec
 
 TABLE_RUNTIME = (
@@ -62,6 +66,15 @@ MSK_CLUSTER = ("kafka-cluster:Connect", "kafka-cluster:DescribeCluster")
 MSK_TOPIC_RUNTIME = ("kafka-cluster:DescribeTopic", "kafka-cluster:ReadData", "kafka-cluster:WriteData")
 MSK_GROUP_RUNTIME = ("kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup")
 MSK_TOPIC_PROVISIONING = ("kafka-cluster:CreateTopic", "kafka-cluster:DescribeTopic")
+BODY_RUNTIME = ("s3:DeleteObject", "s3:GetObject", "s3:PutObject")
+BUCKET_RUNTIME = ("s3:ListBucket",)
+BUCKET_PROVISIONING = (
+    "s3:CreateBucket",
+    "s3:GetLifecycleConfiguration",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutLifecycleConfiguration",
+)
 
 #: The IAM action of each batch or transaction call whose action is not its own name.
 #: ``TransactWriteItems`` is authorised per item (``Put`` → ``PutItem``, ``Update`` →
@@ -71,6 +84,13 @@ CALL_ACTIONS = {
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
     "dynamodb:TransactGetItems": "dynamodb:GetItem",
+    "s3:HeadObject": "s3:GetObject",
+    "s3:DeleteObjects": "s3:DeleteObject",
+    "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketEncryption": "s3:PutEncryptionConfiguration",
+    "s3:PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
+    "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
 }
 #: The MSK IAM actions of each Kafka request the backends make (``observe`` names them);
 #: ``CreateTopics`` only with ``create_missing``/``provision``. ``DeleteRecords``
@@ -196,11 +216,23 @@ def _kms_statement(policy: _Policy, key: str, scope: Scope) -> None:
     alias = key if key.startswith("alias/") else ("alias/" + key.split(":alias/", 1)[1] if ":alias/" in key else "")
     if alias:  # KMS authorises the key, not its alias: allow the keys that carry the alias
         condition = {"ForAnyValue:StringEquals": {"kms:ResourceAliases": alias}}
-        policy.allow("EncryptedQueues", KMS_RUNTIME, [scope.arn("kms", "key/*")], condition)
+        policy.allow("EncryptionKeys", KMS_RUNTIME, [scope.arn("kms", "key/*")], condition)
     elif key.startswith("arn:"):
-        policy.allow("EncryptedQueues", KMS_RUNTIME, [key])
+        policy.allow("EncryptionKeys", KMS_RUNTIME, [key])
     else:
-        policy.allow("EncryptedQueues", KMS_RUNTIME, [scope.arn("kms", f"key/{key}")])
+        policy.allow("EncryptionKeys", KMS_RUNTIME, [scope.arn("kms", f"key/{key}")])
+
+
+def _bucket_arn(spec: S3BucketSpec, scope: Scope) -> str:
+    return f"arn:{scope.partition}:s3:::{spec.name}"  # S3 ARNs name neither region nor account
+
+
+def _bodies(policy: _Policy, spec: S3BucketSpec, scope: Scope) -> None:
+    bucket = _bucket_arn(spec, scope)
+    policy.allow("JobBodies", BODY_RUNTIME, [f"{bucket}/{spec.prefix}*"])
+    policy.allow("ListJobBodies", BUCKET_RUNTIME, [bucket], {"StringLike": {"s3:prefix": [f"{spec.prefix}*"]}})
+    if spec.kms_key_id:
+        _kms_statement(policy, spec.kms_key_id, scope)
 
 
 def _queue_arns(spec: SqsQueueSpec, scope: Scope) -> list[str]:
@@ -215,6 +247,8 @@ def _runtime(policy: _Policy, spec: object, scope: Scope) -> None:
         policy.allow("DeadLetterPoisonMessages", DLQ_RUNTIME, [scope.arn("sqs", spec.dlq_name)])
         if spec.kms_key_id:
             _kms_statement(policy, spec.kms_key_id, scope)
+    elif isinstance(spec, S3BucketSpec):
+        _bodies(policy, spec, scope)
     elif isinstance(spec, KafkaTopicSpec) and scope.msk_cluster_arn:
         policy.allow("KafkaConnect", MSK_CLUSTER, [scope.msk_cluster_arn])
         policy.allow("KafkaTopics", MSK_TOPIC_RUNTIME, [scope.kafka("topic", t) for t in (spec.name, spec.dlq_name)])
@@ -228,6 +262,8 @@ def _provisioning(policy: _Policy, spec: object, scope: Scope) -> None:
     elif isinstance(spec, SqsQueueSpec):
         names = [scope.arn("sqs", spec.dlq_name), *_queue_arns(spec, scope)]
         policy.allow("CreateQueues", QUEUE_PROVISIONING, names)
+    elif isinstance(spec, S3BucketSpec):
+        policy.allow("CreateBodyBucket", BUCKET_PROVISIONING, [_bucket_arn(spec, scope)])
     elif isinstance(spec, KafkaTopicSpec) and scope.msk_cluster_arn:
         policy.allow("KafkaConnect", MSK_CLUSTER, [scope.msk_cluster_arn])
         topics = [scope.kafka("topic", t) for t in (spec.name, spec.dlq_name)]

@@ -70,7 +70,7 @@ def test_fifo_names_and_statements_merge_across_queues() -> None:
 )
 def test_a_customer_managed_key_is_granted_data_keys(key: str, resource: str, condition: dict | None) -> None:
     runtime = policies([SqsQueueSpec("q", kms_key_id=key)], SCOPE)["runtime"]
-    kms = _statement(runtime, "EncryptedQueues")
+    kms = _statement(runtime, "EncryptionKeys")
     assert kms["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert kms["Resource"] == [resource]
     assert kms.get("Condition", {}).get("ForAnyValue:StringEquals") == condition

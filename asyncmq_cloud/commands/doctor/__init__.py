@@ -111,13 +111,20 @@ def _describe(part: StateStore | DelayStore | Transport) -> str:
     return type(part).__name__ + "".join(f" {name!r}" for name in tables)
 
 
+def _unwrapped(store: StateStore) -> StateStore:
+    """The state store behind the S3 claim check (the tables and Redis it keeps), else ``store``."""
+    from asyncmq_cloud.stores._forwarding import ForwardingStore
+
+    return store.inner if isinstance(store, ForwardingStore) else store
+
+
 def _tables(backend: CloudBackend, queues: list[str]) -> list[Table]:
     """Each DynamoDB table of the state and delay store, once, with the clients its store calls through."""
     from asyncmq_cloud.delays.dynamodb import DynamoDBDelayStore
     from asyncmq_cloud.stores.dynamodb import DynamoDBStateStore
 
     tables: list[Table] = []
-    for role, part in (("store", backend.store), ("delay store", backend.delay_store)):
+    for role, part in (("store", _unwrapped(backend.store)), ("delay store", backend.delay_store)):
         if isinstance(part, DynamoDBStateStore | DynamoDBDelayStore):
             for spec in part.resources(queues):
                 if isinstance(spec, TableSpec) and all(spec.name != t[1].name for t in tables):
@@ -142,7 +149,7 @@ async def _run(backend: CloudBackend, queues: list[str], timeout: float, say: Re
         elif sqs is None and queues:
             say("ok", "queues", f"{type(transport).__name__}: queues need no resources of their own")
         seen: set[str] = set()
-        for role, part in (("store", backend.store), ("delay store", backend.delay_store)):
+        for role, part in (("store", _unwrapped(backend.store)), ("delay store", backend.delay_store)):
             if isinstance(part, RedisStateStore | RedisDelayStore) and part.url not in seen:
                 seen.add(part.url)
                 await check_redis(checks, role, part.url, part.client_kwargs)

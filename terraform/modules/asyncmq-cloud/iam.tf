@@ -2,7 +2,8 @@
 # No wildcard actions; every resource is one of this module's ARNs (DynamoDB indexes as
 # TABLE/index/*, MSK topics and groups under msk_topic_prefix). The producer and worker
 # policies are the runtime: no Create*, no Delete* of a resource, no ListQueues,
-# SetQueueAttributes, UpdateTable or CreateTopic. The provisioner policy adds what
+# SetQueueAttributes, UpdateTable or CreateTopic (objects of the offload bucket are deleted with
+# their jobs, under its prefix only). The provisioner policy adds what
 # `asyncmq-cloud provision`, `create_missing=True` and `asyncmq-cloud doctor` need.
 # asyncmq_cloud/resources/iam.py holds the same action lists (`provision --print-iam`).
 
@@ -32,6 +33,29 @@ data "aws_iam_policy_document" "producer" {
     sid       = "JobRecords"
     actions   = local.dynamodb_actions
     resources = local.table_arns
+  }
+
+  dynamic "statement" {
+    for_each = local.offload ? [1] : []
+    content {
+      sid       = "JobBodies"
+      actions   = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+      resources = [local.offload_objects]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.offload ? [1] : []
+    content {
+      sid       = "ListJobBodies"
+      actions   = ["s3:ListBucket"]
+      resources = [local.offload_arn]
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = ["${local.offload_prefix}*"]
+      }
+    }
   }
 
   dynamic "statement" {
@@ -86,6 +110,29 @@ data "aws_iam_policy_document" "worker" {
     sid       = "JobRecords"
     actions   = local.dynamodb_actions
     resources = local.table_arns
+  }
+
+  dynamic "statement" {
+    for_each = local.offload ? [1] : []
+    content {
+      sid       = "JobBodies"
+      actions   = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+      resources = [local.offload_objects]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.offload ? [1] : []
+    content {
+      sid       = "ListJobBodies"
+      actions   = ["s3:ListBucket"]
+      resources = [local.offload_arn]
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = ["${local.offload_prefix}*"]
+      }
+    }
   }
 
   dynamic "statement" {
@@ -179,6 +226,21 @@ data "aws_iam_policy_document" "provisioner" {
       "dynamodb:UpdateTimeToLive",
     ]
     resources = [aws_dynamodb_table.jobs.arn, aws_dynamodb_table.delays.arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.offload ? [1] : []
+    content {
+      sid = "CreateBodyBucket"
+      actions = [
+        "s3:CreateBucket",
+        "s3:GetLifecycleConfiguration",
+        "s3:PutBucketPublicAccessBlock",
+        "s3:PutEncryptionConfiguration",
+        "s3:PutLifecycleConfiguration",
+      ]
+      resources = [local.offload_arn]
+    }
   }
 
   dynamic "statement" {

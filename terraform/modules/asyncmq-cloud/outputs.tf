@@ -118,3 +118,8 @@ output "dynamodb_backend_settings" {
     delay_store = "dynamodb://${aws_dynamodb_table.delays.name}"
   }
 }
+
+output "offload" {
+  description = "The `offload` setting of the backends (s3://BUCKET/PREFIX), or null without an offload bucket."
+  value       = local.offload ? "s3://${aws_s3_bucket.offload[0].id}/${local.offload_prefix}" : null
+}

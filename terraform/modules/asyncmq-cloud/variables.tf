@@ -213,3 +213,31 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "offload_bucket_name" {
+  description = "S3 bucket of the claim check (the backends' `offload`): job payloads and results above the threshold live there. null = no bucket."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.offload_bucket_name == null || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.offload_bucket_name))
+    error_message = "offload_bucket_name must be 3 to 63 lower-case letters, digits, '.' and '-', beginning and ending with a letter or digit."
+  }
+}
+
+variable "offload_prefix" {
+  description = "Key prefix of the bodies in the offload bucket (the `prefix` of S3Offload)."
+  type        = string
+  default     = "asyncmq/"
+}
+
+variable "offload_expire_days" {
+  description = "Days after its last write a body expires (the lifecycle rule; S3Offload expire_days): longer than any job lives (delay, wait, retention)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.offload_expire_days >= 1 && floor(var.offload_expire_days) == var.offload_expire_days
+    error_message = "offload_expire_days must be a whole number of days, at least 1."
+  }
+}
