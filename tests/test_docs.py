@@ -182,6 +182,16 @@ def test_lifecycle_config_documented() -> None:
     assert not problems, "docs/configuration.md LifecycleConfig table: " + "; ".join(problems)
 
 
+def test_offload_settings_documented() -> None:
+    import dataclasses
+
+    from asyncmq_cloud.stores.offload import S3Offload
+
+    fields = {f.name: ... if f.default is dataclasses.MISSING else f.default for f in dataclasses.fields(S3Offload)}
+    problems = missing_rows(table_rows(_section(_doc("offload.md"), "Settings (`S3Offload`)")), fields)
+    assert not problems, "docs/offload.md S3Offload table: " + "; ".join(problems)
+
+
 def test_every_error_has_a_troubleshooting_section() -> None:
     headings = set(_HEADING.findall(_doc("troubleshooting.md")))
     exported = [name for name in errors.__all__ if isinstance(getattr(errors, name), type)]
