@@ -18,14 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import html
 import io
 import json
+import re
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qs, unquote
 
 import pytest
 from asyncmq.flow import FlowProducer
@@ -40,9 +43,11 @@ from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.resources import KafkaTopicSpec
 from asyncmq_cloud.resources.iam import KAFKA_REQUEST_ACTIONS, Scope, call_actions, policies
-from tests.tasks import add, fail_always, flaky
+from asyncmq_cloud.stores.offload import S3Offload
+from tests.tasks import add, echo, fail_always, flaky
 
 QUEUE = "iam"
+BODIES = "bodies/"
 SCOPE = Scope(region="us-east-1", account="123456789012")  # moto's account
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 MSK_CLUSTER = "arn:aws:kafka:us-east-1:123456789012:cluster/asyncmq/00000000-1111-2222-3333-444444444444-1"
@@ -58,13 +63,43 @@ class Recorder:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
-        if self.on:
+        if self.on and "/s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):
+            with self.lock:
+                self.calls.append(("s3", *_s3_call(environ, body)))
+        elif self.on:
             service = "dynamodb" if target.startswith("DynamoDB") else "sqs" if target.startswith("AmazonSQS") else "?"
             params = json.loads(body or b"{}") if service != "?" else {"raw": target or environ.get("PATH_INFO")}
             with self.lock:
                 self.calls.append((service, target.rpartition(".")[2], params))
         environ = dict(environ, **{"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))})
         return self.app(environ, start_response)
+
+
+#: S3 bucket sub-resources (``?lifecycle``) -> the operation, by HTTP method.
+_BUCKET_OPERATIONS = {
+    ("PUT", ""): "CreateBucket",
+    ("PUT", "publicAccessBlock"): "PutPublicAccessBlock",
+    ("PUT", "encryption"): "PutBucketEncryption",
+    ("PUT", "lifecycle"): "PutBucketLifecycleConfiguration",
+    ("GET", "lifecycle"): "GetBucketLifecycleConfiguration",
+    ("GET", "list-type"): "ListObjectsV2",
+    ("POST", "delete"): "DeleteObjects",
+}
+_OBJECT_OPERATIONS = {"PUT": "PutObject", "GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}
+
+
+def _s3_call(environ: dict[str, Any], body: bytes) -> tuple[str, dict[str, Any]]:
+    """(operation, {"resources": ARNs, "prefix": ...}) of one path-style S3 request."""
+    method, query = environ["REQUEST_METHOD"], parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    bucket, _, key = unquote(environ.get("PATH_INFO", "")).lstrip("/").partition("/")
+    if key:
+        return _OBJECT_OPERATIONS[method], {"resources": [f"arn:aws:s3:::{bucket}/{key}"]}
+    operation = next((op for (m, sub), op in _BUCKET_OPERATIONS.items() if m == method and sub in query), None)
+    operation = operation or _BUCKET_OPERATIONS[(method, "")]
+    if operation == "DeleteObjects":  # authorised as s3:DeleteObject on each key
+        keys = re.findall(rb"<Key>([^<]*)</Key>", body)
+        return operation, {"resources": [f"arn:aws:s3:::{bucket}/{html.unescape(k.decode())}" for k in keys]}
+    return operation, {"resources": [f"arn:aws:s3:::{bucket}"], "prefix": query.get("prefix", [""])[0]}
 
 
 def _tables(params: dict[str, Any]) -> list[str]:
@@ -86,8 +121,11 @@ def needed(calls: list[tuple[str, str, dict[str, Any]]]) -> set[tuple[str, str]]
     """Every (IAM action, ARN) the recorded calls needed."""
     pairs = set()
     for service, operation, params in calls:
-        assert service != "?", f"a request outside SQS and DynamoDB: {params}"
-        resources = _tables(params) if service == "dynamodb" else _queues(params)
+        assert service != "?", f"a request outside SQS, DynamoDB and S3: {params}"
+        if service == "s3":
+            resources = params["resources"]
+        else:
+            resources = _tables(params) if service == "dynamodb" else _queues(params)
         assert resources, f"{service}:{operation} named no resource: {params}"
         pairs |= {(a, r) for a in call_actions(service, operation, params) for r in resources}
     return pairs
@@ -115,21 +153,24 @@ class KafkaCalls(observe.BaseObserver):
 
 
 def build(kind: str, prefix: str, clients: AwsClients, bootstrap: str | None, create: bool) -> CloudBackend:
+    """The backend of ``kind``, with the S3 claim check on (a 4 KiB threshold) so its calls are recorded too."""
     jobs, delays = f"dynamodb://{prefix}jobs", f"dynamodb://{prefix}delays"
     config = LifecycleConfig(receive_wait=0.3)
+    offload = S3Offload(bucket=f"{prefix}bodies", prefix=BODIES, threshold=4096)
     if kind == "sqs":
         return SQSBackend(
             queue_prefix=prefix, store=jobs, delay_store=delays, clients=clients, create_missing=create,
-            priority_lanes=2, config=config,
+            priority_lanes=2, config=config, offload=offload,
         )  # fmt: skip
     if kind == "dynamodb":
         return DynamoDBBackend(
-            table=f"{prefix}jobs", delay_store=delays, clients=clients, create_missing=create, config=config
-        )
+            table=f"{prefix}jobs", delay_store=delays, clients=clients, create_missing=create, config=config,
+            offload=offload,
+        )  # fmt: skip
     assert bootstrap is not None
     return KafkaBackend(
         bootstrap_servers=bootstrap, topic_prefix=prefix, store=jobs, delay_store=delays, clients=clients,
-        create_missing=create, partitions=2, config=config,
+        create_missing=create, partitions=2, config=config, offload=offload,
     )  # fmt: skip
 
 
@@ -189,12 +230,16 @@ async def workload(backend: CloudBackend, poison: Callable[[], Any] | None) -> N
         child = Job(add.task_id, [2, 2], {}, depends_on=[parent.id])
         await FlowProducer(backend).add_flow(QUEUE, [parent, child])
         ids |= {"parent": parent.id, "child": child.id}
+        ids["large"] = await queue.add(echo.task_id, kwargs={"key": f"iam-{uuid.uuid4().hex}", "value": "v" * 20_000})
         doomed = [await queue.add(add.task_id, args=[0, 0], delay=600) for _ in range(2)]
+        doomed.append(await queue.add(echo.task_id, kwargs={"key": "iam", "value": "v" * 20_000}, delay=600))
         assert await backend.cancel_job(QUEUE, doomed[0])
         assert await backend.remove_job(QUEUE, doomed[1])
+        assert await backend.remove_job(QUEUE, doomed[2]), "removes a job whose arguments are in S3"
         if poison is not None:
             await poison()
         await _settled(backend, ids)
+        assert await backend.get_job_result(QUEUE, ids["large"]) == "v" * 20_000, "a result in S3, read back"
         await backend.pause_queue(QUEUE)
         assert await backend.is_queue_paused(QUEUE)
         await backend.resume_queue(QUEUE)
@@ -219,6 +264,8 @@ def _check(kind: str, recorder: Recorder, specs: list[Any]) -> set[str]:
     assert calls, "nothing was recorded: the middleware is not in front of the endpoint"
     pairs = needed(calls)
     assert refused(pairs, documents["runtime"]) == [], f"{kind}: calls outside the runtime policy"
+    listed = [params["prefix"] for service, operation, params in calls if operation == "ListObjectsV2"]
+    assert listed and all(prefix.startswith(BODIES) for prefix in listed), f"s3:prefix condition: {listed}"
     return {action for action, _ in pairs}
 
 
@@ -238,6 +285,7 @@ async def test_runtime_calls_stay_inside_the_runtime_policy(kind: str) -> None:
         await workload(backend, poison if kind == "sqs" else None)
         used = _check(kind, recorder, specs)
     expected = {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"}
+    expected |= {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket"}
     if kind == "sqs":
         expected |= {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
     assert expected <= used, f"the workload did not reach {sorted(expected - used)}"
@@ -253,7 +301,7 @@ async def test_kafka_runtime_calls_stay_inside_the_runtime_policy(kafka_bootstra
         finally:
             observe.unsubscribe(kafka)
         used = _check("kafka", recorder, specs)
-    assert {"dynamodb:Query", "dynamodb:UpdateItem"} <= used
+    assert {"dynamodb:Query", "dynamodb:UpdateItem", "s3:PutObject", "s3:GetObject", "s3:DeleteObject"} <= used
     assert {"Produce", "Fetch", "OffsetCommit"} <= kafka.operations, kafka.operations
     assert "CreateTopics" not in kafka.operations
     # Each Kafka request's MSK actions, on the queue's topic and group, against the runtime
@@ -295,7 +343,8 @@ async def test_provisioning_calls_stay_inside_the_provisioning_policy(kind: str)
     both = {"Statement": documents["runtime"]["Statement"] + documents["provisioning"]["Statement"]}
     assert refused(pairs, both) == []
     creates = {action for action, _ in pairs if ":Create" in action}
-    assert creates == ({"dynamodb:CreateTable", "sqs:CreateQueue"} if kind == "sqs" else {"dynamodb:CreateTable"})
+    wanted = {"dynamodb:CreateTable", "s3:CreateBucket"} | ({"sqs:CreateQueue"} if kind == "sqs" else set())
+    assert creates == wanted
     assert creates <= {action for action, _ in refused(pairs, documents["runtime"])}, (
         "the runtime policy creates nothing"
     )
