@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncmq
 import pytest
@@ -30,6 +31,7 @@ from asyncmq.queues import Queue
 from asyncmq.runners import run_worker
 
 from asyncmq_cloud import DynamoDBBackend, SQSBackend
+from asyncmq_cloud.config import LifecycleConfig
 from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.core.records import new_job_record
 from asyncmq_cloud.errors import PayloadTooLargeError
@@ -37,8 +39,9 @@ from asyncmq_cloud.resources.s3 import LIFECYCLE_RULE_ID
 from asyncmq_cloud.stores._forwarding import ForwardingStore
 from asyncmq_cloud.stores.offload import MARKER, OffloadingStore, S3Offload
 from tests.plugins.backend_dynamodb import dynamodb_backend
-from tests.plugins.backend_sqs import redis_stores, sqs_backend
+from tests.plugins.backend_sqs import drop_queues, random_prefix, redis_stores, sqs_backend
 from tests.plugins.store_dynamodb import drop_tables
+from tests.support.tcp_proxy import proxied
 from tests.tasks import CALLS, big
 
 QUEUE = "offload"
@@ -274,3 +277,38 @@ def test_the_settings_refuse_what_cannot_work() -> None:
     backend = SQSBackend(store="memory://", delay_store="memory://", offload="s3://my-bucket/a/b")
     assert isinstance(backend.store, OffloadingStore) and backend.store.offload.prefix == "a/b/"
     assert not isinstance(SQSBackend(store="memory://").store, OffloadingStore), "off unless asked for"
+
+
+async def test_s3_away_at_the_claim_gives_the_job_back_and_it_runs_when_s3_returns(
+    moto_endpoint: str, elasticmq_endpoint: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 behind a proxy that is cut after the add: the claim cannot read the arguments, so the
+    job goes back to ``waiting`` at once (not held until its 600 s lease runs out), and runs
+    as soon as S3 answers again."""
+    target = urlsplit(moto_endpoint)
+    offload, prefix = _offload(), random_prefix()
+    with proxied(str(target.hostname), int(target.port or 80)) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", elasticmq_endpoint)
+        async with redis_stores(redis_url) as store:
+            backend = SQSBackend(
+                queue_prefix=prefix, store=store, create_missing=True, region_name="us-east-1", offload=offload,
+                config=LifecycleConfig(receive_wait=0.5, lease_timeout=600), max_attempts=2,
+            )  # fmt: skip
+            try:
+                await backend.provision([QUEUE])
+                key = f"outage-{uuid.uuid4().hex}-" + "p" * 300_000
+                job_id = await Queue(QUEUE, backend=backend).add(big.task_id, kwargs={"key": key, "size": 5})
+                proxy.cut()
+                async with worker(backend):
+                    await asyncio.sleep(3)  # claims fail meanwhile
+                    assert CALLS[key] == 0, "the task cannot have run without its arguments"
+                    proxy.restore()
+                    await _wait_states(backend, {job_id: "completed"}, timeout=60)
+                assert CALLS[key] == 1
+            finally:
+                with contextlib.suppress(Exception):
+                    proxy.restore()
+                    await _drop_bucket(backend, offload.bucket)
+                await backend.close()
+                await drop_queues(elasticmq_endpoint, prefix)

@@ -35,6 +35,7 @@ exceeds the state store's own limit. Repeatable definitions are never offloaded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -201,7 +202,12 @@ class OffloadingStore(ForwardingStore):
         record = await self.inner.claim(queue, job_id, token, now, stale_before=stale_before)
         if record is None or not record.payload.get(MARKER):
             return record
-        unpacked = await self._unpack(record)
+        try:
+            unpacked = await self._unpack(record)
+        except CloudBackendError:  # S3 away: give the job back at once rather than hold it for a lease
+            with contextlib.suppress(CloudBackendError):
+                await self.inner.transition(queue, job_id, State.WAITING, expect_owner=token)
+            raise
         missing = unpacked.payload.get(MARKER)
         if not missing:
             return unpacked
