@@ -7,6 +7,7 @@ settings are the app's own (``tests/e2e/app``); endpoints come from the AWS envi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -303,3 +304,34 @@ async def test_healthy_sqs_with_a_redis_store(moto_endpoint: str, redis_url: str
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(lines(done, "ok  ", "redis")) == 1 and len(lines(done, "ok  ", "queue-redrive")) == 1
     assert not lines(done, "ok  ", "table"), "a Redis store needs no DynamoDB table"
+
+
+async def test_the_offload_bucket_missing_then_healthy(moto_endpoint: str, redis_url: str) -> None:
+    from tests.plugins.store_redis import drop_prefix
+
+    prefix, key_prefix, bucket = random_prefix(), f"doc-{uuid.uuid4().hex[:8]}", f"doc-bodies-{uuid.uuid4().hex[:8]}"
+    env = {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "E2E_QUEUE_PREFIX": prefix,
+        "E2E_STORE": f"{redis_url}?prefix={key_prefix}",
+        "E2E_OFFLOAD": f"s3://{bucket}/jobs/",
+    }
+    clients = AwsClients(endpoint_url=moto_endpoint, region_name="us-east-1")
+    try:
+        missing = run(*SQS_SETTINGS, "doctor", "--queue", "emails", env=env)
+        assert run(*SQS_SETTINGS, "provision", "--queue", "emails", env=env).returncode == 0
+        done = run(*SQS_SETTINGS, "doctor", "--queue", "emails", env=env)
+        s3 = await clients.client("s3")
+        left = (await s3.list_objects_v2(Bucket=bucket)).get("Contents", [])
+    finally:
+        await drop_queues(moto_endpoint, prefix)
+        await drop_prefix(redis_url, key_prefix)
+        with contextlib.suppress(Exception):
+            await (await clients.client("s3")).delete_bucket(Bucket=bucket)
+        await clients.close()
+    assert missing.returncode == 1, missing.stdout
+    (line,) = lines(missing, "FAIL", "offload-bucket-missing")
+    assert bucket in line and "asyncmq-cloud provision" in fix_after(missing, line)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(lines(done, "ok  ", "offload-bucket")) == 1 and len(lines(done, "ok  ", "offload-lifecycle")) == 1
+    assert left == [], "the probe body is deleted"

@@ -55,6 +55,7 @@ from asyncmq_cloud.commands.doctor._report import Checks, Report
 from asyncmq_cloud.commands.doctor.aws import AwsChecks, Table
 from asyncmq_cloud.commands.doctor.kafka import check_kafka
 from asyncmq_cloud.commands.doctor.redis import check_redis
+from asyncmq_cloud.commands.doctor.s3 import check_bucket
 from asyncmq_cloud.core.lifecycle import CloudBackend
 from asyncmq_cloud.core.protocols import DelayStore, StateStore, Transport
 from asyncmq_cloud.errors import CloudBackendError
@@ -135,6 +136,7 @@ def _tables(backend: CloudBackend, queues: list[str]) -> list[Table]:
 async def _run(backend: CloudBackend, queues: list[str], timeout: float, say: Report) -> None:
     """AWS (tables, SQS queues), then Kafka, then each Redis store: each through its public surface."""
     from asyncmq_cloud.delays.redis import RedisDelayStore
+    from asyncmq_cloud.stores.offload import OffloadingStore
     from asyncmq_cloud.stores.redis import RedisStateStore
     from asyncmq_cloud.transports.kafka import KafkaTransport
     from asyncmq_cloud.transports.sqs import SQSTransport
@@ -148,6 +150,8 @@ async def _run(backend: CloudBackend, queues: list[str], timeout: float, say: Re
             await check_kafka(checks, transport)
         elif sqs is None and queues:
             say("ok", "queues", f"{type(transport).__name__}: queues need no resources of their own")
+        if isinstance(backend.store, OffloadingStore):
+            await check_bucket(checks, backend.store.bodies)
         seen: set[str] = set()
         for role, part in (("store", _unwrapped(backend.store)), ("delay store", backend.delay_store)):
             if isinstance(part, RedisStateStore | RedisDelayStore) and part.url not in seen:

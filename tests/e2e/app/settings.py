@@ -27,5 +27,6 @@ class Settings(Base):
         delay_store=os.environ.get("E2E_DELAY_STORE") or None,
         visibility_timeout=int(os.environ.get("E2E_VISIBILITY", "30")),
         priority_lanes=int(os.environ.get("E2E_PRIORITY_LANES", "1")),
+        offload=os.environ.get("E2E_OFFLOAD") or None,
         config=LifecycleConfig(receive_wait=1.0, lease_timeout=float(os.environ.get("E2E_LEASE", "60"))),
     )
