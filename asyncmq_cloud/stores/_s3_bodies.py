@@ -23,6 +23,8 @@ from asyncmq_cloud.resources.s3 import PUBLIC_ACCESS_BLOCK, S3BucketSpec
 
 #: Error codes of a missing object (``GetObject`` / ``HeadObject``).
 _MISSING_OBJECT = frozenset({"NoSuchKey", "404", "NotFound"})
+#: Error codes of a refused read (a missing key reads as 403 where ListBucket does not apply).
+_FORBIDDEN = frozenset({"403", "AccessDenied", "Forbidden"})
 #: ``DeleteObjects`` takes at most this many keys.
 _DELETE_BATCH = 1000
 
@@ -59,10 +61,19 @@ class S3Bodies(AwsComponent):
         try:
             await s3.head_object(Bucket=self.spec.name, Key=key)
         except Exception as exc:
-            if error_code(exc) in _MISSING_OBJECT:
+            code = error_code(exc)
+            if code in _MISSING_OBJECT:
                 return False
+            if code in _FORBIDDEN:  # S3 answers 403 for a missing key unless ListBucket applies
+                return await self._listed(s3, key)
             raise translate_error(exc, resource=self._aws_resource) from exc
         return True
+
+    async def _listed(self, s3: Any, key: str) -> bool:
+        """Whether ``key`` exists, by listing it (``s3:ListBucket`` is granted on the prefix only, and
+        S3 does not apply a prefix-scoped grant to a read of a missing key: it answers 403, not 404)."""
+        page = await self._call(s3.list_objects_v2(Bucket=self.spec.name, Prefix=key, MaxKeys=1))
+        return any(item["Key"] == key for item in page.get("Contents", ()))
 
     async def get(self, key: str) -> bytes | None:
         """The body at ``key``, or ``None`` when it is gone (expired, deleted)."""
@@ -72,7 +83,8 @@ class S3Bodies(AwsComponent):
             async with response["Body"] as stream:
                 data: bytes = await stream.read()
         except Exception as exc:
-            if error_code(exc) in _MISSING_OBJECT:
+            code = error_code(exc)
+            if code in _MISSING_OBJECT or (code in _FORBIDDEN and not await self._listed(s3, key)):
                 return None
             raise translate_error(exc, resource=self._aws_resource) from exc
         return data
