@@ -14,7 +14,7 @@ service SDKs a user may not need come with extras::
     pip install "asyncmq-cloud[otel]"        # opentelemetry-api: trace context producer -> task
     pip install "asyncmq-cloud[all]"
 
-``sqs`` and ``dynamodb`` are accepted as extras too and add nothing: their SDK is in the core.
+``sqs``, ``dynamodb`` and ``s3`` are accepted as extras too and add nothing: their SDK is in the core.
 """
 
 from __future__ import annotations

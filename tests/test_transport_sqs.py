@@ -613,7 +613,9 @@ async def test_a_long_job_keeps_its_message_without_asyncmq_heartbeats(elasticmq
 
     async with (
         redis_stores(redis_url) as store,
-        sqs_backend(elasticmq_endpoint, store=store, create_missing=True, visibility_timeout=2) as worker,
+        # 4 s, not less: the keeper renews at half of what is left, and 5 test processes on 2 cores
+        # have starved it for over a second (a 2 s visibility flaked once under that load)
+        sqs_backend(elasticmq_endpoint, store=store, create_missing=True, visibility_timeout=4) as worker,
     ):
         worker.config = LifecycleConfig(receive_wait=0.2, lease_timeout=30)
         rival = SQSBackend(
@@ -628,7 +630,7 @@ async def test_a_long_job_keeps_its_message_without_asyncmq_heartbeats(elasticmq
             job = await worker.dequeue("long")
             assert job is not None
             rival_receives = 0
-            deadline = time.monotonic() + 6  # three visibility timeouts, no AsyncMQ heartbeat
+            deadline = time.monotonic() + 12  # three visibility timeouts, no AsyncMQ heartbeat
             while time.monotonic() < deadline:
                 got = await rival.transport.receive("long", 1, 0)
                 rival_receives += len(got)
