@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import statistics
 import sys
 import time
@@ -42,6 +43,7 @@ from asyncmq_cloud.config import LifecycleConfig  # noqa: E402
 from asyncmq_cloud.stores.offload import S3Offload  # noqa: E402
 
 QUEUE = "offload-bench"
+CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # moto takes any
 
 
 @task(queue=QUEUE)
@@ -60,7 +62,7 @@ class Calls(observe.BaseObserver):
 async def one_run(url: str, jobs: int, size: int, offload: bool) -> tuple[float, Counter[str]]:
     """Add ``jobs`` jobs of ``size`` bytes of arguments, drain them; (seconds, calls by operation)."""
     suffix = uuid.uuid4().hex[:8]
-    clients = AwsClients(endpoint_url=url, region_name="us-east-1")
+    clients = AwsClients(endpoint_url=url, region_name="us-east-1", client_kwargs=CREDENTIALS)
     backend = DynamoDBBackend(
         table=f"b-jobs-{suffix}", delay_store=f"dynamodb://b-delays-{suffix}", clients=clients, create_missing=True,
         config=LifecycleConfig(receive_wait=0.2),
@@ -117,6 +119,7 @@ async def main() -> None:
     parser.add_argument("--kib", type=int, default=128, help="arguments of a large job, KiB (< 390 for a baseline)")
     args = parser.parse_args()
     asyncmq.monkay.settings.max_job_payload_bytes = None
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the embedded server's request lines
     with threaded_moto() as url:
         await scenario(url, "small", args.jobs, 100, args.rounds)
         await scenario(url, "large", args.jobs, args.kib * 1024, args.rounds)

@@ -14,8 +14,8 @@ at a body that is not there yet) and read back on the claim, ``get_job``, and th
 that hand job dicts to AsyncMQ (``list_jobs``, the paged listing); reads that look only at
 metadata (``clean``/``purge``, the repair pass, the stalled scan, the cancel check) never fetch
 a body (:mod:`asyncmq_cloud.core.bodies`). Keys are content-addressed
-(:mod:`asyncmq_cloud.stores._s3_bodies`): an unchanged part written again costs a
-``HeadObject``, not a second upload.
+(:mod:`asyncmq_cloud.stores._s3_bodies`): an unchanged part written again by the process that
+read or wrote it (the arguments at the job's completion) is not uploaded again.
 
 Deletion: ``remove_job`` and ``clean``/``purge`` delete every body of the job (its whole
 prefix). Bodies of records deleted by the store's retention TTL, and bodies written by a
@@ -156,7 +156,7 @@ class OffloadingStore(ForwardingStore):
         atomic: bool = True,
     ) -> None:
         plans = [self._plan(r.queue, r.id, r.payload) for r in records]
-        await asyncio.gather(*(self._write(plan) for plan in plans))
+        await asyncio.gather(*(self._write(plan, force=True) for plan in plans))
         packed = [replace(r, payload=plan.payload) for r, plan in zip(records, plans, strict=True)]
         await self.inner.create(packed, deps, unsent=unsent, atomic=atomic)
 
@@ -268,8 +268,8 @@ class OffloadingStore(ForwardingStore):
             )
         return _Plan(packed, [(queue, job_id, part, data) for part, _, data in writes])
 
-    async def _write(self, plan: _Plan) -> None:
-        await asyncio.gather(*(self.bodies.put(*write) for write in plan.writes))
+    async def _write(self, plan: _Plan, *, force: bool = False) -> None:
+        await asyncio.gather(*(self.bodies.put(*write, force=force) for write in plan.writes))
 
     async def _unpack(self, record: JobRecord) -> JobRecord:
         """``record`` with its offloaded parts read back; parts whose body is gone stay in the marker."""

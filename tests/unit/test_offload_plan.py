@@ -33,7 +33,7 @@ class DictBodies(S3Bodies):
         self.puts: list[str] = []
         self.gets: list[str] = []
 
-    async def put(self, queue: str, job_id: str, part: str, data: bytes) -> str:
+    async def put(self, queue: str, job_id: str, part: str, data: bytes, *, force: bool = False) -> str:
         key = self.key(queue, job_id, part, data)
         self.puts.append(key)
         self.objects[key] = data

@@ -33,15 +33,10 @@ def _error(code: str, operation: str) -> ClientError:
 
 
 class ForbiddenS3:
-    """S3 where reads of missing keys answer 403 (no ListBucket on them) and ``denied`` keys are refused."""
+    """S3 where a read of a missing key answers 403 (no ListBucket on it) and ``denied`` keys are refused."""
 
     def __init__(self, objects: dict[str, bytes], denied: frozenset[str] = frozenset()) -> None:
         self.objects, self.denied, self.puts = objects, denied, []
-
-    async def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
-        if Key in self.objects and Key not in self.denied:
-            return {}
-        raise _error("403", "HeadObject")
 
     async def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
         if Key in self.objects and Key not in self.denied:
@@ -68,12 +63,16 @@ def _bodies(s3: ForbiddenS3) -> S3Bodies:
 
 
 async def test_a_403_on_a_missing_key_is_a_missing_key() -> None:
-    s3 = ForbiddenS3({})
+    assert await _bodies(ForbiddenS3({})).get("p/q/j/args-missing.json") is None
+
+
+async def test_a_key_this_process_wrote_or_read_is_not_uploaded_again_unless_forced() -> None:
+    s3 = ForbiddenS3({"p/q/k/args-x.json": b"[1]"})
     bodies = _bodies(s3)
     key = await bodies.put("q", "j", "args", b"{}")
-    assert s3.puts == [key], "HEAD's 403 on a key that is not there does not stop the upload"
-    assert await bodies.put("q", "j", "args", b"{}") == key and s3.puts == [key], "present: no second upload"
-    assert await bodies.get("p/q/j/args-missing.json") is None
+    assert await bodies.put("q", "j", "args", b"{}") == key and s3.puts == [key], "written: not again"
+    assert await bodies.get("p/q/k/args-x.json") == b"[1]"
+    assert await bodies.put("q", "j", "args", b"{}", force=True) == key and s3.puts == [key, key], "an add uploads"
 
 
 async def test_a_403_on_a_key_that_exists_is_access_denied() -> None:
