@@ -11,7 +11,9 @@ on 127.0.0.1), jobs added one by one and drained by AsyncMQ's own worker (concur
   off (the baseline): what moving the body out of the record changes per job.
 
 Calls are counted through the backends' observation hook (every botocore call, by
-operation). Times are this machine's, on an emulator: the ratios are the result.
+operation); the DynamoDB write units are computed (the item writes counted times the 1 KB
+units of a completed job's stored record; moto reports no consumed capacity). Times are
+this machine's, on an emulator: the ratios are the result.
 
     python benchmarks/offload_cost.py [--jobs 200] [--rounds 3] [--kib 128]
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import statistics
 import sys
 import time
@@ -40,9 +43,11 @@ from asyncmq_cloud import DynamoDBBackend, observe  # noqa: E402
 from asyncmq_cloud.aws import AwsClients  # noqa: E402
 from asyncmq_cloud.commands.demo._moto import threaded_moto  # noqa: E402
 from asyncmq_cloud.config import LifecycleConfig  # noqa: E402
-from asyncmq_cloud.stores.offload import S3Offload  # noqa: E402
+from asyncmq_cloud.core.validation import encode_payload  # noqa: E402
+from asyncmq_cloud.stores.offload import OffloadingStore, S3Offload  # noqa: E402
 
 QUEUE = "offload-bench"
+WRITES = {"dynamodb:UpdateItem", "dynamodb:PutItem"}  # the job item's writes (a transaction would count twice)
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}  # moto takes any
 
 
@@ -59,8 +64,9 @@ class Calls(observe.BaseObserver):
         self.counts[f"{service}:{operation}"] += 1
 
 
-async def one_run(url: str, jobs: int, size: int, offload: bool) -> tuple[float, Counter[str]]:
-    """Add ``jobs`` jobs of ``size`` bytes of arguments, drain them; (seconds, calls by operation)."""
+async def one_run(url: str, jobs: int, size: int, offload: bool) -> tuple[float, Counter[str], int]:
+    """Add ``jobs`` jobs of ``size`` bytes of arguments, drain them; (seconds, calls by operation,
+    the encoded size of a completed job's record as the table holds it)."""
     suffix = uuid.uuid4().hex[:8]
     clients = AwsClients(endpoint_url=url, region_name="us-east-1", client_kwargs=CREDENTIALS)
     backend = DynamoDBBackend(
@@ -85,7 +91,10 @@ async def one_run(url: str, jobs: int, size: int, offload: bool) -> tuple[float,
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
         observe.unsubscribe(calls)
-        return seconds, calls.counts
+        store = backend.store.inner if isinstance(backend.store, OffloadingStore) else backend.store
+        record = await store.get(QUEUE, ids[0])
+        assert record is not None and record.state == "completed"
+        return seconds, calls.counts, len(encode_payload(record.payload).encode())
     finally:
         await backend.close()
         await clients.close()
@@ -98,9 +107,10 @@ def per_job(counts: Counter[str], jobs: int) -> str:
 async def scenario(url: str, name: str, jobs: int, size: int, rounds: int) -> None:
     times: dict[bool, list[float]] = {True: [], False: []}
     counts: dict[bool, Counter[str]] = {True: Counter(), False: Counter()}
+    stored: dict[bool, int] = {}
     for round_ in range(rounds):
         for offload in (round_ % 2 == 0, round_ % 2 == 1):  # alternate which goes first
-            seconds, calls = await one_run(url, jobs, size, offload)
+            seconds, calls, stored[offload] = await one_run(url, jobs, size, offload)
             times[offload].append(seconds)
             counts[offload] += calls
             print(f"  {name} round {round_ + 1} offload={'on ' if offload else 'off'}: {jobs / seconds:7.1f} jobs/s")
@@ -110,6 +120,11 @@ async def scenario(url: str, name: str, jobs: int, size: int, rounds: int) -> No
     for offload in (True, False):
         label = "on " if offload else "off"
         print(f"  calls per job, offload {label}: {per_job(counts[offload], jobs * rounds)}")
+        writes = sum(n for op, n in counts[offload].items() if op in WRITES) / (jobs * rounds)
+        units = writes * math.ceil(stored[offload] / 1024)
+        print(
+            f"    stored record {stored[offload]} B; DynamoDB write units per job (computed, writes x 1 KB units): {units:.0f}"
+        )
 
 
 async def main() -> None:
