@@ -122,9 +122,7 @@ async def scenario(url: str, name: str, jobs: int, size: int, rounds: int) -> No
         print(f"  calls per job, offload {label}: {per_job(counts[offload], jobs * rounds)}")
         writes = sum(n for op, n in counts[offload].items() if op in WRITES) / (jobs * rounds)
         units = writes * math.ceil(stored[offload] / 1024)
-        print(
-            f"    stored record {stored[offload]} B; DynamoDB write units per job (computed, writes x 1 KB units): {units:.0f}"
-        )
+        print(f"    stored record {stored[offload]} B; DynamoDB write units per job (computed): {units:.0f}")
 
 
 async def main() -> None:
