@@ -262,6 +262,10 @@ class BackendCore(BaseBackend):
         with metadata_only():  # ids and timestamps: no payload body is fetched to delete a job
             await self._purge_jobs_by_state(queue_name, state, older_than)
 
+    async def obliterate_queue(self, queue_name: str, *, force: bool = False) -> list[str]:
+        with metadata_only():
+            return await super().obliterate_queue(queue_name, force=force)
+
     async def clean_jobs(
         self, queue_name: str, *, state: str = "completed", grace: float = 0, limit: int = 0
     ) -> list[str]:

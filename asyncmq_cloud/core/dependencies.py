@@ -15,7 +15,7 @@ from typing import Any
 
 from asyncmq.core.enums import State
 
-from asyncmq_cloud.core.bodies import metadata_only
+from asyncmq_cloud.core.bodies import metadata_of, metadata_only
 from asyncmq_cloud.core.handover import HandOver
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.records import WAITING_CHILDREN, JobRecord
@@ -59,7 +59,7 @@ class Dependencies:
         if not pending:
             return
         await store.add_dependencies(queue, child, pending)
-        record = await store.get(queue, child)
+        record = await metadata_of(store.get(queue, child))  # written back whole: its pointers carried
         if record is None:
             body = {**job_dict, "id": child, "depends_on": pending}
             await store.create([JobRecord(queue, child, WAITING_CHILDREN, body)])
@@ -73,7 +73,7 @@ class Dependencies:
         store = self._parts.store
         released: list[str] = []
         for child in await store.resolve_dependency(queue, parent_id):
-            record = await store.get(queue, child)
+            record = await metadata_of(store.get(queue, child))
             if record is None or record.state != WAITING_CHILDREN:
                 continue
             body = {k: v for k, v in record.payload.items() if k != "depends_on"}

@@ -28,7 +28,9 @@ CANCELLED = "cancelled"
 #: Payload keys the backend keeps through a run: AsyncMQ's ``Job`` drops unknown keys, so the
 #: payload it hands back at the end of a run lacks them (the trace context: ``tracing.py``).
 TRACE_KEY = "_asyncmq_trace"
-KEPT_KEYS: tuple[str, ...] = (TRACE_KEY,)
+#: The S3 claim check's body prefix token of a record (``stores/_offload_plan.py``).
+BODIES_KEY = "_asyncmq_bodies"
+KEPT_KEYS: tuple[str, ...] = (TRACE_KEY, BODIES_KEY)
 
 
 @dataclass

@@ -1,23 +1,24 @@
 """The S3 side of the claim check: content-addressed job bodies under ``PREFIX/QUEUE/JOB/``.
 
-A body's key is ``{prefix}{queue}/{job id, percent-encoded}/{part}-{sha256 of the bytes}.json``:
-the same bytes always land on the same key, so a body is never overwritten with other bytes
-(a record can only point at the body it was written with), and every body of a job is found by listing its
-prefix (``remove`` deletes them all, bodies of failed writes included). The job id is
-percent-encoded so that no job's prefix contains another's (``a`` and ``a/b``). A body this
-process wrote or read in the last hour is not uploaded again (an unchanged part at each
-later write of the job); any other write uploads (the same bytes to the same key).
+A body's key is ``{prefix}{queue}/{job id, percent-encoded}/{token}/{part}-{sha256}.json``
+(the token is the record's, :mod:`asyncmq_cloud.stores._offload_plan`): the same bytes always
+land on the same key, so a body is never overwritten with other bytes (a record can only point
+at the body it was written with), a rewrite of unchanged bytes by a later transition is a
+``HeadObject`` instead of an upload (an add always uploads), and every body of a record is
+found by listing its token's prefix (``remove`` deletes them all, bodies of failed writes
+included). The job id is percent-encoded so that no job's prefix contains another's (``a``
+and ``a/b``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
+
+from botocore.exceptions import IncompleteReadError, ResponseStreamingError
 
 from asyncmq_cloud._aws_codes import TRANSIENT_CODES
 from asyncmq_cloud.aws import AwsClients, AwsComponent, error_code, translate_error
@@ -26,10 +27,6 @@ from asyncmq_cloud.resources.s3 import PUBLIC_ACCESS_BLOCK, S3BucketSpec
 
 #: Error codes of a missing object (``GetObject`` / ``HeadObject``).
 _MISSING_OBJECT = frozenset({"NoSuchKey", "404", "NotFound"})
-#: How long a key this process wrote or read is taken as present without writing it again (far
-#: below any lifecycle expiry), and how many such keys are remembered.
-KNOWN_SECONDS = 3600.0
-KNOWN_KEYS = 4096
 #: Error codes of a refused read (a missing key reads as 403 where ListBucket does not apply).
 _FORBIDDEN = frozenset({"403", "AccessDenied", "Forbidden"})
 #: ``DeleteObjects`` takes at most this many keys.
@@ -44,7 +41,6 @@ class S3Bodies(AwsComponent):
         self.spec = spec
         self._use_clients(clients, endpoint_url=None, region_name=None, what="claim-check bucket")
         self._aws_resource = f"S3 bucket {spec.name!r}"
-        self._known: OrderedDict[str, float] = OrderedDict()  # key -> when this process last put or got it
 
     async def _s3(self) -> Any:
         self._check_open()
@@ -53,30 +49,29 @@ class S3Bodies(AwsComponent):
     def job_prefix(self, queue: str, job_id: str) -> str:
         return f"{self.spec.prefix}{queue}/{quote(job_id, safe='')}/"
 
-    def key(self, queue: str, job_id: str, part: str, data: bytes) -> str:
-        return f"{self.job_prefix(queue, job_id)}{part}-{hashlib.sha256(data).hexdigest()}.json"
+    def key(self, queue: str, job_id: str, token: str, part: str, data: bytes) -> str:
+        """``PREFIX/QUEUE/JOB/TOKEN/PART-SHA256.json``: the token is the record's (``_offload_plan``)."""
+        return f"{self.job_prefix(queue, job_id)}{token}/{part}-{hashlib.sha256(data).hexdigest()}.json"
 
-    async def put(self, queue: str, job_id: str, part: str, data: bytes, *, force: bool = False) -> str:
-        """Write ``data`` and return its key; unless ``force`` (a job being created: another process may
-        have removed an earlier job of that id), nothing when this process wrote or read that key
-        within :data:`KNOWN_SECONDS` (the arguments at a job's completion, after its claim read them)."""
-        key = self.key(queue, job_id, part, data)
-        if not force and self._fresh(key):
-            return key
+    async def put(self, key: str, data: bytes, *, force: bool = False) -> None:
+        """Write ``data`` at ``key``; unless ``force`` (a job being added), not when the key is there
+        already (the same bytes: the key is their hash), which costs a ``HeadObject``, not an upload."""
         s3 = await self._s3()
+        if not force and await self._exists(s3, key):
+            return
         await self._call(s3.put_object(Bucket=self.spec.name, Key=key, Body=data, ContentType="application/json"))
-        self._remember(key)
-        return key
 
-    def _fresh(self, key: str) -> bool:
-        seen = self._known.get(key)
-        return seen is not None and time.monotonic() - seen < KNOWN_SECONDS
-
-    def _remember(self, key: str) -> None:
-        self._known[key] = time.monotonic()
-        self._known.move_to_end(key)
-        while len(self._known) > KNOWN_KEYS:
-            self._known.popitem(last=False)
+    async def _exists(self, s3: Any, key: str) -> bool:
+        try:
+            await s3.head_object(Bucket=self.spec.name, Key=key)
+        except Exception as exc:
+            code = error_code(exc)
+            if code in _MISSING_OBJECT:
+                return False
+            if code in _FORBIDDEN:  # S3 answers 403 for a missing key where ListBucket does not apply
+                return await self._listed(s3, key)
+            raise translate_error(exc, resource=self._aws_resource) from exc
+        return True
 
     async def _listed(self, s3: Any, key: str) -> bool:
         """Whether ``key`` exists, by listing it (``s3:ListBucket`` is granted on the prefix only, and
@@ -94,19 +89,17 @@ class S3Bodies(AwsComponent):
         except Exception as exc:
             code = error_code(exc)
             if code in _MISSING_OBJECT or (code in _FORBIDDEN and not await self._listed(s3, key)):
-                self._known.pop(key, None)
                 return None
+            if isinstance(exc, IncompleteReadError | ResponseStreamingError):  # the connection broke mid-body
+                raise TransientError(f"reading {key} from {self._aws_resource} broke off: {exc}") from exc
             raise translate_error(exc, resource=self._aws_resource) from exc
-        self._remember(key)
         return data
 
-    async def delete_job(self, queue: str, job_id: str) -> int:
-        """Delete every body of one job (its whole prefix); returns how many were deleted."""
+    async def delete_job(self, queue: str, job_id: str, token: str | None = None) -> int:
+        """Delete the bodies of one record (its token's prefix; without a token, every body of the
+        job id); returns how many were deleted."""
         s3 = await self._s3()
-        prefix = self.job_prefix(queue, job_id)
-        for known in [key for key in self._known if key.startswith(prefix)]:
-            del self._known[known]
-        keys = await self._list(s3, prefix)
+        keys = await self._list(s3, self.job_prefix(queue, job_id) + (f"{token}/" if token else ""))
         batches = [keys[i : i + _DELETE_BATCH] for i in range(0, len(keys), _DELETE_BATCH)]
         await asyncio.gather(*(self._delete(s3, batch) for batch in batches))
         return len(keys)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -47,10 +48,10 @@ from asyncmq.core.enums import State
 from asyncmq_cloud.aws import AwsClients
 from asyncmq_cloud.core.bodies import wants_bodies
 from asyncmq_cloud.core.records import JobRecord
-from asyncmq_cloud.core.validation import decode_payload, encode_payload
-from asyncmq_cloud.errors import CloudBackendError, ConfigurationError, PayloadTooLargeError
+from asyncmq_cloud.errors import CloudBackendError, ConfigurationError, TransientError
 from asyncmq_cloud.resources.s3 import S3BucketSpec, normalize_prefix
 from asyncmq_cloud.stores._forwarding import ForwardingStore
+from asyncmq_cloud.stores._offload_plan import MARKER, PARTS, Plan, body_token, failed_payload, joined, plan
 from asyncmq_cloud.stores._s3_bodies import S3Bodies
 
 if TYPE_CHECKING:
@@ -58,14 +59,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("asyncmq_cloud.offload")
 
-#: The payload key that holds ``{part: S3 key}`` of a record's offloaded parts.
-MARKER = "_asyncmq_offload"
-#: The parts of an AsyncMQ job dict that may be offloaded, and their fields.
-PARTS: dict[str, tuple[str, ...]] = {
-    "args": ("args", "kwargs"),
-    "result": ("result",),
-    "error": ("last_error", "error_traceback"),
-}
 #: Most bodies one listing fetches at once.
 _FETCH_CONCURRENCY = 16
 
@@ -156,8 +149,8 @@ class OffloadingStore(ForwardingStore):
         atomic: bool = True,
     ) -> None:
         plans = [self._plan(r.queue, r.id, r.payload) for r in records]
-        await asyncio.gather(*(self._write(plan, force=True) for plan in plans))
-        packed = [replace(r, payload=plan.payload) for r, plan in zip(records, plans, strict=True)]
+        await asyncio.gather(*(self._write(each, force=True) for each in plans))
+        packed = [replace(r, payload=each.payload) for r, each in zip(records, plans, strict=True)]
         await self.inner.create(packed, deps, unsent=unsent, atomic=atomic)
 
     async def transition(
@@ -177,11 +170,9 @@ class OffloadingStore(ForwardingStore):
             queue, job_id, to_state, expect_states=expect_states, expect_owner=expect_owner, payload=packed,
             run_at=run_at, unsent=unsent,
         )  # fmt: skip
-        if record is None:
-            return None
-        if payload is not None:
-            return replace(record, payload=payload)  # what the caller wrote, bodies included
-        return await self._unpack(record) if wants_bodies() else record
+        if record is None or payload is None:
+            return record  # without a payload: a state change, whose callers read no body
+        return replace(record, payload=payload)  # what the caller wrote, bodies included
 
     async def update_payload(self, queue: str, job_id: str, payload: dict[str, Any]) -> bool:
         return await self.inner.update_payload(queue, job_id, await self._pack(queue, job_id, payload))
@@ -190,7 +181,7 @@ class OffloadingStore(ForwardingStore):
         record = await self.inner.delete(queue, job_id, expect_state)
         if record is not None and record.payload.get(MARKER):
             try:
-                await self.bodies.delete_job(queue, job_id)
+                await self.bodies.delete_job(queue, job_id, body_token(record.payload))
             except CloudBackendError as exc:  # the record is gone: its bodies expire with the lifecycle rule
                 logger.warning("bodies of %s/%s left to the bucket's lifecycle rule: %s", queue, job_id, exc)
         return record
@@ -204,18 +195,25 @@ class OffloadingStore(ForwardingStore):
             return record
         try:
             unpacked = await self._unpack(record)
-        except CloudBackendError:  # S3 away: give the job back at once rather than hold it for a lease
+        except TransientError:  # S3 away: give the job back at once rather than hold it for a lease
             with contextlib.suppress(CloudBackendError):
                 await self.inner.transition(queue, job_id, State.WAITING, expect_owner=token)
             raise
+        except Exception as exc:  # refused, or a body that does not decode: it cannot run, ever
+            await self._fail(record, token, f"the job's body could not be read from S3: {exc}")
+            return None
         missing = unpacked.payload.get(MARKER)
         if not missing:
             return unpacked
         reason = f"the job's {', '.join(sorted(missing))} body is gone from S3 (expired by the lifecycle rule?)"
-        logger.error("failing %s/%s instead of running it: %s", queue, job_id, reason)
-        failed = {**record.payload, "last_error": reason, "error_traceback": None}
-        await self.inner.transition(queue, job_id, State.FAILED, expect_owner=token, payload=failed)
+        await self._fail(record, token, reason)
         return None
+
+    async def _fail(self, record: JobRecord, token: str, reason: str) -> None:
+        """Fail a claimed job that cannot run, with ``reason`` (a job never runs without its arguments)."""
+        logger.error("failing %s/%s instead of running it: %s", record.queue, record.id, reason)
+        failed = failed_payload(record.payload, reason, time.time())
+        await self.inner.transition(record.queue, record.id, State.FAILED, expect_owner=token, payload=failed)
 
     async def get(self, queue: str, job_id: str) -> JobRecord | None:
         record = await self.inner.get(queue, job_id)
@@ -227,67 +225,32 @@ class OffloadingStore(ForwardingStore):
     async def list_page(self, queue: str, state: str, offset: int, limit: int, newest_first: bool) -> list[JobRecord]:
         return await self._unpack_all(await self.inner.list_page(queue, state, offset, limit, newest_first))
 
+    async def list_stalled(self, older_than: float) -> list[JobRecord]:
+        return await self._unpack_all(await self.inner.list_stalled(older_than))  # AsyncMQ's stalled events
+
     # -- the claim check itself ---------------------------------------------------------
     async def _pack(self, queue: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
-        plan = self._plan(queue, job_id, payload)
-        await self._write(plan)
-        return plan.payload
+        planned = self._plan(queue, job_id, payload)
+        await self._write(planned)
+        return planned.payload
 
-    def _plan(self, queue: str, job_id: str, payload: dict[str, Any]) -> _Plan:
-        """The record's payload and the bodies to write first; refuses what cannot fit (no I/O)."""
-        size = _size(payload)
-        if size > self.offload.max_payload_bytes:
-            raise PayloadTooLargeError(
-                f"job {job_id!r} encodes to {size} bytes; with the S3 claim check at most "
-                f"{self.offload.max_payload_bytes} are accepted (offload max_payload_bytes)",
-                size=size,
-                limit=self.offload.max_payload_bytes,
-            )
-        if size <= self.offload.threshold and MARKER not in payload:
-            return _Plan(payload, [])  # the common case: one encoding, nothing to do
-        body = {key: value for key, value in payload.items() if key != MARKER}
-        # A part written inline again (a new result) replaces its body: the pointer goes.
-        carried = {p: k for p, k in dict(payload.get(MARKER) or {}).items() if not _inline(p, body)}
-        chunks = sorted(_chunks(body), key=lambda chunk: len(chunk[1]), reverse=True)
-        writes: list[tuple[str, str, bytes]] = []
-        for part, data in chunks:
-            if _size({**body, MARKER: carried}) <= self.offload.threshold:
-                break
-            key = self.bodies.key(queue, job_id, part, data)
-            writes.append((part, key, data))
-            carried[part] = key
-            body = {k: v for k, v in body.items() if k not in PARTS[part]}
-        packed = {**body, MARKER: carried} if carried else body
-        rest = _size(packed)
-        if rest > self.inner.max_payload_bytes:
-            raise PayloadTooLargeError(
-                f"job {job_id!r} still encodes to {rest} bytes with its arguments, result and error in S3; "
-                f"the state store accepts {self.inner.max_payload_bytes}",
-                size=rest,
-                limit=self.inner.max_payload_bytes,
-            )
-        return _Plan(packed, [(queue, job_id, part, data) for part, _, data in writes])
+    def _plan(self, queue: str, job_id: str, payload: dict[str, Any]) -> Plan:
+        limits = (self.offload.max_payload_bytes, self.inner.max_payload_bytes)
+        return plan(queue, job_id, payload, threshold=self.offload.threshold, limits=limits, key_of=self.bodies.key)
 
-    async def _write(self, plan: _Plan, *, force: bool = False) -> None:
-        await asyncio.gather(*(self.bodies.put(*write, force=force) for write in plan.writes))
+    async def _write(self, planned: Plan, *, force: bool = False) -> None:
+        await asyncio.gather(*(self.bodies.put(key, data, force=force) for key, data in planned.writes))
 
     async def _unpack(self, record: JobRecord) -> JobRecord:
         """``record`` with its offloaded parts read back; parts whose body is gone stay in the marker."""
         marker = record.payload.get(MARKER)
         if not isinstance(marker, dict) or not marker:
             return record
-        parts = list(marker.items())
-        datas = await asyncio.gather(*(self.bodies.get(str(key)) for _, key in parts))
-        payload = {key: value for key, value in record.payload.items() if key != MARKER}
-        missing = {}
-        for (part, key), data in zip(parts, datas, strict=True):
-            if data is None:
-                missing[part] = key
-            else:
-                payload.update(decode_payload(data))
-        if missing:
-            logger.warning("%s/%s: the body of %s is gone from S3", record.queue, record.id, ", ".join(sorted(missing)))
-            payload[MARKER] = missing
+        parts = [(str(part), str(key)) for part, key in marker.items()]
+        datas = await asyncio.gather(*(self.bodies.get(key) for _, key in parts))
+        payload = joined(record.payload, [(part, key, data) for (part, key), data in zip(parts, datas, strict=True)])
+        if MARKER in payload:
+            logger.warning("%s/%s: the body of %s is gone from S3", record.queue, record.id, ", ".join(payload[MARKER]))
         return replace(record, payload=payload)
 
     async def _unpack_all(self, records: list[JobRecord]) -> list[JobRecord]:
@@ -300,32 +263,6 @@ class OffloadingStore(ForwardingStore):
                 return await self._unpack(record)
 
         return list(await asyncio.gather(*(one(record) for record in records)))
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """A payload as the record will hold it, and the ``(queue, job id, part, bytes)`` to put first."""
-
-    payload: dict[str, Any]
-    writes: list[tuple[str, str, str, bytes]]
-
-
-def _inline(part: str, body: Mapping[str, Any]) -> bool:
-    return any(field in body for field in PARTS.get(part, ()))
-
-
-def _chunks(body: Mapping[str, Any]) -> list[tuple[str, bytes]]:
-    """Each part with a non-empty value in ``body``, encoded (AsyncMQ's JSON settings)."""
-    chunks = []
-    for part, fields in PARTS.items():
-        values = {field: body[field] for field in fields if field in body}
-        if any(value not in (None, "", [], {}) for value in values.values()):
-            chunks.append((part, encode_payload(values).encode("utf-8")))
-    return chunks
-
-
-def _size(payload: dict[str, Any]) -> int:
-    return len(encode_payload(payload).encode("utf-8"))
 
 
 def with_offload(store: StateStore, offload: str | S3Offload | None, *, clients: AwsClients) -> StateStore:

@@ -13,8 +13,15 @@ from asyncmq.core.enums import State
 
 from asyncmq_cloud.aws import AwsClients
 from asyncmq_cloud.core.bodies import metadata_only
-from asyncmq_cloud.core.records import new_job_record
-from asyncmq_cloud.errors import ConfigurationError, InvalidNameError, PayloadTooLargeError
+from asyncmq_cloud.core.records import BODIES_KEY, new_job_record
+from asyncmq_cloud.errors import (
+    AccessDeniedError,
+    ConfigurationError,
+    InvalidNameError,
+    PayloadTooLargeError,
+    PermanentError,
+    TransientError,
+)
 from asyncmq_cloud.resources.iam import Scope, policies
 from asyncmq_cloud.resources.s3 import S3BucketSpec, normalize_prefix
 from asyncmq_cloud.stores._s3_bodies import S3Bodies
@@ -25,26 +32,29 @@ Q = "q"
 
 
 class DictBodies(S3Bodies):
-    """The bodies in a dict: what was put, got and deleted."""
+    """The bodies in a dict: what was put, got and deleted; ``fault`` raised by the next get."""
 
     def __init__(self, spec: S3BucketSpec) -> None:
         super().__init__(spec, clients=AwsClients(endpoint_url="http://127.0.0.1:9", region_name="us-east-1"))
         self.objects: dict[str, bytes] = {}
         self.puts: list[str] = []
         self.gets: list[str] = []
+        self.fault: Exception | None = None
 
-    async def put(self, queue: str, job_id: str, part: str, data: bytes, *, force: bool = False) -> str:
-        key = self.key(queue, job_id, part, data)
-        self.puts.append(key)
+    async def put(self, key: str, data: bytes, *, force: bool = False) -> None:
+        if force or key not in self.objects:
+            self.puts.append(key)
         self.objects[key] = data
-        return key
 
     async def get(self, key: str) -> bytes | None:
         self.gets.append(key)
+        if self.fault is not None:
+            raise self.fault
         return self.objects.get(key)
 
-    async def delete_job(self, queue: str, job_id: str) -> int:
-        gone = [key for key in self.objects if key.startswith(self.job_prefix(queue, job_id))]
+    async def delete_job(self, queue: str, job_id: str, token: str | None = None) -> int:
+        prefix = self.job_prefix(queue, job_id) + (f"{token}/" if token else "")
+        gone = [key for key in self.objects if key.startswith(prefix)]
         for key in gone:
             del self.objects[key]
         return len(gone)
@@ -82,7 +92,8 @@ async def test_large_arguments_go_to_s3_under_a_content_addressed_key() -> None:
     assert "args" not in raw.payload and "kwargs" not in raw.payload and raw.payload["task"] == "t"
     (key,) = _bodies(store).puts
     data = _bodies(store).objects[key]
-    assert key == f"p/{Q}/a%2Fb/args-{hashlib.sha256(data).hexdigest()}.json", "the job id percent-encoded"
+    token = raw.payload[BODIES_KEY]
+    assert key == f"p/{Q}/a%2Fb/{token}/args-{hashlib.sha256(data).hexdigest()}.json", "the job id percent-encoded"
     got = await store.get(Q, "a/b")
     assert got is not None and got.payload["kwargs"] == {"x": "y" * 5000} and MARKER not in got.payload
 
@@ -193,3 +204,82 @@ def test_iam_statements_of_the_bucket() -> None:
     provisioning = {s["Sid"]: s for s in documents["provisioning"]["Statement"]}
     assert provisioning["CreateBodyBucket"]["Resource"] == ["arn:aws:s3:::my-bucket"]
     assert not [a for s in runtime.values() for a in s["Action"] if "Bucket" in a and a != "s3:ListBucket"]
+
+
+async def test_a_state_change_fetches_no_body() -> None:
+    store = _store()
+    await store.create([new_job_record(Q, _job(kwargs={"x": "y" * 5000}), [])])
+    record = await store.transition(Q, "j1", "cancelled", expect_states={State.WAITING})
+    assert record is not None and record.state == "cancelled" and _bodies(store).gets == []
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [PermanentError("refused"), AccessDeniedError("KMS refused"), None],
+    ids=["permanent", "denied", "undecodable"],
+)
+async def test_a_body_that_cannot_be_read_fails_the_job(fault: Exception | None) -> None:
+    store = _store()
+    await store.create([new_job_record(Q, _job(kwargs={"x": "y" * 5000}), [])])
+    if fault is None:
+        for key in _bodies(store).objects:
+            _bodies(store).objects[key] = b"not json"
+    _bodies(store).fault = fault
+    assert await store.claim(Q, "j1", "tok", 1.0) is None
+    raw = await store.inner.get(Q, "j1")
+    assert raw is not None and raw.state == State.FAILED and "could not be read" in raw.payload["last_error"]
+
+
+async def test_s3_away_at_the_claim_gives_the_job_back() -> None:
+    store = _store()
+    await store.create([new_job_record(Q, _job(kwargs={"x": "y" * 5000}), [])])
+    _bodies(store).fault = TransientError("S3 away")
+    with pytest.raises(TransientError):
+        await store.claim(Q, "j1", "tok", 1.0)
+    raw = await store.inner.get(Q, "j1")
+    assert raw is not None and raw.state == State.WAITING and raw.owner is None
+
+
+async def test_a_job_failed_at_the_claim_shows_that_reason_not_an_older_error_body() -> None:
+    store = _store()
+    old = _job(kwargs={"x": "y" * 5000}, last_error="E" * 5000, error_traceback="T" * 5000)
+    await store.create([new_job_record(Q, old, [])])
+    raw = await store.inner.get(Q, "j1")
+    assert raw is not None and set(raw.payload[MARKER]) == {"args", "error"}
+    args_key = raw.payload[MARKER]["args"]
+    del _bodies(store).objects[args_key]
+    assert await store.claim(Q, "j1", "tok", 1.0) is None
+    got = await store.get(Q, "j1")
+    assert got is not None and "gone from S3" in got.payload["last_error"] and got.payload["error_traceback"] is None
+
+
+async def test_a_part_written_back_with_a_field_missing_keeps_the_other_field() -> None:
+    store = _store()
+    await store.create([new_job_record(Q, _job(args=["a" * 3000], kwargs={"x": "y" * 3000}), [])])
+    with metadata_only():
+        meta = await store.get(Q, "j1")
+    assert meta is not None
+    assert await store.update_payload(Q, "j1", {**meta.payload, "kwargs": {"x": "new"}})
+    got = await store.get(Q, "j1")
+    assert got is not None and got.payload["kwargs"] == {"x": "new"} and got.payload["args"] == ["a" * 3000]
+
+
+async def test_delete_removes_the_records_bodies_only_not_those_of_a_job_re_added_with_its_id() -> None:
+    store = _store()
+    await store.create([new_job_record(Q, _job(kwargs={"x": "y" * 5000}), [])])
+    raw = await store.inner.get(Q, "j1")
+    assert raw is not None
+    newer = store.bodies.key(Q, "j1", "0123456789abcdef", "args", b"{}")  # a re-added job's body, another token
+    assert not newer.startswith(store.bodies.job_prefix(Q, "j1") + raw.payload[BODIES_KEY])
+    _bodies(store).objects[newer] = b"{}"
+    assert await store.delete(Q, "j1") is not None
+    assert list(_bodies(store).objects) == [newer]
+
+
+async def test_the_token_is_kept_through_a_run_and_stalled_jobs_come_whole() -> None:
+    store = _store()
+    await store.create([new_job_record(Q, _job(kwargs={"x": "y" * 5000}), [])])
+    claimed = await store.claim(Q, "j1", "tok", 1.0)
+    assert claimed is not None and BODIES_KEY in claimed.kept(), "the backend keeps the token through the run"
+    (stalled,) = await store.list_stalled(10.0)
+    assert stalled.payload["kwargs"] == {"x": "y" * 5000} and MARKER not in stalled.payload

@@ -38,6 +38,11 @@ class ForbiddenS3:
     def __init__(self, objects: dict[str, bytes], denied: frozenset[str] = frozenset()) -> None:
         self.objects, self.denied, self.puts = objects, denied, []
 
+    async def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        if Key in self.objects and Key not in self.denied:
+            return {}
+        raise _error("403", "HeadObject")
+
     async def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
         if Key in self.objects and Key not in self.denied:
             return {"Body": Body(self.objects[Key])}
@@ -66,13 +71,16 @@ async def test_a_403_on_a_missing_key_is_a_missing_key() -> None:
     assert await _bodies(ForbiddenS3({})).get("p/q/j/args-missing.json") is None
 
 
-async def test_a_key_this_process_wrote_or_read_is_not_uploaded_again_unless_forced() -> None:
-    s3 = ForbiddenS3({"p/q/k/args-x.json": b"[1]"})
+async def test_a_403_on_a_missing_key_at_a_rewrite_uploads_and_a_present_key_is_not_uploaded_again() -> None:
+    s3 = ForbiddenS3({})
     bodies = _bodies(s3)
-    key = await bodies.put("q", "j", "args", b"{}")
-    assert await bodies.put("q", "j", "args", b"{}") == key and s3.puts == [key], "written: not again"
-    assert await bodies.get("p/q/k/args-x.json") == b"[1]"
-    assert await bodies.put("q", "j", "args", b"{}", force=True) == key and s3.puts == [key, key], "an add uploads"
+    key = bodies.key("q", "j", "0123456789abcdef", "args", b"{}")
+    await bodies.put(key, b"{}")
+    assert s3.puts == [key], "HEAD's 403 on a key that is not there does not stop the upload"
+    await bodies.put(key, b"{}")
+    assert s3.puts == [key], "there: no second upload"
+    await bodies.put(key, b"{}", force=True)
+    assert s3.puts == [key, key], "an add uploads"
 
 
 async def test_a_403_on_a_key_that_exists_is_access_denied() -> None:

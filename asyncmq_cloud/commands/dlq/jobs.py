@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from asyncmq_cloud.commands.dlq._run import Run
+from asyncmq_cloud.core.bodies import metadata_of
 from asyncmq_cloud.core.lifecycle import CloudBackend
 
 PAGE = 100
@@ -80,7 +81,7 @@ async def show_failed(backend: CloudBackend, queue: str, job_id: str) -> dict[st
 
 async def act_on_failed(backend: CloudBackend, queue: str, limit: int | None, run: Run, dry_run: bool) -> None:
     """``redrive`` (``retry_job``) or ``purge`` (``remove_job``) each failed job, at the run's rate."""
-    jobs, _ = await failed_jobs(backend, queue, limit)
+    jobs, _ = await metadata_of(failed_jobs(backend, queue, limit))  # ids only: no payload body fetched
     run.total = len(jobs)
     verb = "redriven" if run.action == "redrive" else "purged"
     for job in jobs:

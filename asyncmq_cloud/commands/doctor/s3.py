@@ -25,7 +25,8 @@ async def check_bucket(checks: Checks, bodies: S3Bodies) -> None:
     probe = f"doctor-{uuid.uuid4().hex}"
     try:
         await checks.bounded(bodies.start())
-        key = await checks.bounded(bodies.put("_doctor", probe, "probe", b"{}"))
+        key = bodies.key("_doctor", probe, "probe", "probe", b"{}")
+        await checks.bounded(bodies.put(key, b"{}", force=True))
         read = await checks.bounded(bodies.get(key))
         await checks.bounded(bodies.delete_job("_doctor", probe))
     except ResourceMissingError:
