@@ -11,21 +11,23 @@ whose encoded payload exceeds ``threshold`` keeps the bulky parts of it in S3 â€
 until the rest fits â€” and the record keeps everything else plus, under ``_asyncmq_offload``,
 the key of each part's body. The body is written **before** the record (a record never points
 at a body that is not there yet) and read back on the claim, ``get_job``, and the listings
-that hand job dicts to AsyncMQ (``list_jobs``, the paged listing); reads that look only at
-metadata (``clean``/``purge``, the repair pass, the stalled scan, the cancel check) never fetch
-a body (:mod:`asyncmq_cloud.core.bodies`). Keys are content-addressed
-(:mod:`asyncmq_cloud.stores._s3_bodies`): an unchanged part written again by the process that
-read or wrote it (the arguments at the job's completion) is not uploaded again.
+that hand job dicts to AsyncMQ (``list_jobs``, the paged listing, the stalled jobs); reads
+that look only at metadata (``clean``/``purge``, the repair pass, the cancel check, state
+changes without a payload) never fetch a body (:mod:`asyncmq_cloud.core.bodies`). Keys are
+content-addressed under the record's token (:mod:`asyncmq_cloud.stores._offload_plan`,
+:mod:`asyncmq_cloud.stores._s3_bodies`): an unchanged part written again costs a
+``HeadObject``, not an upload.
 
-Deletion: ``remove_job`` and ``clean``/``purge`` delete every body of the job (its whole
+Deletion: ``remove_job`` and ``clean``/``purge`` delete every body of the record (its token's
 prefix). Bodies of records deleted by the store's retention TTL, and bodies written by a
 call whose record write then failed (a crash, a refused condition), are left to the bucket's
 lifecycle rule, which expires objects ``expire_days`` after their last write: choose it longer
 than any job lives (its delay, its wait and the store's retention).
 
-A body that is gone when a worker claims its job (the lifecycle rule expired it) fails the
-job (``failed``, with the reason in ``last_error``) instead of running it without arguments;
-``get_job`` and listings return such a job without the missing fields and log a warning.
+A body that cannot be read when a worker claims its job fails the job (``failed``, with the
+reason in ``last_error``) instead of running it without arguments, unless S3 is only away
+(a transient error): then the job goes back to ``waiting`` at once. ``get_job`` and listings
+return a job whose body is gone without the missing fields and log a warning.
 
 Limits: ``max_payload_bytes`` (default 32 MiB) refuses a larger payload with
 ``PayloadTooLargeError`` before anything is written, as does a record whose metadata alone
