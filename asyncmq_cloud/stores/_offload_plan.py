@@ -39,10 +39,10 @@ KeyOf = Callable[[str, str, str, str, bytes], str]
 
 @dataclass(frozen=True)
 class Plan:
-    """A payload as the record will hold it, and the ``(key, bytes)`` to put first."""
+    """A payload as the record will hold it, and the ``(part, key, bytes)`` to put first."""
 
     payload: dict[str, Any]
-    writes: list[tuple[str, bytes]]
+    writes: list[tuple[str, str, bytes]]
 
 
 def size_of(payload: Mapping[str, Any]) -> int:
@@ -81,12 +81,12 @@ def plan(
     # missing keeps its pointer (its body fills what is missing, the inline fields win).
     carried = {p: k for p, k in dict(payload.get(MARKER) or {}).items() if not _whole(p, body)}
     token = body_token(body) or uuid.uuid4().hex[:16]
-    writes: list[tuple[str, bytes]] = []
+    writes: list[tuple[str, str, bytes]] = []
     for part, data in sorted(_chunks(body, carried), key=lambda chunk: len(chunk[1]), reverse=True):
         if size_of({**body, MARKER: carried}) <= threshold:
             break
         carried[part] = key = key_of(queue, job_id, token, part, data)
-        writes.append((key, data))
+        writes.append((part, key, data))
         body = {k: v for k, v in body.items() if k not in PARTS[part]}
     packed = {**body, MARKER: carried, BODIES_KEY: token} if carried else body
     rest = size_of(packed)

@@ -15,8 +15,8 @@ that hand job dicts to AsyncMQ (``list_jobs``, the paged listing, the stalled jo
 that look only at metadata (``clean``/``purge``, the repair pass, the cancel check, state
 changes without a payload) never fetch a body (:mod:`asyncmq_cloud.core.bodies`). Keys are
 content-addressed under the record's token (:mod:`asyncmq_cloud.stores._offload_plan`,
-:mod:`asyncmq_cloud.stores._s3_bodies`): an unchanged part written again costs a
-``HeadObject``, not an upload.
+:mod:`asyncmq_cloud.stores._s3_bodies`): the arguments written again (unchanged at the
+completion) cost a ``HeadObject``, not an upload.
 
 Deletion: ``remove_job`` and ``clean``/``purge`` delete every body of the record (its token's
 prefix). Bodies of records deleted by the store's retention TTL, and bodies written by a
@@ -241,7 +241,10 @@ class OffloadingStore(ForwardingStore):
         return plan(queue, job_id, payload, threshold=self.offload.threshold, limits=limits, key_of=self.bodies.key)
 
     async def _write(self, planned: Plan, *, force: bool = False) -> None:
-        await asyncio.gather(*(self.bodies.put(key, data, force=force) for key, data in planned.writes))
+        """Put each body; a rewrite of the arguments (unchanged at a retry or the completion) is
+        checked first, a result or error (new at that write) is put at once."""
+        writes = planned.writes
+        await asyncio.gather(*(self.bodies.put(key, data, force=force or part != "args") for part, key, data in writes))
 
     async def _unpack(self, record: JobRecord) -> JobRecord:
         """``record`` with its offloaded parts read back; parts whose body is gone stay in the marker."""
