@@ -228,7 +228,14 @@ class OffloadingStore(ForwardingStore):
         return await self._unpack_all(await self.inner.list_page(queue, state, offset, limit, newest_first))
 
     async def list_stalled(self, older_than: float) -> list[JobRecord]:
-        return await self._unpack_all(await self.inner.list_stalled(older_than))  # AsyncMQ's stalled events
+        """Whole for AsyncMQ's stalled events when S3 answers; else as stored (the re-enqueue writes
+        the pointers back), so an S3 error never reaches AsyncMQ's stalled-job loop."""
+        records = await self.inner.list_stalled(older_than)
+        try:
+            return await self._unpack_all(records)
+        except CloudBackendError as exc:
+            logger.warning("stalled jobs listed without their bodies: %s", exc)
+            return records
 
     # -- the claim check itself ---------------------------------------------------------
     async def _pack(self, queue: str, job_id: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -283,3 +283,6 @@ async def test_the_token_is_kept_through_a_run_and_stalled_jobs_come_whole() -> 
     assert claimed is not None and BODIES_KEY in claimed.kept(), "the backend keeps the token through the run"
     (stalled,) = await store.list_stalled(10.0)
     assert stalled.payload["kwargs"] == {"x": "y" * 5000} and MARKER not in stalled.payload
+    _bodies(store).fault = TransientError("S3 away")
+    (stalled,) = await store.list_stalled(10.0)
+    assert MARKER in stalled.payload, "S3 away: listed as stored, never an error into AsyncMQ's loop"
