@@ -19,9 +19,8 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections import Counter
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,7 +38,7 @@ from asyncmq_cloud.resources.s3 import LIFECYCLE_RULE_ID
 from asyncmq_cloud.stores._forwarding import ForwardingStore
 from asyncmq_cloud.stores.offload import MARKER, OffloadingStore, S3Offload
 from tests.plugins.backend_dynamodb import dynamodb_backend
-from tests.plugins.backend_sqs import drop_queues, random_prefix, redis_stores, sqs_backend
+from tests.plugins.backend_sqs import counted_calls, drop_queues, random_prefix, redis_stores, sqs_backend
 from tests.plugins.store_dynamodb import drop_tables
 from tests.support.tcp_proxy import proxied
 from tests.tasks import CALLS, big
@@ -122,21 +121,6 @@ async def _drop_bucket(backend: CloudBackend, bucket: str) -> None:
         await s3.delete_bucket(Bucket=bucket)
 
 
-@contextmanager
-def s3_calls(client: Any) -> Iterator[Counter[str]]:
-    """Operation name -> calls made through ``client`` inside the block."""
-    calls: Counter[str] = Counter()
-
-    def record(model: Any, **_: Any) -> None:
-        calls[model.name] += 1
-
-    client.meta.events.register("before-call.s3", record)
-    try:
-        yield calls
-    finally:
-        client.meta.events.unregister("before-call.s3", record)
-
-
 async def _wait_states(backend: CloudBackend, wanted: dict[str, str], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -191,25 +175,25 @@ async def test_a_2mb_payload_and_a_1mb_result_round_trip_and_go_with_the_job(
         assert await _keys(backend, first) == [], "remove_job deletes the job's bodies"
         assert await store.inner.get(QUEUE, ids[0]) is None
 
-        with s3_calls(await _s3(backend)) as calls:
+        with counted_calls(await _s3(backend)) as calls:
             await queue.clean("completed")
         assert await backend.list_jobs(QUEUE, "completed") == []
         assert await _keys(backend) == [], "clean deletes the bodies of every job it removes"
-        assert calls["GetObject"] == 0, "clean reads no body"
+        assert calls["s3.GetObject"] == 0, "clean reads no body"
 
 
 async def test_clean_jobs_and_the_state_reads_fetch_no_body(moto_endpoint: str, request: pytest.FixtureRequest) -> None:
     async with offloading("dynamodb@moto", request) as backend:
         queue = Queue(QUEUE, backend=backend)
         job_id = await queue.add(big.task_id, kwargs={"key": "p" * PAYLOAD, "size": 10})
-        with s3_calls(await _s3(backend)) as calls:
+        with counted_calls(await _s3(backend)) as calls:
             assert await backend.get_job_state(QUEUE, job_id) == "waiting"
             assert not await backend.is_job_cancelled(QUEUE, job_id)
-        assert calls["GetObject"] == 0, calls
+        assert calls["s3.GetObject"] == 0, calls
         await backend.update_job_state(QUEUE, job_id, "completed")
-        with s3_calls(await _s3(backend)) as calls:
+        with counted_calls(await _s3(backend)) as calls:
             assert await backend.clean_jobs(QUEUE, state="completed") == [job_id]
-        assert calls["GetObject"] == 0 and calls["DeleteObjects"] == 1, calls
+        assert calls["s3.GetObject"] == 0 and calls["s3.DeleteObjects"] == 1, calls
         assert await _keys(backend) == []
 
 

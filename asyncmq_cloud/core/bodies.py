@@ -4,7 +4,8 @@ A store that keeps large payload bodies elsewhere (the S3 claim check,
 :mod:`asyncmq_cloud.stores.offload`) fetches them on every read that returns a record,
 unless the read runs inside :func:`metadata_only`: the lifecycle marks the reads that look
 only at a job's state, timestamps and ids (``clean``/``purge`` listings, the repair pass,
-the stalled-job scan), so those never download a body. Other stores ignore it.
+the state and cancel checks, dependency checks), so those never download a body. Other
+stores ignore it.
 """
 
 from __future__ import annotations
