@@ -51,6 +51,7 @@ from asyncmq_cloud._aws_codes import (
     TRANSIENT_CODES,
 )
 from asyncmq_cloud._aws_observe import instrument
+from asyncmq_cloud._aws_user_agent import cache_user_agent
 from asyncmq_cloud._component import Component
 from asyncmq_cloud.errors import (
     ConfigurationError,
@@ -241,6 +242,7 @@ class AwsClients(Component):
                 with translated(f"{service} client"):
                     created = await self._stack.enter_async_context(session.create_client(service, **kwargs))
                 instrument(created, service)  # every call told to asyncmq_cloud.observe (metrics)
+                cache_user_agent(created)  # built once per feature set, not twice per request
                 self._clients[service] = created
             return self._clients[service]
 

@@ -29,12 +29,12 @@ import argparse
 import asyncio
 import json
 import logging
+import multiprocessing
 import os
 import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -73,35 +73,51 @@ async def noop(i: int) -> int:
 
 
 class CountingProxy:
-    """Forwards 127.0.0.1:port to the SQS endpoint and counts the HTTP requests sent through it."""
+    """Forwards 127.0.0.1:port to the SQS endpoint and counts the HTTP requests sent through it.
+
+    It runs in a process of its own, so that forwarding costs neither side's process CPU or
+    GIL: both sides' clients reach LocalStack through the same separate process (a thread of
+    this process would have competed with our side's producer and worker, and been counted in
+    our worker's CPU).
+    """
 
     def __init__(self, host: str, port: int) -> None:
-        self.target, self.requests, self.port = (host, port), 0, 0
-        self._loop = asyncio.new_event_loop()
-        ready = threading.Event()
+        context = multiprocessing.get_context("spawn")
+        self._count = context.Value("q", 0)
+        ready = context.Queue()
+        self._process = context.Process(
+            target=_proxy_main, args=((host, port), self._count, ready), name="sqs-counting-proxy", daemon=True
+        )
+        self._process.start()
+        self.port = int(ready.get(timeout=30))
 
-        def serve() -> None:
-            asyncio.set_event_loop(self._loop)
-            server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
-            self.port = server.sockets[0].getsockname()[1]
-            ready.set()
-            self._loop.run_forever()
+    @property
+    def requests(self) -> int:
+        return int(self._count.value)
 
-        threading.Thread(target=serve, name="sqs-counting-proxy", daemon=True).start()
-        ready.wait(10)
+    @requests.setter
+    def requests(self, value: int) -> None:
+        self._count.value = value
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+    def stop(self) -> None:
+        self._process.terminate()
+        self._process.join(10)
 
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, count: bool) -> None:
+
+def _proxy_main(target: tuple[str, int], count: Any, ready: Any) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection(*target)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, counted: bool) -> None:
             try:
                 while data := await source.read(65536):
-                    if count:
-                        self.requests += data.count(b" HTTP/1.1\r\n")
+                    if counted:
+                        with count.get_lock():
+                            count.value += data.count(b" HTTP/1.1\r\n")
                     sink.write(data)
                     await sink.drain()
             except (ConnectionError, OSError):
@@ -110,6 +126,14 @@ class CountingProxy:
                 sink.close()
 
         await asyncio.gather(pipe(reader, upstream_writer, True), pipe(upstream_reader, writer, False))
+
+    async def main() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        ready.put(server.sockets[0].getsockname()[1])
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
 
 
 def build_venv() -> Path:
@@ -318,6 +342,7 @@ def main() -> None:
                 env[key] = started[-1].env.get(key, started[-1].url)
         host, port = env["LOCALSTACK_ENDPOINT_URL"].removeprefix("http://").rstrip("/").split(":")
         proxy = CountingProxy(host, int(port))
+        started.append(proxy)
         scenarios = args.scenarios.split(",")
         results: dict[str, dict[str, list[Any]]] = {s: {"ours": [], "celery": []} for s in scenarios}
         for i in range(args.rounds):

@@ -217,6 +217,8 @@ ALLOWED_PROBES: tuple[tuple[str, str, str], ...] = (
     ("asyncmq_cloud.transports._kafka_errors", "exc", "aiokafka errors carry a retriable class flag"),
     ("asyncmq_cloud.transports._kafka_errors", "client", "aiokafka admin clients close(), others stop()"),
     ("asyncmq_cloud.core.validation", "function", "AsyncMQ's settings bind json.dumps: the function behind it"),
+    ("asyncmq_cloud._aws_user_agent", "client", "botocore's private User-Agent builder, absent in other versions"),
+    ("asyncmq_cloud._aws_user_agent", "creator", "that builder's methods and client features, checked likewise"),
 )
 
 

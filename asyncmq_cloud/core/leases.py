@@ -25,16 +25,15 @@ from asyncmq_cloud import observe
 from asyncmq_cloud.core import states
 from asyncmq_cloud.core.bodies import metadata_of
 from asyncmq_cloud.core.protocols import Components
+from asyncmq_cloud.core.read_ahead import ReadAhead
 from asyncmq_cloud.core.receives import Receives
-from asyncmq_cloud.core.records import Delivery, JobRecord, Lease
+from asyncmq_cloud.core.records import Delivery, JobRecord, Lease, UnknownReferences
 from asyncmq_cloud.core.registry import PausedCheck, WorkerRegistry, never_paused
 from asyncmq_cloud.core.resilience import UNBOUNDED_LEASE_WINDOW
 from asyncmq_cloud.core.validation import validate_job_id
 from asyncmq_cloud.errors import InvalidNameError, PermanentError, TransientError
 
 logger = logging.getLogger("asyncmq_cloud.lifecycle")
-#: Seconds between two log lines about references to jobs that do not exist.
-UNKNOWN_LOG_INTERVAL = 60.0
 #: Lease renewal period when ``lease_timeout`` is 0 (no take-over): still extends broker leases.
 LEASE_RENEW_SECONDS = 20.0
 
@@ -69,11 +68,10 @@ class LeaseKeeper:
         self._stopped = False
         #: Set by ``drain``: no job is claimed any more; a receive in flight ends (``receives``).
         self.stopping, self.receives = False, Receives()
+        self.ahead = ReadAhead(parts, self.receives, self.buffer, lambda: self.stopping or self._stopped)
         #: References dropped because no job with their id exists (removed, or never written).
-        self.unknown_references = 0
+        self.unknown = UnknownReferences()
         self._heartbeat_warned_at = 0.0
-        self._unknown_logged_at: float | None = None
-        self._unknown_since_log = 0
 
     # -- claiming ---------------------------------------------------------------------
     async def take(self, queue: str, paused: PausedCheck = never_paused) -> dict[str, Any] | None:
@@ -84,7 +82,7 @@ class LeaseKeeper:
         if self.stopping:
             return None
         buffered = self.buffer.setdefault(queue, deque())
-        if not buffered:
+        if not buffered and not await self.ahead.join(queue):  # no read-ahead: receive now
             want = self.receive_size(queue)
             buffered.extend(await self.receives.wait(parts.transport.receive(queue, want, parts.config.receive_wait)))
         if buffered and await paused(queue, False):
@@ -92,6 +90,7 @@ class LeaseKeeper:
             return None
         while buffered and not self.stopping:
             delivery = buffered.popleft()
+            self.ahead.start(queue, self.receive_size(queue, extra=1 + len(buffered), floor=0))
             token, now = uuid.uuid4().hex, time.time()
             record = await self._claim(queue, delivery, token, now, buffered)
             if record is None:
@@ -158,7 +157,7 @@ class LeaseKeeper:
                 await transport.release(delivery, max(1.0, states.lease_time(record) + lease - now))
                 return
             if record is None:
-                self._count_unknown(delivery)
+                self.unknown.count(delivery)
             reason = "unknown" if record is None else "cancelled" if record.state == states.CANCELLED else reason
         observe.reference_dropped(delivery.queue, reason)  # DynamoDB reads nothing: a lost claim race
         await transport.ack([delivery])
@@ -172,20 +171,6 @@ class LeaseKeeper:
         logger.error("%s; moved to the dead-letter queue", reason)
         await self._parts.transport.dead_letter(delivery, reason)
         observe.reference_dead_lettered(delivery.queue)
-
-    def _count_unknown(self, delivery: Delivery) -> None:
-        """Count a reference to no job; log it at most once per :data:`UNKNOWN_LOG_INTERVAL` (with the count)."""
-        self.unknown_references += 1
-        self._unknown_since_log += 1
-        now = time.monotonic()
-        if self._unknown_logged_at is None or now - self._unknown_logged_at >= UNKNOWN_LOG_INTERVAL:
-            logger.warning(
-                "dropped %d reference(s) to jobs that do not exist (last: %s/%s; removed, or never written)",
-                self._unknown_since_log,
-                delivery.queue,
-                delivery.job_id,
-            )
-            self._unknown_logged_at, self._unknown_since_log = now, 0
 
     async def heartbeat(self, queue: str, job_id: str, timestamp: float) -> None:
         """AsyncMQ's heartbeat: one store write (owner-checked for a job held here), then the broker lease.
@@ -232,10 +217,8 @@ class LeaseKeeper:
     def deadline_of(self, lease: Lease | None) -> Callable[[], float]:
         """:meth:`deadline` as :func:`retry_transient` asks it: follows the lease's renewals;
         without a lease, fixed from now (asked again it would move on forever)."""
-        if lease is None:
-            end = self.deadline(None)
-            return lambda: end
-        return lambda: self.deadline(lease)
+        end = self.deadline(None) if lease is None else 0.0
+        return (lambda: end) if lease is None else (lambda: self.deadline(lease))
 
     # -- giving jobs back ---------------------------------------------------------------
     async def _give_back(self, queue: str, job_id: str, lease: Lease) -> bool:
@@ -322,20 +305,22 @@ class LeaseKeeper:
             return False
         return None
 
-    def receive_size(self, queue: str) -> int:
+    def receive_size(self, queue: str, extra: int = 0, floor: int = 1) -> int:
         """References to take in one receive: the free capacity of this process's workers, capped by ``prefetch``.
 
         AsyncMQ's worker calls ``dequeue`` only with a free slot, and registers
         its concurrency first; what it does not run yet must not be hidden from
         other workers, so a receive never takes more than the registered
         concurrency minus the jobs this backend has running. Without a
-        registered worker (a hand-written loop) it takes one.
+        registered worker (a hand-written loop) it takes one. A read-ahead also
+        counts the ``extra`` references it already holds (buffered or being
+        claimed) and may find nothing free (``floor=0``).
         """
         capacity = self._workers.capacity(queue)
         if capacity <= 0:
-            return 1
+            return floor
         running = sum(1 for q, _ in self.held if q == queue)
-        return max(1, min(self._parts.config.prefetch, capacity - running))
+        return max(floor, min(self._parts.config.prefetch, capacity - running) - extra)
 
     # -- the keeper -------------------------------------------------------------------
     def renew_every(self) -> float:
@@ -386,6 +371,7 @@ class LeaseKeeper:
     async def stop(self) -> None:
         """Stop the keeper for good and return the buffered references (the backend closes)."""
         self._stopped = True
+        await self.ahead.cancel()
         if self.task is not None and not self.task.done():
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
@@ -396,5 +382,6 @@ class LeaseKeeper:
         """Forget the buffer, every lease and the keeper: their event loop ended (the backend starts again)."""
         self.buffer.clear()
         self.held.clear()
+        self.ahead.reset()
         self.task = None
         self._stopped = False

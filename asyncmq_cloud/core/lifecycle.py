@@ -209,7 +209,7 @@ class CloudBackend(WorkerStops, BackendCore):
     @property
     def unknown_references(self) -> int:
         """References dropped because no job with their id exists (logged at most once a minute)."""
-        return self._leases.unknown_references
+        return self._leases.unknown.total
 
     async def ack(self, queue_name: str, job_id: str) -> None:
         await self._leases.ack(self._leases.pop(queue_name, job_id))

@@ -9,6 +9,7 @@ module docstring. :mod:`asyncmq_cloud.core.protocols` re-exports every name here
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -147,6 +148,9 @@ class TransportCapabilities:
             priority) and routes each reference to its lane (SQS ``priority_lanes``).
         fair_key: a job's fair-queue group from its payload (``None``: no group); when set,
             ``send`` takes ``groups``, one per id (SQS ``fair_key``).
+        read_ahead: a queue's next receive may start while the last references of the
+            previous one are claimed (``core/read_ahead.py``): a receive is a broker round
+            trip whose results nobody else races for (SQS).
     """
 
     max_native_delay: float = 0.0
@@ -155,6 +159,7 @@ class TransportCapabilities:
     has_stats: bool = False
     priority_lanes: int = 1
     fair_key: Callable[[Mapping[str, Any]], str | None] | None = None
+    read_ahead: bool = False
 
 
 def new_job_record(queue: str, payload: dict[str, Any], pending: Sequence[str]) -> JobRecord:
@@ -207,3 +212,30 @@ class Lease:
     def __post_init__(self) -> None:
         self.renewed_at = self.renewed_at or self.claimed_at
         self.confirmed_at = self.confirmed_at or self.claimed_at
+
+
+#: Seconds between two log lines about references to jobs that do not exist.
+UNKNOWN_LOG_INTERVAL = 60.0
+
+
+class UnknownReferences:
+    """References dropped because no job with their id exists (removed, or never written): counted,
+    and logged at most once per :data:`UNKNOWN_LOG_INTERVAL` (with the count since the last line)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self._logged_at: float | None = None
+        self._since_log = 0
+
+    def count(self, delivery: Delivery) -> None:
+        self.total += 1
+        self._since_log += 1
+        now = time.monotonic()
+        if self._logged_at is None or now - self._logged_at >= UNKNOWN_LOG_INTERVAL:
+            logging.getLogger("asyncmq_cloud.lifecycle").warning(
+                "dropped %d reference(s) to jobs that do not exist (last: %s/%s; removed, or never written)",
+                self._since_log,
+                delivery.queue,
+                delivery.job_id,
+            )
+            self._logged_at, self._since_log = now, 0

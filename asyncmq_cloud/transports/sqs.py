@@ -172,7 +172,7 @@ class SQSTransport(AwsComponent):
         n = self.config.priority_lanes
         self.capabilities = TransportCapabilities(
             native_delay, supports_fifo=True, has_stats=True, priority_lanes=n,
-            fair_key=fair_key_function(self.config.fair_key),
+            fair_key=fair_key_function(self.config.fair_key), read_ahead=True,
         )  # fmt: skip
         self._bounds = self.config.bounds()
         self.turns: dict[str, int] = {}  # receives made per queue: their lane order (``_sqs_lanes``)
