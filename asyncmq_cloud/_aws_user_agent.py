@@ -8,18 +8,15 @@ created) and on that feature set, and building it (sanitizing each component) wa
 sixth of the CPU of an SQS ``SendMessage`` here (``benchmarks/peers.py``; it is built
 twice per request: for the request and again before sending). :func:`cache_user_agent`
 makes the client's builder remember the string per distinct feature set: the very same
-header is sent. Where botocore's internals differ
-(another version), the client is left as it is.
+header is sent. Where botocore's internals differ (another version), the client is left
+as it is.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from botocore.context import get_context
-
-logger = logging.getLogger(__name__)
 
 #: Distinct feature sets remembered per client (a handful in practice); past it, built per request.
 MAX_CACHED = 64

@@ -1,4 +1,4 @@
-"""Read-ahead on real SQS servers (ElasticMQ, moto, LocalStack): AsyncMQ's worker drains short jobs
+"""Read-ahead on real SQS servers (ElasticMQ, moto, LocalStack, MiniStack): AsyncMQ's worker drains short jobs
 with the next receive started while the buffer runs low; every job runs once, nothing is held
 beyond the worker's concurrency, and nothing is left on the queue."""
 

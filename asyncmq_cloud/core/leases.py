@@ -217,8 +217,10 @@ class LeaseKeeper:
     def deadline_of(self, lease: Lease | None) -> Callable[[], float]:
         """:meth:`deadline` as :func:`retry_transient` asks it: follows the lease's renewals;
         without a lease, fixed from now (asked again it would move on forever)."""
-        end = self.deadline(None) if lease is None else 0.0
-        return (lambda: end) if lease is None else (lambda: self.deadline(lease))
+        if lease is None:
+            end = self.deadline(None)
+            return lambda: end
+        return lambda: self.deadline(lease)
 
     # -- giving jobs back ---------------------------------------------------------------
     async def _give_back(self, queue: str, job_id: str, lease: Lease) -> bool:

@@ -86,7 +86,13 @@ class ReadAhead:
         cancels it, as a caller's own receive would be."""
         task = self._tasks.get(queue)
         if task is not None:
-            await task
+            try:
+                await task
+            except asyncio.CancelledError:
+                caller = asyncio.current_task()
+                if caller is None or caller.cancelling():
+                    raise
+                # the read-ahead itself was stopped (the backend closes): nothing came of it
         failure = self._failed.pop(queue, None)
         if failure is not None:
             raise failure

@@ -191,3 +191,23 @@ async def test_what_a_read_ahead_gets_after_a_drain_began_goes_straight_back(mem
     assert len([m for m in transport._queues[queue] if m.visible_at <= now]) == 4, "they are visible again"
     assert len(ids) == 14 and all(jobs)
     await backend.close()
+
+
+async def test_a_dequeue_waiting_for_a_read_ahead_stopped_by_close_answers_no_job(memory_state_store: Any) -> None:
+    backend, transport, queue = make(memory_state_store, prefetch=10)
+    spy = Spy(backend, transport, queue)
+    for i in range(14):
+        await Queue(queue, backend=backend).add(T + "add", args=[i, 1])
+    await backend.register_worker("w", queue, 20, time.time())
+    jobs = [await backend.dequeue(queue) for _ in range(5)]
+    spy.gate = asyncio.Event()
+    jobs += [await backend.dequeue(queue) for _ in range(5)]  # the 6th started a read-ahead, held at the gate
+    await asyncio.sleep(0.05)
+    assert all(jobs) and spy.asked[-1] == (5, True), spy.asked
+    waiting = asyncio.create_task(backend.dequeue(queue))  # buffer empty: waits for the read-ahead
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await backend._leases.ahead.cancel()  # what the lease keeper's stop does as the backend closes
+    assert await asyncio.wait_for(waiting, 2) is None, "no job, and no CancelledError into AsyncMQ's loop"
+    spy.gate.set()
+    await backend.close()
