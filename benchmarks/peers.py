@@ -97,7 +97,8 @@ class CountingProxy:
 
     @requests.setter
     def requests(self, value: int) -> None:
-        self._count.value = value
+        with self._count.get_lock():
+            self._count.value = value
 
     @property
     def url(self) -> str:
