@@ -41,9 +41,9 @@ async def test_a_worker_drains_short_jobs_with_read_ahead_and_runs_each_once(sqs
             held_max = max(held_max, running + len(leases.buffer.get(name, ())) + max_messages)
             return await receive(name, max_messages, wait)
 
-        def spied_start(name: str, free: int) -> bool:
+        def spied_start(name: str, held: int) -> bool:
             nonlocal started
-            began = start(name, free)
+            began = start(name, held=held)
             started += began
             return began
 

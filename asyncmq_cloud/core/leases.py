@@ -68,10 +68,15 @@ class LeaseKeeper:
         self._stopped = False
         #: Set by ``drain``: no job is claimed any more; a receive in flight ends (``receives``).
         self.stopping, self.receives = False, Receives()
-        self.ahead = ReadAhead(parts, self.receives, self.buffer, lambda: self.stopping or self._stopped)
+        self.ahead = ReadAhead(parts, self)
         #: References dropped because no job with their id exists (removed, or never written).
         self.unknown = UnknownReferences()
         self._heartbeat_warned_at = 0.0
+
+    @property
+    def closing(self) -> bool:
+        """A drain began or the keeper stopped: no receive is started any more."""
+        return self.stopping or self._stopped
 
     # -- claiming ---------------------------------------------------------------------
     async def take(self, queue: str, paused: PausedCheck = never_paused) -> dict[str, Any] | None:
@@ -90,7 +95,7 @@ class LeaseKeeper:
             return None
         while buffered and not self.stopping:
             delivery = buffered.popleft()
-            self.ahead.start(queue, self.receive_size(queue, extra=1 + len(buffered), floor=0))
+            self.ahead.start(queue, held=1 + len(buffered))  # this one and the rest of the buffer
             token, now = uuid.uuid4().hex, time.time()
             record = await self._claim(queue, delivery, token, now, buffered)
             if record is None:

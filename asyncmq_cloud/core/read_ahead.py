@@ -24,61 +24,65 @@ raised by the ``dequeue`` that would have made the receive itself, and a cancell
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import deque
-from collections.abc import Callable
+from typing import Protocol
 
 from asyncmq_cloud.core.protocols import Components
 from asyncmq_cloud.core.receives import Receives
 from asyncmq_cloud.core.records import Delivery
 
-logger = logging.getLogger("asyncmq_cloud.lifecycle")
+
+class Keeper(Protocol):
+    """What a read-ahead needs of its lease keeper (:class:`~asyncmq_cloud.core.leases.LeaseKeeper`)."""
+
+    buffer: dict[str, deque[Delivery]]
+    receives: Receives
+
+    @property
+    def closing(self) -> bool: ...
+
+    def receive_size(self, queue: str, extra: int = 0, floor: int = 1) -> int: ...
+
+    async def return_buffered(self, timeout: float | None = None, queues: tuple[str, ...] | None = None) -> None: ...
 
 
 class ReadAhead:
     """The background receive of each queue (at most one per queue)."""
 
-    def __init__(
-        self,
-        parts: Components,
-        receives: Receives,
-        buffer: dict[str, deque[Delivery]],
-        stopping: Callable[[], bool],
-    ) -> None:
-        self._parts, self._receives, self._buffer, self._stopping = parts, receives, buffer, stopping
+    def __init__(self, parts: Components, keeper: Keeper) -> None:
+        self._parts, self._keeper = parts, keeper
         self._tasks: dict[str, asyncio.Task[None]] = {}
         #: What a read-ahead raised, kept for the next take that finds the buffer empty.
         self._failed: dict[str, Exception] = {}
 
-    def start(self, queue: str, free: int) -> bool:
-        """Start a receive of up to ``free`` references of ``queue`` if it is worth one; True if started."""
+    def start(self, queue: str, held: int) -> bool:
+        """Start a receive of ``queue`` if it is worth one (``held``: the references this keeper
+        holds of it beyond its running jobs: buffered, or being claimed); True if started."""
         parts = self._parts
-        if not parts.transport.capabilities.read_ahead or queue in self._tasks or queue in self._failed:
+        if not parts.transport.capabilities.read_ahead or self._keeper.closing:
             return False
-        if free < max(1, parts.config.prefetch // 2) or self._stopping():
+        if queue in self._tasks or queue in self._failed:  # one at a time; a failure is raised first
+            return False
+        free = self._keeper.receive_size(queue, extra=held, floor=0)
+        if free < max(1, parts.config.prefetch // 2):
             return False
         task = asyncio.get_running_loop().create_task(self._fill(queue, free), name=f"asyncmq-cloud read-ahead {queue}")
         self._tasks[queue] = task
         return True
 
     async def _fill(self, queue: str, want: int) -> None:
-        parts = self._parts
+        parts, keeper = self._parts, self._keeper
         try:
-            got = await self._receives.wait(parts.transport.receive(queue, want, parts.config.receive_wait))
+            got = await keeper.receives.wait(parts.transport.receive(queue, want, parts.config.receive_wait))
         except Exception as exc:  # raised by the next take, as its own receive would have raised it
             self._failed[queue] = exc
             return
         finally:
             if self._tasks.get(queue) is asyncio.current_task():
                 del self._tasks[queue]
-        if got and self._stopping():  # a drain began: nothing more is claimed here
-            for delivery in got:
-                try:
-                    await parts.transport.release(delivery, 0.0)
-                except Exception:  # best effort: an unreturned reference comes back after its lease
-                    logger.warning("could not return prefetched job %s", delivery.job_id, exc_info=True)
-            return
-        self._buffer.setdefault(queue, deque()).extend(got)
+        keeper.buffer.setdefault(queue, deque()).extend(got)
+        if got and keeper.closing:  # a drain began after its own return of the buffer: return these too
+            await keeper.return_buffered(queues=(queue,))
 
     async def join(self, queue: str) -> bool:
         """Wait for ``queue``'s read-ahead, if one was started; True if there was one (its

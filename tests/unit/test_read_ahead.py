@@ -70,6 +70,21 @@ def make(memory_state_store: Any, **config: Any) -> tuple[CloudBackend, MemoryTr
     return backend, transport, f"ra-{uuid.uuid4().hex[:10]}"
 
 
+def visible(transport: MemoryTransport, queue: str) -> list[Any]:
+    """The queue's messages any receive would get now."""
+    now = time.time()
+    return [m for m in transport._queues[queue] if m.visible_at <= now]
+
+
+async def read_ahead_ended(backend: CloudBackend) -> None:
+    """Wait (bounded) until no read-ahead of ``backend`` is in flight."""
+    for _ in range(50):
+        if not backend._leases.ahead._tasks:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"a read-ahead is still in flight: {backend._leases.ahead._tasks}")
+
+
 async def run_all(backend: CloudBackend, spy: Spy, queue: str, jobs: int) -> Counter[str]:
     """Dequeue and complete every job, one at a time (no-op jobs: the buffer drains fast)."""
     done: Counter[str] = Counter()
@@ -152,20 +167,14 @@ async def test_a_drain_ends_a_read_ahead_at_once_and_returns_what_it_got(memory_
     began = time.monotonic()
     await backend.drain()
     assert time.monotonic() - began < 1.0, "the drain does not wait the read-ahead out"
-    for _ in range(50):  # the cancelled read-ahead ends in the next turns of the loop
-        if not backend._leases.ahead._tasks:
-            break
-        await asyncio.sleep(0.01)
-    assert not backend._leases.ahead._tasks, "the read-ahead ended"
+    await read_ahead_ended(backend)  # the cancelled read-ahead ends in the next turns of the loop
     assert await backend.dequeue(queue) is None, "a draining backend claims nothing"
     for job in jobs:
         assert job is not None
         await handle_job(queue, job, backend)
     # Everything not run is visible on the broker again at once (the buffered 4 were released,
     # the read-ahead took nothing): the other 8 references, and no other.
-    now = time.time()
-    waiting = [m for m in transport._queues[queue] if m.visible_at <= now]
-    assert len(waiting) == len(ids) - len(jobs) == 8
+    assert len(visible(transport, queue)) == len(ids) - len(jobs) == 8
     await backend.close()
 
 
@@ -179,17 +188,17 @@ async def test_what_a_read_ahead_gets_after_a_drain_began_goes_straight_back(mem
     jobs.append(await backend.dequeue(queue))  # starts a read-ahead of 5, held at the gate
     await asyncio.sleep(0.05)
     assert spy.asked[-1] == (5, True), spy.asked
-    backend._leases.stopping = True  # a drain began; its interrupt came before this receive answered
+    # A drain began (it returned the buffer's 4), and its interrupt came before this receive answered.
+    backend._leases.stopping = True
+    await backend._leases.return_buffered()
+    assert not backend._leases.buffer[queue]
     spy.gate.set()
-    for _ in range(50):
-        if not backend._leases.ahead._tasks:
-            break
-        await asyncio.sleep(0.01)
-    assert not backend._leases.ahead._tasks
-    assert len(backend._leases.buffer[queue]) == 4, "the read-ahead's 4 references were not buffered"
-    now = time.time()
-    assert len([m for m in transport._queues[queue] if m.visible_at <= now]) == 4, "they are visible again"
-    assert len(ids) == 14 and all(jobs)
+    await read_ahead_ended(backend)
+    assert spy.asked[-1] == (5, True) and not backend._leases.buffer[queue], "its references were not kept"
+    back = visible(transport, queue)
+    # every unrun reference is visible now, the 5 the read-ahead received (of the 8 visible) among
+    # them: 4 + 5 receives of them in all (the drain returned the first receive's other 4)
+    assert len(back) == len(ids) - len(jobs) == 8 and sum(m.receive_count for m in back) == 4 + 5, back
     await backend.close()
 
 
