@@ -219,6 +219,12 @@ ALLOWED_PROBES: tuple[tuple[str, str, str], ...] = (
     ("asyncmq_cloud.core.validation", "function", "AsyncMQ's settings bind json.dumps: the function behind it"),
     ("asyncmq_cloud._aws_user_agent", "client", "botocore's private User-Agent builder, absent in other versions"),
     ("asyncmq_cloud._aws_user_agent", "creator", "that builder's methods and client features, checked likewise"),
+    (
+        "asyncmq_cloud.transports._sqs_direct",
+        "obj",
+        "botocore's private emitter, HTTP session, credentials and API call: absent in other versions, "
+        "where every SendMessage goes through botocore",
+    ),
 )
 
 

@@ -61,6 +61,12 @@ class SQSTransportConfig(_Model):
         busy_linger: the longest a send batch opened while a send call of the
             same queue is in flight waits (concurrent producers); it goes as soon
             as no send of the queue is in flight any more, or when full.
+        direct_send: a lone ``SendMessage`` (one job sent alone, what a sequential
+            producer sends) is built, signed and sent by this package through the
+            client's HTTP session instead of botocore's call machinery (about half its
+            CPU; ``transports/_sqs_direct.py``); it goes through botocore whenever a
+            handler not botocore's or this package's hooks the call, and after any
+            failure. ``False``: every call through botocore.
         ack_linger: seconds a delete batch waits for more entries (nobody waits).
         receive_pacing: after a receive that returned some but fewer messages
             than asked for (a trickle), the next receive of that queue starts no
@@ -89,6 +95,7 @@ class SQSTransportConfig(_Model):
     linger: float = Field(0.0, ge=0, le=1)
     busy_linger: float = Field(0.02, ge=0, le=1)
     ack_linger: float = Field(0.5, ge=0, le=5)
+    direct_send: bool = True
     receive_pacing: float = Field(0.2, ge=0, le=5)
     create_missing: bool = False
     extend_threshold: float = Field(0.5, ge=0, le=1)

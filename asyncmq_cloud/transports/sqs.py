@@ -294,7 +294,7 @@ class SQSTransport(AwsComponent):
     async def _send_batch(self, url: str, entries: list[dict[str, Any]]) -> list[BaseException | None]:
         client = await self._clients.sqs()
         if len(entries) == 1:  # a lone producer's send (decision 75)
-            return await send_one(client, url, entries[0])
+            return await send_one(client, url, entries[0], self.config.direct_send)
         return await batch_call(client.send_message_batch, url, entries, "SendMessageBatch")
 
     # -- receive -------------------------------------------------------------------------------

@@ -1,0 +1,294 @@
+"""``SendMessage`` straight to the endpoint: a lone producer's send without botocore's call machinery.
+
+A lone producer's ``Queue.add`` is one store write and one ``SendMessage``, and most of
+the add's CPU is botocore's per-request work around that send (events, parameter
+validation and serialization, endpoint rules, retry bookkeeping, response parsing:
+about 1.7-2.4 ms of CPU per call here against about 0.9-1.2 ms for the same request
+built, signed and sent as below; decision 80). :class:`DirectSend` sends the request
+itself, through the same client's HTTP session (its connection pool, TLS, proxy and
+timeout settings) and signed with the same client's credentials:
+
+* **What it sends is what botocore sent.** The first ``SendMessage`` of a client goes
+  through botocore; a ``before-send`` handler keeps its URL, protocol headers
+  (``X-Amz-Target``, ``Content-Type``, ``x-amzn-query-mode``, ``User-Agent``) and the
+  signing region and service of its ``AWS4-HMAC-SHA256`` signature. A later send is that
+  request with another JSON body, signed with SigV4 (``botocore.auth.SigV4Auth``). A
+  client whose first request is not SQS's JSON protocol signed with SigV4 never sends
+  directly; nor one whose later SDK sends go to another URL.
+* **It steps aside for anything that hooks the call.** A handler on one of a
+  ``SendMessage``'s events that is not botocore's, aiobotocore's or this package's (a
+  test's recorder, ``botocore.stub``, an in-process mock, a user's header injector), a
+  patched ``_make_api_call`` or a method set on the client: every send then goes through
+  botocore, while it stays so. So does a body that is not plain JSON (a binary attribute)
+  and a process in AWS Lambda (botocore adds its recursion-detection header there).
+* **Any failure is botocore's to handle.** An error answer or a connection error is
+  followed by the same send through botocore: its retries with backoff, its error
+  shapes, what the caller translates. That is what botocore's own retry does on such an
+  error (a standard queue may then hold the reference twice; the claim drops a duplicate).
+  A send that failed directly with a client error (4xx, not throttling) and then
+  succeeded through botocore turns direct sends off for the client (logged once): the
+  request built here is then what is wrong.
+* **It is observed like the SDK's.** Each direct request is reported to
+  :mod:`asyncmq_cloud.observe` as an SQS ``SendMessage`` call with its outcome.
+
+``SQSTransportConfig.direct_send=False`` sends every ``SendMessage`` through botocore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import re
+import time
+import types
+import uuid
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+from asyncmq_cloud import observe
+from asyncmq_cloud._aws_observe import classify_code
+
+logger = logging.getLogger("asyncmq_cloud.transports.sqs")
+
+OPERATION = "SendMessage"
+#: The events of a botocore call: a handler on one of them that is not ours or botocore's means "go through botocore".
+WATCHED_EVENTS = (
+    "provide-client-params",
+    "before-parameter-build",
+    "before-endpoint-resolution",
+    "before-call",
+    "request-created",
+    "choose-signer",
+    "before-sign",
+    "before-send",
+    "needs-retry",
+    "response-received",
+    "after-call",
+    "after-call-error",
+)
+#: Modules whose handlers a direct send stands in for (their work is done here or not needed).
+OWN_MODULES = ("botocore.", "aiobotocore.", "asyncmq_cloud.")
+#: Headers of the SDK's request a direct send repeats (lower case).
+KEPT_HEADERS = ("content-type", "x-amz-target", "x-amzn-query-mode", "user-agent")
+_SCOPE = re.compile(r"^AWS4-HMAC-SHA256 Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request,\s*SignedHeaders=([^,]+),")
+_clients: weakref.WeakKeyDictionary[Any, DirectSend] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class Template:
+    """What a direct ``SendMessage`` repeats from the SDK's first one."""
+
+    url: str
+    headers: dict[str, str]
+    region: str
+    service: str
+    signed: str
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def template_of(request: Any) -> Template | str:
+    """The template of the SDK's ``SendMessage`` ``request`` (a prepared request); or why none."""
+    headers = {str(k).lower(): _text(v) for k, v in request.headers.items()}
+    if headers.get("x-amz-target") != f"AmazonSQS.{OPERATION}":
+        return "the client does not speak SQS's JSON protocol"
+    if str(request.method).upper() != "POST":
+        return f"the SDK sent {OPERATION} with {request.method}"
+    scope = _SCOPE.match(headers.get("authorization", ""))
+    if scope is None:
+        return "the SDK's request is not signed with AWS4-HMAC-SHA256"
+    kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+    return Template(str(request.url), kept, scope.group(1), scope.group(2), scope.group(3))
+
+
+def _private(obj: Any, *path: str) -> Any:
+    """``obj.<path>`` (botocore's internals, absent in other versions), or None."""
+    for name in path:
+        obj = getattr(obj, name, None)
+    return obj
+
+
+def _module(handler: Any) -> str:
+    target = _private(handler, "func") or handler  # functools.partial
+    return str(_private(target, "__module__") or type(target).__module__)
+
+
+class DirectSend:
+    """Direct ``SendMessage`` calls of one aiobotocore SQS client (see the module docstring)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.template: Template | None = None
+        self.off: str | None = None  # why this client never sends directly
+        self.sent = 0  # direct requests made (tests and benchmarks read it)
+        self._clean: object = None  # the emitter's lookup cache last found free of foreign handlers
+        self._plain_call = self._make_api_call()
+        service_id = client.meta.service_model.service_id.hyphenize()
+        self._events = tuple(f"{event}.{service_id}.{OPERATION}" for event in WATCHED_EVENTS)
+        self._emitter = _private(client, "meta", "events", "_emitter")
+        self._session = _private(client, "_endpoint", "http_session")
+        self._credentials = _private(client, "_request_signer", "_credentials")
+        plain = self._plain_call
+        if not isinstance(plain, types.FunctionType) or not str(plain.__module__).startswith("aiobotocore."):
+            self.off = "the client's API call is wrapped (an instrumentation or a mock)"
+        elif self._emitter is None or self._session is None or self._credentials is None:
+            self.off = "the client's internals differ from the botocore this package knows"
+        client.meta.events.register(f"before-send.{service_id}.{OPERATION}", self._capture)
+
+    @classmethod
+    def of(cls, client: Any) -> DirectSend:
+        """The direct sender of ``client`` (created, and its capture registered, on first use)."""
+        direct = _clients.get(client)
+        if direct is None:
+            direct = _clients[client] = cls(client)
+        return direct
+
+    def _make_api_call(self) -> Any:
+        return _private(type(self._client), "_make_api_call")
+
+    # -- the SDK's first send ------------------------------------------------------------------
+    def _capture(self, request: Any, **_: Any) -> None:
+        if self.off is not None:
+            return
+        if self.template is None:
+            found = template_of(request)
+            if isinstance(found, str):
+                self._turn_off(found)
+            else:
+                self.template = found
+        elif str(request.url) != self.template.url:
+            self._turn_off(f"the SDK sent {OPERATION} to another URL")
+
+    def _turn_off(self, reason: str) -> None:
+        if self.off is None:
+            self.off = reason
+            logger.info("SQS %s through botocore only: %s", OPERATION, reason)
+
+    # -- may this send go directly? -------------------------------------------------------------
+    def usable(self) -> bool:
+        """True when a send may go directly now (checked per send; cheap while nothing changed)."""
+        if self.off is not None or self.template is None:
+            return False
+        client = self._client
+        if "_make_api_call" in vars(client) or OPERATION_METHOD in vars(client):
+            return False
+        if self._make_api_call() is not self._plain_call:
+            return False
+        if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
+            return False
+        emitter: Any = self._emitter
+        cache = emitter._lookup_cache  # replaced by a new dict on every register/unregister
+        if cache is self._clean:
+            return True
+        if not self._hooks_ours(emitter):
+            return False
+        self._clean = cache
+        return True
+
+    def _hooks_ours(self, emitter: Any) -> bool:
+        for event in self._events:
+            for handler in emitter._handlers.prefix_search(event):
+                if event.startswith("before-send."):
+                    if handler != self._capture:
+                        return False
+                    continue
+                module = _module(handler)
+                if not module.startswith(OWN_MODULES) or module.endswith(".stub"):
+                    return False
+        return True
+
+    # -- the send --------------------------------------------------------------------------------
+    async def send(self, params: dict[str, Any]) -> None:
+        """One ``SendMessage`` of ``params`` (``QueueUrl``, ``MessageBody``, ...): direct when
+        :meth:`usable`, else (and after a direct failure) through botocore, whose error is raised."""
+        body = self._body(params) if self.usable() else None
+        if body is None:
+            await self._client.send_message(**params)
+            return
+        began = time.monotonic()
+        failure: str | None = None  # the direct request's outcome when not ok
+        client_error = False
+        try:
+            status, code = await self._post(body)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # connection errors, timeouts, expired credentials that cannot refresh
+            failure = "transient"
+            logger.debug("direct SQS %s failed (%s); sending through botocore", OPERATION, type(exc).__name__)
+        else:
+            if status == 200:
+                self.sent += 1
+                self._report("ok", began)
+                return
+            failure = classify_code(code or f"HTTP{status}")
+            client_error = 400 <= status < 500 and failure != "throttled"
+            logger.debug("direct SQS %s answered %s %s; sending through botocore", OPERATION, status, code)
+        self._report(failure, began)
+        await self._client.send_message(**params)
+        if client_error:
+            self._turn_off(f"a direct {OPERATION} was refused and the same send through botocore was not")
+
+    @staticmethod
+    def _body(params: dict[str, Any]) -> bytes | None:
+        try:
+            return json.dumps(params).encode("utf-8")  # as botocore's JSON serializer writes it
+        except (TypeError, ValueError):  # bytes (binary attributes): botocore encodes them
+            return None
+
+    def signed(self, body: bytes, credentials: Any) -> AWSRequest:
+        """The ``SendMessage`` request of ``body``, signed with ``credentials`` (frozen)."""
+        template = self.template
+        assert template is not None
+        request = AWSRequest(method="POST", url=template.url, data=body, headers=dict(template.headers))
+        SigV4Auth(credentials, template.service, template.region).add_auth(request)
+        return request
+
+    async def _post(self, body: bytes) -> tuple[int, str | None]:
+        frozen = self._credentials.get_frozen_credentials()
+        if inspect.isawaitable(frozen):  # aiobotocore's refresh: STS, web identity, SSO
+            frozen = await frozen
+        request = self.signed(body, frozen)
+        request.headers["amz-sdk-invocation-id"] = str(uuid.uuid4())  # botocore's, added after signing
+        request.headers["amz-sdk-request"] = "attempt=1"
+        response = await self._session.send(request.prepare())
+        content = await response.content
+        if response.status_code == 200:
+            return 200, None
+        return response.status_code, error_code(response.headers, content)
+
+    def _report(self, outcome: str, began: float) -> None:
+        if observe.active():
+            observe.backend_call("sqs", OPERATION, outcome, time.monotonic() - began)
+
+
+#: The client method a caller may have replaced (a test's fault injection): then botocore it is.
+OPERATION_METHOD = "send_message"
+
+
+def error_code(headers: Any, content: bytes) -> str | None:
+    """The error code of an SQS JSON error answer: the query-compatible header, else ``__type``."""
+    query = headers.get("x-amzn-query-error")
+    if query:
+        return str(query).split(";", 1)[0]
+    try:
+        kind = json.loads(content or b"{}").get("__type")
+    except (ValueError, AttributeError):
+        return None
+    return str(kind).rsplit("#", 1)[-1] if kind else None
+
+
+async def send_message(client: Any, params: dict[str, Any], direct: bool = True) -> None:
+    """``SendMessage`` of ``params`` on ``client``: directly where it may (``direct``), else botocore."""
+    if direct:
+        await DirectSend.of(client).send(params)
+    else:
+        await client.send_message(**params)
