@@ -1,0 +1,222 @@
+"""Direct ``SendMessage`` (transports/_sqs_direct.py) without a server: the request it signs is botocore's,
+byte for byte and header for header; it steps aside for whatever hooks the call."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import botocore.auth
+import pytest
+from aiobotocore.session import get_session
+from botocore.credentials import ReadOnlyCredentials
+
+from asyncmq_cloud.transports import _sqs_direct
+from asyncmq_cloud.transports._sqs_direct import DirectSend, error_code, template_of
+
+QUEUE_URL = "http://127.0.0.1:9/000000000000/direct"
+CLIENT = {
+    "region_name": "eu-west-3",
+    "endpoint_url": "http://127.0.0.1:9",  # never called: every request is caught before it is sent
+    "aws_access_key_id": "AKIDUNIT",
+    "aws_secret_access_key": "unit-secret",
+    "aws_session_token": "unit-token",
+}
+PARAMS: dict[str, Any] = {
+    "QueueUrl": QUEUE_URL,
+    "MessageBody": '{"v":1,"q":"direct","id":"job-1"}',
+    "DelaySeconds": 3,
+    "MessageAttributes": {"kind": {"DataType": "String", "StringValue": "ref"}},
+}
+
+
+class Caught(Exception):
+    """Raised by the test's ``before-send`` handler: the request was built and signed, and is not sent."""
+
+    def __init__(self, request: Any) -> None:
+        super().__init__("caught")
+        self.request = request
+
+
+@asynccontextmanager
+async def client() -> AsyncIterator[Any]:
+    async with get_session().create_client("sqs", **CLIENT) as sqs:
+        yield sqs
+
+
+async def sdk_request(sqs: Any, params: dict[str, Any]) -> Any:
+    """The request botocore signs for ``SendMessage(**params)``, caught before it is sent."""
+
+    def catch(request: Any, **_: Any) -> None:
+        raise Caught(request)
+
+    sqs.meta.events.register_last("before-send.sqs.SendMessage", catch)  # after the capture
+    try:
+        with pytest.raises(Caught) as caught:
+            await sqs.send_message(**params)
+    finally:
+        sqs.meta.events.unregister("before-send.sqs.SendMessage", catch)
+    return caught.value.request
+
+
+def headers(request: Any) -> dict[str, str]:
+    return {k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    moment = datetime.datetime(2026, 12, 7, 12, 0, 0)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: moment)
+
+
+async def test_the_signed_request_is_botocores(frozen_clock: None) -> None:
+    async with client() as sqs:
+        direct = DirectSend.of(sqs)
+        sdk = await sdk_request(sqs, PARAMS)  # the first send: the direct sender keeps its template
+        assert direct.template is not None and direct.off is None
+        assert (direct.template.region, direct.template.service) == ("eu-west-3", "sqs")
+        body = direct._body(PARAMS)
+        assert body == sdk.body, "the body is botocore's JSON, byte for byte"
+        credentials = ReadOnlyCredentials("AKIDUNIT", "unit-secret", "unit-token")
+        ours = headers(direct.signed(body, credentials).prepare())
+        theirs = headers(sdk)
+        for name in ("authorization", "x-amz-date", "x-amz-security-token", "x-amz-target", "content-type"):
+            assert ours[name] == theirs[name], name
+        assert direct.signed(body, credentials).url == sdk.url
+        # another body: another signature (the test would pass with a constant header otherwise)
+        other = direct._body({**PARAMS, "MessageBody": "other"})
+        assert headers(direct.signed(other, credentials).prepare())["authorization"] != theirs["authorization"]
+
+
+async def test_it_steps_aside_for_what_hooks_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with client() as sqs:
+        direct = DirectSend.of(sqs)
+        assert DirectSend.of(sqs) is direct, "one per client"
+        assert not direct.usable(), "no template before the SDK's first send"
+        await sdk_request(sqs, PARAMS)
+        assert direct.usable()
+
+        def recorder(**_: Any) -> None: ...
+
+        sqs.meta.events.register("before-parameter-build.sqs.SendMessage", recorder)
+        assert not direct.usable(), "a foreign handler on the call's events"
+        sqs.meta.events.unregister("before-parameter-build.sqs.SendMessage", recorder)
+        assert direct.usable(), "usable again once it is gone"
+        sqs.meta.events.register("before-call.sqs", recorder)  # a service-wide handler covers SendMessage too
+        assert not direct.usable()
+        sqs.meta.events.unregister("before-call.sqs", recorder)
+        sqs.meta.events.register("before-call.sqs.ReceiveMessage", recorder)  # another operation: no matter
+        assert direct.usable()
+
+        monkeypatch.setattr(sqs, "send_message", recorder)  # a test's fault injection on the client
+        assert not direct.usable()
+        monkeypatch.undo()
+        assert direct.usable()
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "fn")  # botocore's recursion-detection header
+        assert not direct.usable()
+
+
+async def test_a_stub_or_another_url_turns_it_off() -> None:
+    from botocore.stub import Stubber
+
+    async with client() as sqs:
+        direct = DirectSend.of(sqs)
+        await sdk_request(sqs, PARAMS)
+        with Stubber(sqs):
+            assert not direct.usable(), "botocore.stub's handlers are not botocore's own work"
+        assert direct.usable()
+        direct._capture(type("Request", (), {"url": "http://127.0.0.1:10/", "headers": {}, "method": "POST"})())
+        assert direct.off is not None and "another URL" in direct.off
+        assert not direct.usable()
+
+
+def fake_request(**headers: str) -> Any:
+    return type("Request", (), {"url": "http://127.0.0.1:9/", "headers": headers, "method": "POST"})()
+
+
+def test_a_request_it_cannot_repeat_gives_no_template() -> None:
+    signed = "AWS4-HMAC-SHA256 Credential=AK/20261207/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=ab"
+    assert "JSON protocol" in str(template_of(fake_request(**{"Content-Type": "application/x-www-form-urlencoded"})))
+    target = {"X-Amz-Target": "AmazonSQS.SendMessage"}
+    assert "AWS4-HMAC-SHA256" in str(template_of(fake_request(**target)))  # unsigned
+    sigv4a = {**target, "Authorization": signed.replace("AWS4-HMAC-SHA256", "AWS4-ECDSA-P256-SHA256")}
+    assert "AWS4-HMAC-SHA256" in str(template_of(fake_request(**sigv4a)))
+    template = template_of(fake_request(**target, Authorization=signed, **{"User-Agent": "ua", "X-Amz-Date": "x"}))
+    assert not isinstance(template, str)
+    assert template.headers == {"x-amz-target": "AmazonSQS.SendMessage", "user-agent": "ua"}
+
+
+def test_bodies_and_error_codes() -> None:
+    assert (
+        DirectSend._body({"MessageBody": "x", "DelaySeconds": 2})
+        == json.dumps({"MessageBody": "x", "DelaySeconds": 2}).encode()
+    )
+    binary = {"MessageAttributes": {"b": {"DataType": "Binary", "BinaryValue": b"\x00"}}}
+    assert DirectSend._body(binary) is None, "bytes are botocore's to encode"
+    query = {"x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender"}
+    assert error_code(query, b"{}") == "AWS.SimpleQueueService.NonExistentQueue"
+    assert error_code({}, b'{"__type":"com.amazonaws.sqs#QueueDoesNotExist"}') == "QueueDoesNotExist"
+    assert error_code({}, b"<html>") is None
+
+
+async def test_the_switch_sends_through_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
+    async with client() as sqs:
+        sent: list[dict[str, Any]] = []
+
+        async def recorded(**params: Any) -> None:
+            sent.append(params)
+
+        monkeypatch.setattr(sqs, "send_message", recorded)
+        await _sqs_direct.send_message(sqs, PARAMS, direct=False)
+        assert sent == [PARAMS]
+        assert sqs not in _sqs_direct._clients, "direct=False never makes a direct sender"
+        await _sqs_direct.send_message(sqs, PARAMS)  # on, but no template yet: botocore's send (recorded)
+        assert sent == [PARAMS, PARAMS]
+
+
+async def test_a_direct_request_refused_where_botocores_is_not_turns_direct_sends_off() -> None:
+    """A local HTTP server refuses (403) the requests marked as direct and answers the others: the send
+    is delivered through botocore, and the client sends through botocore from then on."""
+    import hashlib
+
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def sqs(request: web.Request) -> web.Response:
+        body = await request.json()
+        if request.headers.get("x-direct-marker"):
+            seen.append("direct")
+            return web.json_response(
+                {"__type": "com.amazon.coral.service#SignatureDoesNotMatch", "message": "no"},
+                status=403,
+                headers={"x-amzn-query-error": "SignatureDoesNotMatch;Sender"},
+            )
+        seen.append("botocore")
+        md5 = hashlib.md5(body["MessageBody"].encode()).hexdigest()
+        return web.json_response({"MessageId": f"m{len(seen)}", "MD5OfMessageBody": md5})
+
+    app = web.Application()
+    app.router.add_post("/", sqs)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with get_session().create_client("sqs", **{**CLIENT, "endpoint_url": f"http://127.0.0.1:{port}"}) as sqs:
+            params = {**PARAMS, "QueueUrl": f"http://127.0.0.1:{port}/000000000000/direct"}
+            await _sqs_direct.send_message(sqs, params)
+            direct = DirectSend.of(sqs)
+            assert direct.template is not None and direct.usable()
+            direct.template.headers["x-direct-marker"] = "1"
+            await _sqs_direct.send_message(sqs, params)  # refused directly, delivered by botocore
+            assert direct.off is not None and "refused" in direct.off
+            await _sqs_direct.send_message(sqs, params)
+            assert seen == ["botocore", "direct", "botocore", "botocore"]
+            assert direct.sent == 0
+    finally:
+        await runner.cleanup()
