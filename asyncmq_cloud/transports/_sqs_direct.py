@@ -17,10 +17,12 @@ timeout settings) and signed with the same client's credentials:
   directly; nor one whose later SDK sends go to another URL.
 * **It steps aside for anything that hooks the call.** A handler on one of a
   ``SendMessage``'s events that is not botocore's, aiobotocore's or this package's (a
-  test's recorder, ``botocore.stub``, an in-process mock, a user's header injector), a
-  patched ``_make_api_call`` or a method set on the client: every send then goes through
-  botocore, while it stays so. So does a body that is not plain JSON (a binary attribute)
-  and a process in AWS Lambda (botocore adds its recursion-detection header there).
+  test's recorder, ``botocore.stub``, a user's header injector), a patched
+  ``_make_api_call`` or a method set on the client: every send then goes through botocore,
+  while it stays so; so does a body that is not plain JSON (a binary attribute) and a
+  process in AWS Lambda (botocore adds its recursion-detection header there). An
+  in-process mock on ``before-send`` with an ``enabled`` switch (moto's stubber, on every
+  client of a process that imported moto) counts only while it is on.
 * **Any failure is botocore's to handle.** An error answer or a connection error is
   followed by the same send through botocore: its retries with backoff, its error
   shapes, what the caller translates. That is what botocore's own retry does on such an
@@ -131,6 +133,7 @@ class DirectSend:
         self.off: str | None = None  # why this client never sends directly
         self.sent = 0  # direct requests made (tests and benchmarks read it)
         self._clean: object = None  # the emitter's lookup cache last found free of foreign handlers
+        self._switches: tuple[Any, ...] = ()  # dormant in-process mocks on before-send (moto's, imported)
         self._plain_call = self._make_api_call()
         service_id = client.meta.service_model.service_id.hyphenize()
         self._events = tuple(f"{event}.{service_id}.{OPERATION}" for event in WATCHED_EVENTS)
@@ -187,23 +190,29 @@ class DirectSend:
             return False
         emitter: Any = self._emitter
         cache = emitter._lookup_cache  # replaced by a new dict on every register/unregister
-        if cache is self._clean:
-            return True
-        if not self._hooks_ours(emitter):
-            return False
-        self._clean = cache
-        return True
+        if cache is not self._clean:
+            if not self._hooks_ours(emitter):
+                return False
+            self._clean = cache
+        return not any(switch.enabled is not False for switch in self._switches)
 
     def _hooks_ours(self, emitter: Any) -> bool:
+        switches = []
         for event in self._events:
             for handler in emitter._handlers.prefix_search(event):
                 if event.startswith("before-send."):
-                    if handler != self._capture:
+                    if handler == self._capture:
+                        continue
+                    # moto's stubber sits on every client of a process that imported moto; it answers
+                    # only while a mock runs (``enabled``), which is checked on every send
+                    if not isinstance(_private(handler, "enabled"), bool):
                         return False
+                    switches.append(handler)
                     continue
                 module = _module(handler)
                 if not module.startswith(OWN_MODULES) or module.endswith(".stub"):
                     return False
+        self._switches = tuple(switches)
         return True
 
     # -- the send --------------------------------------------------------------------------------

@@ -220,3 +220,28 @@ async def test_a_direct_request_refused_where_botocores_is_not_turns_direct_send
             assert direct.sent == 0
     finally:
         await runner.cleanup()
+
+
+async def test_a_dormant_moto_stubber_allows_direct_sends_and_a_running_one_does_not() -> None:
+    """Importing moto puts its stubber on ``before-send`` of every client; it answers only while a mock runs."""
+    from moto.core.models import botocore_stubber
+
+    async with client() as sqs:
+        direct = DirectSend.of(sqs)
+        await sdk_request(sqs, PARAMS)
+        assert direct.usable(), "moto imported, no mock running"
+        botocore_stubber.enabled = True
+        try:
+            assert not direct.usable(), "a running mock must see every send"
+        finally:
+            botocore_stubber.enabled = False
+        assert direct.usable()
+
+        class Interceptor:  # a before-send handler without a switch: foreign
+            def __call__(self, **_: Any) -> None: ...
+
+        interceptor = Interceptor()
+        sqs.meta.events.register("before-send.sqs", interceptor)
+        assert not direct.usable()
+        sqs.meta.events.unregister("before-send.sqs", interceptor)
+        assert direct.usable()
