@@ -12,9 +12,10 @@ timeout settings) and signed with the same client's credentials:
   through botocore; a ``before-send`` handler keeps its URL, protocol headers
   (``X-Amz-Target``, ``Content-Type``, ``x-amzn-query-mode``, ``User-Agent``) and the
   signing region and service of its ``AWS4-HMAC-SHA256`` signature. A later send is that
-  request with another JSON body, signed with SigV4 (``botocore.auth.SigV4Auth``). A
-  client whose first request is not SQS's JSON protocol signed with SigV4 never sends
-  directly; nor one whose later SDK sends go to another URL.
+  request with another JSON body, signed with SigV4 as ``botocore.auth.SigV4Auth`` signs
+  it (written out for this one request shape, the derived key kept per day). A client
+  whose first request is not SQS's JSON protocol signed with SigV4 at the endpoint's root
+  never sends directly; nor one whose later SDK sends go to another URL.
 * **It steps aside for anything that hooks the call.** A handler on one of a
   ``SendMessage``'s events that is not botocore's, aiobotocore's or this package's (a
   test's recorder, ``botocore.stub``, a user's header injector), a patched
@@ -39,6 +40,10 @@ timeout settings) and signed with the same client's credentials:
 from __future__ import annotations
 
 import asyncio
+import datetime
+import functools
+import hashlib
+import hmac
 import inspect
 import json
 import logging
@@ -50,9 +55,9 @@ import uuid
 import weakref
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
+from botocore.awsrequest import AWSPreparedRequest
 
 from asyncmq_cloud import observe
 from asyncmq_cloud._aws_observe import classify_code
@@ -79,6 +84,9 @@ WATCHED_EVENTS = (
 OWN_MODULES = ("botocore.", "aiobotocore.", "asyncmq_cloud.")
 #: Headers of the SDK's request a direct send repeats (lower case).
 KEPT_HEADERS = ("content-type", "x-amz-target", "x-amzn-query-mode", "user-agent")
+#: Headers botocore's SigV4 leaves unsigned (``botocore.auth.SIGNED_HEADERS_BLACKLIST``).
+UNSIGNED_HEADERS = frozenset(("expect", "transfer-encoding", "user-agent", "x-amzn-trace-id"))
+ALGORITHM = "AWS4-HMAC-SHA256"
 _SCOPE = re.compile(r"^AWS4-HMAC-SHA256 Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request,\s*SignedHeaders=([^,]+),")
 _clients: weakref.WeakKeyDictionary[Any, DirectSend] = weakref.WeakKeyDictionary()
 
@@ -92,6 +100,8 @@ class Template:
     region: str
     service: str
     signed: str
+    host: str  # the signed ``host``, as botocore derives it from the URL
+    signable: tuple[tuple[str, str], ...]  # the repeated headers that are signed: (name, canonical value)
 
 
 def _text(value: Any) -> str:
@@ -108,8 +118,55 @@ def template_of(request: Any) -> Template | str:
     scope = _SCOPE.match(headers.get("authorization", ""))
     if scope is None:
         return "the SDK's request is not signed with AWS4-HMAC-SHA256"
+    url = urlsplit(str(request.url))
+    if url.path not in ("", "/") or url.query or url.scheme not in ("http", "https") or not url.hostname:
+        return "the endpoint URL has a path or a query"
+    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+    if url.port is not None and url.port != {"http": 80, "https": 443}[url.scheme]:
+        host = f"{host}:{url.port}"
     kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
-    return Template(str(request.url), kept, scope.group(1), scope.group(2), scope.group(3))
+    signable = tuple((name, " ".join(value.split())) for name, value in kept.items() if name not in UNSIGNED_HEADERS)
+    return Template(str(request.url), kept, scope.group(1), scope.group(2), scope.group(3), host, signable)
+
+
+@functools.lru_cache(maxsize=16)
+def signing_key(secret: str, day: str, region: str, service: str) -> bytes:
+    """SigV4's derived key of one day, region and service (botocore derives it per request)."""
+    key = ("AWS4" + secret).encode("utf-8")
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+    return key
+
+
+def sigv4_headers(
+    template: Template, body: bytes, credentials: Any, now: datetime.datetime | None = None
+) -> dict[str, str]:
+    """The template's headers with SigV4's (``X-Amz-Date``, the token, ``Authorization``) for ``body``.
+
+    botocore's ``SigV4Auth`` for a ``POST`` to the endpoint's root with no query, written out:
+    the canonical request, the string to sign and the signature, the derived key kept per day."""
+    moment = now or datetime.datetime.now(datetime.UTC)
+    stamp = moment.strftime("%Y%m%dT%H%M%SZ")
+    day = stamp[:8]
+    headers = dict(template.headers)
+    headers["X-Amz-Date"] = stamp
+    canonical = [*template.signable, ("host", template.host), ("x-amz-date", stamp)]
+    token = credentials.token
+    if token:
+        headers["X-Amz-Security-Token"] = token
+        canonical.append(("x-amz-security-token", " ".join(token.split())))
+    canonical.sort()
+    names = ";".join(name for name, _ in canonical)
+    lines = "".join(f"{name}:{value}\n" for name, value in canonical)
+    request = f"POST\n/\n\n{lines}\n{names}\n{hashlib.sha256(body).hexdigest()}"
+    scope = f"{day}/{template.region}/{template.service}/aws4_request"
+    to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(request.encode('utf-8')).hexdigest()}"
+    key = signing_key(credentials.secret_key, day, template.region, template.service)
+    signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    headers["Authorization"] = (
+        f"{ALGORITHM} Credential={credentials.access_key}/{scope}, SignedHeaders={names}, Signature={signature}"
+    )
+    return headers
 
 
 def _private(obj: Any, *path: str) -> Any:
@@ -253,22 +310,16 @@ class DirectSend:
         except (TypeError, ValueError):  # bytes (binary attributes): botocore encodes them
             return None
 
-    def signed(self, body: bytes, credentials: Any) -> AWSRequest:
-        """The ``SendMessage`` request of ``body``, signed with ``credentials`` (frozen)."""
+    async def _post(self, body: bytes) -> tuple[int, str | None]:
         template = self.template
         assert template is not None
-        request = AWSRequest(method="POST", url=template.url, data=body, headers=dict(template.headers))
-        SigV4Auth(credentials, template.service, template.region).add_auth(request)
-        return request
-
-    async def _post(self, body: bytes) -> tuple[int, str | None]:
         frozen = self._credentials.get_frozen_credentials()
         if inspect.isawaitable(frozen):  # aiobotocore's refresh: STS, web identity, SSO
             frozen = await frozen
-        request = self.signed(body, frozen)
-        request.headers["amz-sdk-invocation-id"] = str(uuid.uuid4())  # botocore's, added after signing
-        request.headers["amz-sdk-request"] = "attempt=1"
-        response = await self._session.send(request.prepare())
+        headers = sigv4_headers(template, body, frozen)
+        headers["amz-sdk-invocation-id"] = str(uuid.uuid4())  # botocore's, added after signing
+        headers["amz-sdk-request"] = "attempt=1"
+        response = await self._session.send(AWSPreparedRequest("POST", template.url, headers, body, False))  # type: ignore[arg-type]
         content = await response.content
         if response.status_code == 200:
             return 200, None

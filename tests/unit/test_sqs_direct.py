@@ -15,7 +15,7 @@ from aiobotocore.session import get_session
 from botocore.credentials import ReadOnlyCredentials
 
 from asyncmq_cloud.transports import _sqs_direct
-from asyncmq_cloud.transports._sqs_direct import DirectSend, error_code, template_of
+from asyncmq_cloud.transports._sqs_direct import DirectSend, error_code, sigv4_headers, template_of
 
 QUEUE_URL = "http://127.0.0.1:9/000000000000/direct"
 CLIENT = {
@@ -66,10 +66,13 @@ def headers(request: Any) -> dict[str, str]:
     return {k.lower(): v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
 
 
+MOMENT = datetime.datetime(2026, 12, 7, 12, 0, 0)
+
+
 @pytest.fixture
 def frozen_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    moment = datetime.datetime(2026, 12, 7, 12, 0, 0)
-    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: moment)
+    """botocore's signing clock stopped at MOMENT (ours is given MOMENT)."""
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: MOMENT)
 
 
 async def test_the_signed_request_is_botocores(frozen_clock: None) -> None:
@@ -81,14 +84,43 @@ async def test_the_signed_request_is_botocores(frozen_clock: None) -> None:
         body = direct._body(PARAMS)
         assert body == sdk.body, "the body is botocore's JSON, byte for byte"
         credentials = ReadOnlyCredentials("AKIDUNIT", "unit-secret", "unit-token")
-        ours = headers(direct.signed(body, credentials).prepare())
+        ours = lowered(sigv4_headers(direct.template, body, credentials, MOMENT))
         theirs = headers(sdk)
         for name in ("authorization", "x-amz-date", "x-amz-security-token", "x-amz-target", "content-type"):
             assert ours[name] == theirs[name], name
-        assert direct.signed(body, credentials).url == sdk.url
+        assert direct.template.url == sdk.url
         # another body: another signature (the test would pass with a constant header otherwise)
         other = direct._body({**PARAMS, "MessageBody": "other"})
-        assert headers(direct.signed(other, credentials).prepare())["authorization"] != theirs["authorization"]
+        assert (
+            lowered(sigv4_headers(direct.template, other, credentials, MOMENT))["authorization"]
+            != theirs["authorization"]
+        )
+
+
+def lowered(mapping: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in mapping.items()}
+
+
+@pytest.mark.parametrize(
+    "endpoint", [None, "https://sqs.eu-west-3.amazonaws.com:8443", "http://[::1]:9"], ids=["aws", "port", "ipv6"]
+)
+async def test_the_signature_is_botocores_without_a_token_and_on_other_endpoints(
+    frozen_clock: None, endpoint: str | None
+) -> None:
+    """AWS's own endpoint (https, the default port: no port in ``host``), another port, an IPv6 host."""
+    settings = {k: v for k, v in CLIENT.items() if k not in ("aws_session_token", "endpoint_url")}
+    if endpoint is not None:
+        settings["endpoint_url"] = endpoint
+    async with get_session().create_client("sqs", **settings) as sqs:
+        direct = DirectSend.of(sqs)
+        sdk = await sdk_request(sqs, {**PARAMS, "MessageBody": "to AWS"})
+        assert direct.template is not None, direct.off
+        body = direct._body({**PARAMS, "MessageBody": "to AWS"})
+        ours = lowered(
+            sigv4_headers(direct.template, body, ReadOnlyCredentials("AKIDUNIT", "unit-secret", None), MOMENT)
+        )
+        assert "x-amz-security-token" not in ours
+        assert ours["authorization"] == headers(sdk)["authorization"]
 
 
 async def test_it_steps_aside_for_what_hooks_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
