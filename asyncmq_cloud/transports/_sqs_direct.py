@@ -185,7 +185,10 @@ class DirectSend:
     """Direct ``SendMessage`` calls of one aiobotocore SQS client (see the module docstring)."""
 
     def __init__(self, client: Any) -> None:
-        self._client = client
+        # weakly: this object is the value of a weak-keyed map and a handler on the client's own
+        # emitter; a strong reference would keep every closed client (and its HTTP session) alive
+        self._client_ref = weakref.ref(client)
+        self._client_type = type(client)
         self.template: Template | None = None
         self.off: str | None = None  # why this client never sends directly
         self.sent = 0  # direct requests made (tests and benchmarks read it)
@@ -213,7 +216,7 @@ class DirectSend:
         return direct
 
     def _make_api_call(self) -> Any:
-        return _private(type(self._client), "_make_api_call")
+        return _private(self._client_type, "_make_api_call")
 
     # -- the SDK's first send ------------------------------------------------------------------
     def _capture(self, request: Any, **_: Any) -> None:
@@ -238,7 +241,9 @@ class DirectSend:
         """True when a send may go directly now (checked per send; cheap while nothing changed)."""
         if self.off is not None or self.template is None:
             return False
-        client = self._client
+        client = self._client_ref()
+        if client is None:
+            return False
         if "_make_api_call" in vars(client) or OPERATION_METHOD in vars(client):
             return False
         if self._make_api_call() is not self._plain_call:
@@ -278,7 +283,7 @@ class DirectSend:
         :meth:`usable`, else (and after a direct failure) through botocore, whose error is raised."""
         body = self._body(params) if self.usable() else None
         if body is None:
-            await self._client.send_message(**params)
+            await self._sdk_send(params)
             return
         began = time.monotonic()
         failure: str | None = None  # the direct request's outcome when not ok
@@ -299,9 +304,15 @@ class DirectSend:
             client_error = 400 <= status < 500 and failure != "throttled"
             logger.debug("direct SQS %s answered %s %s; sending through botocore", OPERATION, status, code)
         self._report(failure, began)
-        await self._client.send_message(**params)
+        await self._sdk_send(params)
         if client_error:
             self._turn_off(f"a direct {OPERATION} was refused and the same send through botocore was not")
+
+    async def _sdk_send(self, params: dict[str, Any]) -> None:
+        client = self._client_ref()
+        if client is None:  # pragma: no cover - a caller holds the client it sends with
+            raise RuntimeError("the SQS client was closed and collected")
+        await client.send_message(**params)
 
     @staticmethod
     def _body(params: dict[str, Any]) -> bytes | None:

@@ -277,3 +277,19 @@ async def test_a_dormant_moto_stubber_allows_direct_sends_and_a_running_one_does
         assert not direct.usable()
         sqs.meta.events.unregister("before-send.sqs", interceptor)
         assert direct.usable()
+
+
+async def test_closed_clients_are_not_kept_alive() -> None:
+    """The direct sender of a client is the value of a weak-keyed map: it must not keep its client alive."""
+    import gc
+
+    gc.collect()  # earlier tests' clients
+    before = len(_sqs_direct._clients)
+    for _ in range(3):
+        async with client() as sqs:
+            DirectSend.of(sqs)
+            await sdk_request(sqs, PARAMS)
+            assert DirectSend.of(sqs).usable()
+        del sqs
+    gc.collect()
+    assert len(_sqs_direct._clients) == before, "closed clients are collected, and their direct senders with them"
