@@ -28,9 +28,9 @@ timeout settings) and signed with the same client's credentials:
   followed by the same send through botocore: its retries with backoff, its error
   shapes, what the caller translates. That is what botocore's own retry does on such an
   error (a standard queue may then hold the reference twice; the claim drops a duplicate).
-  A send that failed directly with a client error (4xx, not throttling) and then
-  succeeded through botocore turns direct sends off for the client (logged once): the
-  request built here is then what is wrong.
+  Three sends in a row that failed directly with a client error (4xx, not throttling)
+  and then succeeded through botocore turn direct sends off for the client (logged once):
+  the request built here is then what is wrong.
 * **It is observed like the SDK's.** Each direct request is reported to
   :mod:`asyncmq_cloud.observe` as an SQS ``SendMessage`` call with its outcome.
 
@@ -192,6 +192,7 @@ class DirectSend:
         self.template: Template | None = None
         self.off: str | None = None  # why this client never sends directly
         self.sent = 0  # direct requests made (tests and benchmarks read it)
+        self.strikes = 0  # direct requests refused in a row where botocore's were accepted
         self._clean: object = None  # the emitter's lookup cache last found free of foreign handlers
         self._switches: tuple[Any, ...] = ()  # dormant in-process mocks on before-send (moto's, imported)
         self._plain_call = self._make_api_call()
@@ -298,15 +299,18 @@ class DirectSend:
         else:
             if status == 200:
                 self.sent += 1
+                self.strikes = 0
                 self._report("ok", began)
                 return
-            failure = classify_code(code or f"HTTP{status}")
-            client_error = 400 <= status < 500 and failure != "throttled"
+            failure = answer_outcome(status, code)
+            client_error = failure == "permanent" and 400 <= status < 500
             logger.debug("direct SQS %s answered %s %s; sending through botocore", OPERATION, status, code)
         self._report(failure, began)
         await self._sdk_send(params)
         if client_error:
-            self._turn_off(f"a direct {OPERATION} was refused and the same send through botocore was not")
+            self.strikes += 1
+            if self.strikes >= STRIKES:
+                self._turn_off(f"{STRIKES} direct {OPERATION} requests in a row were refused where botocore's were not")
 
     async def _sdk_send(self, params: dict[str, Any]) -> None:
         client = self._client_ref()
@@ -339,6 +343,19 @@ class DirectSend:
     def _report(self, outcome: str, began: float) -> None:
         if observe.active():
             observe.backend_call("sqs", OPERATION, outcome, time.monotonic() - began)
+
+
+#: Direct requests refused in a row (a client error botocore's same send did not get) that turn
+#: direct sends off for the client: one could be a fluke (a credential rotated in between).
+STRIKES = 3
+
+
+def answer_outcome(status: int, code: str | None) -> str:
+    """The outcome of a direct request's error answer: its code's, else its status's."""
+    if status == 429:
+        return "throttled"
+    outcome = classify_code(code) if code else "permanent"
+    return "transient" if outcome == "permanent" and status >= 500 else outcome
 
 
 #: The client method a caller may have replaced (a test's fault injection): then botocore it is.

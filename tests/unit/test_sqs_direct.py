@@ -192,6 +192,12 @@ def test_bodies_and_error_codes() -> None:
     assert error_code(query, b"{}") == "AWS.SimpleQueueService.NonExistentQueue"
     assert error_code({}, b'{"__type":"com.amazonaws.sqs#QueueDoesNotExist"}') == "QueueDoesNotExist"
     assert error_code({}, b"<html>") is None
+    assert _sqs_direct.answer_outcome(429, None) == "throttled", "a throttle never turns direct sends off"
+    assert _sqs_direct.answer_outcome(503, None) == "transient"
+    assert _sqs_direct.answer_outcome(500, "InternalError") == "transient"
+    assert _sqs_direct.answer_outcome(400, "AWS.SimpleQueueService.NonExistentQueue") == "permanent"
+    assert _sqs_direct.answer_outcome(400, "ThrottlingException") == "throttled"
+    assert _sqs_direct.answer_outcome(403, None) == "permanent"
 
 
 async def test_the_switch_sends_through_botocore(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,12 +250,18 @@ async def test_a_direct_request_refused_where_botocores_is_not_turns_direct_send
             await _sqs_direct.send_message(sqs, params)
             direct = DirectSend.of(sqs)
             assert direct.template is not None and direct.usable()
+            await _sqs_direct.send_message(sqs, params)  # direct: accepted
+            assert direct.sent == 1
             direct.template.headers["x-direct-marker"] = "1"
-            await _sqs_direct.send_message(sqs, params)  # refused directly, delivered by botocore
+            for strike in range(1, _sqs_direct.STRIKES + 1):
+                assert direct.off is None, f"off after {strike - 1} refusal(s): one could be a fluke"
+                await _sqs_direct.send_message(sqs, params)  # refused directly, delivered by botocore
+                assert direct.strikes == strike
             assert direct.off is not None and "refused" in direct.off
             await _sqs_direct.send_message(sqs, params)
-            assert seen == ["botocore", "direct", "botocore", "botocore"]
-            assert direct.sent == 0
+            # (the server tells the marked requests only: the accepted direct one counts as "botocore")
+            assert seen == ["botocore", "botocore"] + ["direct", "botocore"] * _sqs_direct.STRIKES + ["botocore"]
+            assert direct.sent == 1
     finally:
         await runner.cleanup()
 
