@@ -44,6 +44,10 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 
 from asyncmq_cloud import SQSBackend, metrics, tracing  # noqa: E402
 from asyncmq_cloud.config import LifecycleConfig  # noqa: E402
+from asyncmq_cloud.core.lifecycle import CloudBackend  # noqa: E402
+from asyncmq_cloud.delays.memory import MemoryDelayStore  # noqa: E402
+from asyncmq_cloud.stores.memory import MemoryStateStore  # noqa: E402
+from asyncmq_cloud.transports.memory import MemoryTransport  # noqa: E402
 
 QUEUE = "overhead"
 TASK_ID = f"{__name__}.noop"
@@ -68,25 +72,45 @@ class Dropped(SpanExporter):
         return None
 
 
-async def one_round(
-    jobs: int, concurrency: int, redis_url: str, observed: bool, what: str = "both", sampling: float = 1.0
-) -> dict[str, Any]:
-    run = uuid.uuid4().hex[:8]
-    store = f"{redis_url}?prefix=ovh-{run}"
-    exporter, provider, registry = Dropped(), None, None
-    if observed and what in ("both", "metrics"):
+def turn_on(exporter: Dropped, what: str, sampling: float) -> tuple[CollectorRegistry | None, TracerProvider | None]:
+    """Metrics and/or tracing on (``what``), as the observed side runs them."""
+    registry, provider = None, None
+    if what in ("both", "metrics"):
         registry = CollectorRegistry()
         metrics.enable(registry)
-    if observed and what in ("both", "tracing"):
+    if what in ("both", "tracing"):
         # ParentBased: the run follows the add's decision, as with OTEL_TRACES_SAMPLER=parentbased_traceidratio.
         provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(sampling)))
         provider.add_span_processor(BatchSpanProcessor(exporter))
         tracing.enable(provider)
-    backend = SQSBackend(
-        queue_prefix=f"o{run}-", store=store, delay_store=store, config=LifecycleConfig(receive_wait=1.0)
-    )
+    return registry, provider
+
+
+def make_backend(memory: bool, run: str, store: str) -> Any:
+    if memory:  # no service: the worker's own CPU per job, without an emulator's noise
+        return CloudBackend(
+            MemoryStateStore(), MemoryTransport(), MemoryDelayStore(), config=LifecycleConfig(receive_wait=0.2)
+        )
+    return SQSBackend(queue_prefix=f"o{run}-", store=store, delay_store=store, config=LifecycleConfig(receive_wait=1.0))
+
+
+async def one_round(
+    jobs: int,
+    concurrency: int,
+    redis_url: str,
+    observed: bool,
+    what: str = "both",
+    sampling: float = 1.0,
+    memory: bool = False,
+) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    store = f"{redis_url}?prefix=ovh-{run}"
+    exporter = Dropped()
+    registry, provider = turn_on(exporter, what if observed else "none", sampling)
+    backend = make_backend(memory, run, store)
     try:
-        await backend.provision([QUEUE])
+        if not memory:
+            await backend.provision([QUEUE])
         queue = Queue(QUEUE, backend=backend)
         for start in range(0, jobs, 100):
             await asyncio.gather(*(queue.add(TASK_ID, args=[i]) for i in range(start, min(jobs, start + 100))))
@@ -122,7 +146,8 @@ async def one_round(
             tracing.disable()
             if provider is not None:
                 provider.shutdown()
-        await drop(backend, redis_url, run)
+        if not memory:
+            await drop(backend, redis_url, run)
 
 
 async def drop(backend: SQSBackend, redis_url: str, run: str) -> None:
@@ -145,6 +170,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each side (alternated)")
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument(
+        "--backend",
+        choices=("sqs", "memory"),
+        default="sqs",
+        help="sqs: SQSBackend on ElasticMQ + Redis; memory: the in-process memory store and transport "
+        "(no service: the worker's CPU per job without the emulators' noise)",
+    )
     parser.add_argument("--sqs-endpoint")
     parser.add_argument("--redis-url")
     parser.add_argument(
@@ -169,7 +201,7 @@ def main() -> None:
     started: list[Any] = []
     try:
         sqs, redis_url = args.sqs_endpoint, args.redis_url
-        for name in ("elasticmq", "redis"):
+        for name in () if args.backend == "memory" else ("elasticmq", "redis"):
             if (name == "elasticmq" and not sqs) or (name == "redis" and not redis_url):
                 service = services.start(name)
                 started.append(service)
@@ -179,7 +211,15 @@ def main() -> None:
         for i in range(args.rounds):
             for observed in (False, True) if i % 2 == 0 else (True, False):
                 outcome = asyncio.run(
-                    one_round(args.jobs, args.concurrency, str(redis_url), observed, args.observe, args.sampling)
+                    one_round(
+                        args.jobs,
+                        args.concurrency,
+                        str(redis_url),
+                        observed,
+                        args.observe,
+                        args.sampling,
+                        args.backend == "memory",
+                    )
                 )
                 results[observed].append(outcome)
                 print(f"round {i + 1}: {json.dumps(outcome)}", flush=True)
