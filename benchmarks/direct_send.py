@@ -20,13 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
-import os
 import statistics
 import sys
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -38,26 +35,16 @@ from asyncmq.queues import Queue  # noqa: E402
 
 from asyncmq_cloud import SQSBackend, observe  # noqa: E402
 from asyncmq_cloud.transports import _sqs_direct  # noqa: E402
+from benchmarks._sqs_bench import SqsCalls, add_service_arguments, sqs_and_redis  # noqa: E402
 
 TASK = "bench.noop"
-
-
-class Calls(observe.BaseObserver):
-    """SQS requests of this process by operation (the observe hook: botocore's calls and direct ones)."""
-
-    def __init__(self) -> None:
-        self.by_operation: Counter[str] = Counter()
-
-    def backend_call(self, service: str, operation: str, outcome: str, seconds: float) -> None:
-        if service == "sqs":
-            self.by_operation[operation] += 1
 
 
 def _direct_sent() -> int:
     return sum(direct.sent for direct in list(_sqs_direct._clients.values()))
 
 
-async def one_round(redis_url: str, direct: bool, jobs: int, calls: Calls) -> dict[str, float]:
+async def one_round(redis_url: str, direct: bool, jobs: int, calls: SqsCalls) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
     backend = SQSBackend(queue_prefix=f"ds{run}-", store=f"{redis_url}?prefix=ds-{run}", direct_send=direct)
     try:
@@ -84,28 +71,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=500, help="jobs per round and setting (default 500)")
     parser.add_argument("--rounds", type=int, default=6, help="rounds of each setting, alternated (default 6)")
-    parser.add_argument("--emulator", choices=("localstack", "elasticmq"), default="localstack")
-    parser.add_argument("--sqs-endpoint")
-    parser.add_argument("--redis-url")
+    add_service_arguments(parser)
     args = parser.parse_args()
-    logging.getLogger("redis").setLevel(logging.WARNING)
-    logging.getLogger("aiobotocore").setLevel(logging.WARNING)
-    import services  # scripts/services.py
-
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    started: list[Any] = []
-    try:
-        sqs, redis_url = args.sqs_endpoint, args.redis_url
-        if not sqs:
-            started.append(services.start(args.emulator))
-            sqs = started[-1].url
-        if not redis_url:
-            started.append(services.start("redis"))
-            redis_url = started[-1].url
-        os.environ["AWS_ENDPOINT_URL_SQS"] = str(sqs)
-        calls = Calls()
+    with sqs_and_redis(args) as (_, redis_url):
+        calls = SqsCalls()
         observe.subscribe(calls)
         results: dict[bool, list[dict[str, float]]] = {True: [], False: []}
         for i in range(args.rounds):
@@ -126,9 +95,6 @@ def main() -> None:
             median(True, "cpu_ms_per_add") / median(False, "cpu_ms_per_add"), 3
         )
         print(json.dumps(summary, indent=2), flush=True)
-    finally:
-        for service in started:
-            service.stop()
 
 
 if __name__ == "__main__":

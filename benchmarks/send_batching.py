@@ -26,13 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
-import os
 import statistics
 import sys
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -43,25 +40,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from asyncmq.queues import Queue  # noqa: E402
 
 from asyncmq_cloud import SQSBackend, observe  # noqa: E402
+from benchmarks._sqs_bench import SqsCalls, add_service_arguments, sqs_and_redis  # noqa: E402
 
 TASK = "bench.noop"
 
 
-class Calls:
-    """SQS requests of this process, by operation (the observe hook on every SDK client)."""
-
-    def __init__(self) -> None:
-        self.by_operation: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:  # job events: not requests
-        return lambda *args, **kwargs: None
-
-    def backend_call(self, service: str, operation: str, outcome: str, seconds: float) -> None:
-        if service == "sqs":
-            self.by_operation[operation] += 1
-
-
-async def one_round(redis_url: str, adaptive: bool, jobs: int, producers: int, calls: Calls) -> dict[str, Any]:
+async def one_round(redis_url: str, adaptive: bool, jobs: int, producers: int, calls: SqsCalls) -> dict[str, Any]:
     run = uuid.uuid4().hex[:8]
     options: dict[str, Any] = {} if adaptive else {"linger": 0.005}
     backend = SQSBackend(queue_prefix=f"sb{run}-", store=f"{redis_url}?prefix=sb-{run}", **options)
@@ -105,28 +89,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=500, help="jobs per scenario and round (default 500)")
     parser.add_argument("--producers", type=int, default=8, help="concurrent producers (default 8)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each setting, alternated (default 3)")
-    parser.add_argument("--emulator", choices=("localstack", "elasticmq"), default="localstack")
-    parser.add_argument("--sqs-endpoint")
-    parser.add_argument("--redis-url")
+    add_service_arguments(parser)
     args = parser.parse_args()
-    logging.getLogger("redis").setLevel(logging.WARNING)
-    logging.getLogger("aiobotocore").setLevel(logging.WARNING)
-    import services  # scripts/services.py
-
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    started: list[Any] = []
-    try:
-        sqs, redis_url = args.sqs_endpoint, args.redis_url
-        if not sqs:
-            started.append(services.start(args.emulator))
-            sqs = started[-1].url
-        if not redis_url:
-            started.append(services.start("redis"))
-            redis_url = started[-1].url
-        os.environ["AWS_ENDPOINT_URL_SQS"] = str(sqs)
-        calls = Calls()
+    with sqs_and_redis(args) as (_, redis_url):
+        calls = SqsCalls()
         observe.subscribe(calls)
         results: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
         for i in range(args.rounds):
@@ -146,9 +112,6 @@ def main() -> None:
                 "send_calls_per_job_fixed": _median(results[False], scenario, "send_calls_per_job"),
             }
         print(json.dumps(summary, indent=2), flush=True)
-    finally:
-        for service in started:
-            service.stop()
 
 
 if __name__ == "__main__":
