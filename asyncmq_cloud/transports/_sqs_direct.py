@@ -17,13 +17,13 @@ timeout settings) and signed with the same client's credentials:
   whose first request is not SQS's JSON protocol signed with SigV4 at the endpoint's root
   never sends directly; nor one whose later SDK sends go to another URL.
 * **It steps aside for anything that hooks the call.** A handler on one of a
-  ``SendMessage``'s events that is not botocore's, aiobotocore's or this package's (a
-  test's recorder, ``botocore.stub``, a user's header injector), a patched
-  ``_make_api_call`` or a method set on the client: every send then goes through botocore,
-  while it stays so; so does a body that is not plain JSON (a binary attribute) and a
-  process in AWS Lambda (botocore adds its recursion-detection header there). An
-  in-process mock on ``before-send`` with an ``enabled`` switch (moto's stubber, on every
-  client of a process that imported moto) counts only while it is on.
+  ``SendMessage``'s events that is not botocore's, aiobotocore's or this package's call
+  reporting (a test's recorder, ``botocore.stub``, a user's header injector, the demo's
+  call ledger), a patched ``_make_api_call`` or ``send_message`` (on the client or its
+  class): every send then goes through botocore, while it stays so; so does a body that
+  is not plain JSON (a binary attribute) and a process in AWS Lambda (botocore adds its
+  recursion-detection header there). moto's stubber, which sits on ``before-send`` of
+  every client of a process that imported moto, counts only while a mock runs.
 * **Any failure is botocore's to handle.** An error answer or a connection error is
   followed by the same send through botocore: its retries with backoff, its error
   shapes, what the caller translates. That is what botocore's own retry does on such an
@@ -40,31 +40,24 @@ timeout settings) and signed with the same client's credentials:
 from __future__ import annotations
 
 import asyncio
-import datetime
-import functools
-import hashlib
-import hmac
 import inspect
 import json
 import logging
 import os
-import re
 import time
 import types
 import uuid
 import weakref
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from botocore.awsrequest import AWSPreparedRequest
 
 from asyncmq_cloud import observe
 from asyncmq_cloud._aws_observe import classify_code
+from asyncmq_cloud.transports._sqs_request import OPERATION, Template, sigv4_headers, template_of
 
 logger = logging.getLogger("asyncmq_cloud.transports.sqs")
 
-OPERATION = "SendMessage"
 #: The events of a botocore call: a handler on one of them that is not ours or botocore's means "go through botocore".
 WATCHED_EVENTS = (
     "provide-client-params",
@@ -77,96 +70,19 @@ WATCHED_EVENTS = (
     "before-send",
     "needs-retry",
     "response-received",
+    "before-parse",
     "after-call",
     "after-call-error",
 )
-#: Modules whose handlers a direct send stands in for (their work is done here or not needed).
-OWN_MODULES = ("botocore.", "aiobotocore.", "asyncmq_cloud.")
-#: Headers of the SDK's request a direct send repeats (lower case).
-KEPT_HEADERS = ("content-type", "x-amz-target", "x-amzn-query-mode", "user-agent")
-#: Headers botocore's SigV4 leaves unsigned (``botocore.auth.SIGNED_HEADERS_BLACKLIST``).
-UNSIGNED_HEADERS = frozenset(("expect", "transfer-encoding", "user-agent", "x-amzn-trace-id"))
-ALGORITHM = "AWS4-HMAC-SHA256"
-_SCOPE = re.compile(r"^AWS4-HMAC-SHA256 Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request,\s*SignedHeaders=([^,]+),")
+#: Modules whose handlers a direct send stands in for (their work is done here or not needed):
+#: botocore's and aiobotocore's own, and this package's call reporting, which a direct send
+#: reports itself. Any other handler of this package (the demo's call ledger) is a foreign one.
+OWN_MODULES = ("botocore.", "aiobotocore.")
+OWN_HANDLER_MODULES = frozenset({"asyncmq_cloud._aws_observe"})
+#: The in-process mock that sits on ``before-send`` of every client once imported, and answers
+#: only while switched on: moto's (module, class).
+DORMANT_MOCKS = frozenset({("moto.core.botocore_stubber", "BotocoreStubber")})
 _clients: weakref.WeakKeyDictionary[Any, DirectSend] = weakref.WeakKeyDictionary()
-
-
-@dataclass(frozen=True)
-class Template:
-    """What a direct ``SendMessage`` repeats from the SDK's first one."""
-
-    url: str
-    headers: dict[str, str]
-    region: str
-    service: str
-    signed: str
-    host: str  # the signed ``host``, as botocore derives it from the URL
-    signable: tuple[tuple[str, str], ...]  # the repeated headers that are signed: (name, canonical value)
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def template_of(request: Any) -> Template | str:
-    """The template of the SDK's ``SendMessage`` ``request`` (a prepared request); or why none."""
-    headers = {str(k).lower(): _text(v) for k, v in request.headers.items()}
-    if headers.get("x-amz-target") != f"AmazonSQS.{OPERATION}":
-        return "the client does not speak SQS's JSON protocol"
-    if str(request.method).upper() != "POST":
-        return f"the SDK sent {OPERATION} with {request.method}"
-    scope = _SCOPE.match(headers.get("authorization", ""))
-    if scope is None:
-        return "the SDK's request is not signed with AWS4-HMAC-SHA256"
-    url = urlsplit(str(request.url))
-    if url.path not in ("", "/") or url.query or url.scheme not in ("http", "https") or not url.hostname:
-        return "the endpoint URL has a path or a query"
-    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
-    if url.port is not None and url.port != {"http": 80, "https": 443}[url.scheme]:
-        host = f"{host}:{url.port}"
-    kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
-    signable = tuple((name, " ".join(value.split())) for name, value in kept.items() if name not in UNSIGNED_HEADERS)
-    return Template(str(request.url), kept, scope.group(1), scope.group(2), scope.group(3), host, signable)
-
-
-@functools.lru_cache(maxsize=16)
-def signing_key(secret: str, day: str, region: str, service: str) -> bytes:
-    """SigV4's derived key of one day, region and service (botocore derives it per request)."""
-    key = ("AWS4" + secret).encode("utf-8")
-    for part in (day, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
-    return key
-
-
-def sigv4_headers(
-    template: Template, body: bytes, credentials: Any, now: datetime.datetime | None = None
-) -> dict[str, str]:
-    """The template's headers with SigV4's (``X-Amz-Date``, the token, ``Authorization``) for ``body``.
-
-    botocore's ``SigV4Auth`` for a ``POST`` to the endpoint's root with no query, written out:
-    the canonical request, the string to sign and the signature, the derived key kept per day."""
-    moment = now or datetime.datetime.now(datetime.UTC)
-    stamp = moment.strftime("%Y%m%dT%H%M%SZ")
-    day = stamp[:8]
-    headers = dict(template.headers)
-    headers["X-Amz-Date"] = stamp
-    canonical = [*template.signable, ("host", template.host), ("x-amz-date", stamp)]
-    token = credentials.token
-    if token:
-        headers["X-Amz-Security-Token"] = token
-        canonical.append(("x-amz-security-token", " ".join(token.split())))
-    canonical.sort()
-    names = ";".join(name for name, _ in canonical)
-    lines = "".join(f"{name}:{value}\n" for name, value in canonical)
-    request = f"POST\n/\n\n{lines}\n{names}\n{hashlib.sha256(body).hexdigest()}"
-    scope = f"{day}/{template.region}/{template.service}/aws4_request"
-    to_sign = f"{ALGORITHM}\n{stamp}\n{scope}\n{hashlib.sha256(request.encode('utf-8')).hexdigest()}"
-    key = signing_key(credentials.secret_key, day, template.region, template.service)
-    signature = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-    headers["Authorization"] = (
-        f"{ALGORITHM} Credential={credentials.access_key}/{scope}, SignedHeaders={names}, Signature={signature}"
-    )
-    return headers
 
 
 def _private(obj: Any, *path: str) -> Any:
@@ -196,6 +112,7 @@ class DirectSend:
         self._clean: object = None  # the emitter's lookup cache last found free of foreign handlers
         self._switches: tuple[Any, ...] = ()  # dormant in-process mocks on before-send (moto's, imported)
         self._plain_call = self._make_api_call()
+        self._plain_method = _private(self._client_type, OPERATION_METHOD)
         service_id = client.meta.service_model.service_id.hyphenize()
         self._events = tuple(f"{event}.{service_id}.{OPERATION}" for event in WATCHED_EVENTS)
         self._emitter = _private(client, "meta", "events", "_emitter")
@@ -249,6 +166,8 @@ class DirectSend:
             return False
         if self._make_api_call() is not self._plain_call:
             return False
+        if _private(self._client_type, OPERATION_METHOD) is not self._plain_method:  # patched on the class
+            return False
         if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
             return False
         emitter: Any = self._emitter
@@ -268,12 +187,14 @@ class DirectSend:
                         continue
                     # moto's stubber sits on every client of a process that imported moto; it answers
                     # only while a mock runs (``enabled``), which is checked on every send
-                    if not isinstance(_private(handler, "enabled"), bool):
+                    kind = type(handler)
+                    if (kind.__module__, kind.__qualname__) not in DORMANT_MOCKS:
                         return False
                     switches.append(handler)
                     continue
                 module = _module(handler)
-                if not module.startswith(OWN_MODULES) or module.endswith(".stub"):
+                ours = module.startswith(OWN_MODULES) or module in OWN_HANDLER_MODULES
+                if not ours or module.endswith(".stub"):
                     return False
         self._switches = tuple(switches)
         return True
@@ -306,8 +227,14 @@ class DirectSend:
             client_error = failure == "permanent" and 400 <= status < 500
             logger.debug("direct SQS %s answered %s %s; sending through botocore", OPERATION, status, code)
         self._report(failure, began)
-        await self._sdk_send(params)
-        if client_error:
+        try:
+            await self._sdk_send(params)
+        except BaseException:
+            self.strikes = 0  # botocore was refused too: the direct request was not what was wrong
+            raise
+        if not client_error:
+            self.strikes = 0
+        else:
             self.strikes += 1
             if self.strikes >= STRIKES:
                 self._turn_off(f"{STRIKES} direct {OPERATION} requests in a row were refused where botocore's were not")

@@ -14,8 +14,9 @@ import pytest
 from aiobotocore.session import get_session
 from botocore.credentials import ReadOnlyCredentials
 
-from asyncmq_cloud.transports import _sqs_direct
-from asyncmq_cloud.transports._sqs_direct import DirectSend, error_code, sigv4_headers, template_of
+from asyncmq_cloud.transports import _sqs_direct, _sqs_request
+from asyncmq_cloud.transports._sqs_direct import DirectSend, error_code
+from asyncmq_cloud.transports._sqs_request import sigv4_headers, template_of
 
 QUEUE_URL = "http://127.0.0.1:9/000000000000/direct"
 CLIENT = {
@@ -147,6 +148,20 @@ async def test_it_steps_aside_for_what_hooks_the_call(monkeypatch: pytest.Monkey
         assert not direct.usable()
         monkeypatch.undo()
         assert direct.usable()
+        monkeypatch.setattr(type(sqs), "send_message", recorder)  # ... or on its class
+        assert not direct.usable()
+        monkeypatch.undo()
+        assert direct.usable()
+        sqs.meta.events.register("before-parse.sqs.SendMessage", recorder)
+        assert not direct.usable(), "a hook on the answer's parsing"
+        sqs.meta.events.unregister("before-parse.sqs.SendMessage", recorder)
+        from asyncmq_cloud.commands.demo.ledger import CallLedger
+
+        ledger = CallLedger()
+        sqs.meta.events.register("before-parameter-build", ledger._record)
+        assert not direct.usable(), "this package's own call ledger counts calls: it must see every send"
+        sqs.meta.events.unregister("before-parameter-build", ledger._record)
+        assert direct.usable()
         monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "fn")  # botocore's recursion-detection header
         assert not direct.usable()
 
@@ -170,7 +185,8 @@ def fake_request(**headers: str) -> Any:
 
 
 def test_a_request_it_cannot_repeat_gives_no_template() -> None:
-    signed = "AWS4-HMAC-SHA256 Credential=AK/20261207/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=ab"
+    scope = "AWS4-HMAC-SHA256 Credential=AK/20261207/us-east-1/sqs/aws4_request"
+    signed = f"{scope}, SignedHeaders=host;x-amz-date;x-amz-target, Signature=ab"
     assert "JSON protocol" in str(template_of(fake_request(**{"Content-Type": "application/x-www-form-urlencoded"})))
     target = {"X-Amz-Target": "AmazonSQS.SendMessage"}
     assert "AWS4-HMAC-SHA256" in str(template_of(fake_request(**target)))  # unsigned
@@ -179,6 +195,9 @@ def test_a_request_it_cannot_repeat_gives_no_template() -> None:
     template = template_of(fake_request(**target, Authorization=signed, **{"User-Agent": "ua", "X-Amz-Date": "x"}))
     assert not isinstance(template, str)
     assert template.headers == {"x-amz-target": "AmazonSQS.SendMessage", "user-agent": "ua"}
+    # botocore signed a header that would not be repeated: no template
+    more = signed.replace("host;x-amz-date;x-amz-target", "host;x-amz-date;x-amz-target;x-new-header")
+    assert "does not repeat" in str(template_of(fake_request(**target, Authorization=more)))
 
 
 def test_bodies_and_error_codes() -> None:
@@ -211,8 +230,6 @@ async def test_the_switch_sends_through_botocore(monkeypatch: pytest.MonkeyPatch
         await _sqs_direct.send_message(sqs, PARAMS, direct=False)
         assert sent == [PARAMS]
         assert sqs not in _sqs_direct._clients, "direct=False never makes a direct sender"
-        await _sqs_direct.send_message(sqs, PARAMS)  # on, but no template yet: botocore's send (recorded)
-        assert sent == [PARAMS, PARAMS]
 
 
 async def test_a_direct_request_refused_where_botocores_is_not_turns_direct_sends_off() -> None:
@@ -281,7 +298,9 @@ async def test_a_dormant_moto_stubber_allows_direct_sends_and_a_running_one_does
             botocore_stubber.enabled = False
         assert direct.usable()
 
-        class Interceptor:  # a before-send handler without a switch: foreign
+        class Interceptor:  # a before-send handler, with a switch of its own but not moto's: foreign
+            enabled = False
+
             def __call__(self, **_: Any) -> None: ...
 
         interceptor = Interceptor()
@@ -305,3 +324,65 @@ async def test_closed_clients_are_not_kept_alive() -> None:
         del sqs
     gc.collect()
     assert len(_sqs_direct._clients) == before, "closed clients are collected, and their direct senders with them"
+
+
+class Answer:
+    status_code = 200
+    headers: dict[str, str] = {}
+
+    @property
+    def content(self) -> Any:
+        async def read() -> bytes:
+            return b'{"MessageId": "m"}'
+
+        return read()
+
+
+class Session:
+    """An HTTP session that keeps what it is asked to send and answers 200."""
+
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send(self, request: Any) -> Answer:
+        self.sent.append(request)
+        return Answer()
+
+
+async def test_what_a_direct_send_sends_is_signed_as_botocore_signs_it(
+    frozen_clock: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request as sent (the clock the module reads, the client's credentials, the send path),
+    not only the signing function: its signature is botocore's for the same body and time."""
+    monkeypatch.setattr(_sqs_request, "utcnow", lambda: MOMENT.replace(tzinfo=datetime.UTC))
+    async with client() as sqs:
+        direct = DirectSend.of(sqs)
+        sdk = await sdk_request(sqs, PARAMS)
+        session = Session()
+        direct._session = session
+        await direct.send(PARAMS)
+        assert direct.sent == 1 and len(session.sent) == 1
+        request = session.sent[0]
+        assert request.body == sdk.body and request.url == sdk.url
+        ours, theirs = lowered(dict(request.headers)), headers(sdk)
+        for name in ("authorization", "x-amz-date", "x-amz-security-token", "x-amz-target", "user-agent"):
+            assert ours[name] == theirs[name], name
+        assert ours["amz-sdk-request"] == "attempt=1" and ours["amz-sdk-invocation-id"]
+
+
+def test_a_time_of_another_zone_is_signed_in_utc() -> None:
+    template = template_of(
+        fake_request(
+            **{
+                "X-Amz-Target": "AmazonSQS.SendMessage",
+                "Authorization": "AWS4-HMAC-SHA256 Credential=AK/20261207/us-east-1/sqs/aws4_request, "
+                "SignedHeaders=host;x-amz-date;x-amz-target, Signature=ab",
+            }
+        )
+    )
+    assert not isinstance(template, str)
+    credentials = ReadOnlyCredentials("AK", "secret", None)
+    utc = datetime.datetime(2025, 12, 31, 23, 0, tzinfo=datetime.UTC)
+    paris = utc.astimezone(datetime.timezone(datetime.timedelta(hours=2)))
+    assert sigv4_headers(template, b"{}", credentials, paris) == sigv4_headers(template, b"{}", credentials, utc)
+    assert sigv4_headers(template, b"{}", credentials, utc)["X-Amz-Date"] == "20251231T230000Z"
