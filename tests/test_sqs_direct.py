@@ -6,23 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from aiobotocore.session import get_session
 from asyncmq.queues import Queue
 from asyncmq.runners import run_worker
+from botocore.credentials import Credentials
 
 from asyncmq_cloud import observe
 from asyncmq_cloud.aws import AwsClients
 from asyncmq_cloud.transports._sqs_direct import DirectSend, send_message
 from tests import tasks
 from tests.plugins.backend_sqs import REGION, redis_stores, sqs_backend
+from tests.plugins.services import _unavailable, services
 from tests.support.tcp_proxy import proxied
 
 T = "tests.tasks."
@@ -185,3 +189,55 @@ async def test_a_producers_adds_go_directly_and_a_worker_runs_each_once(
             worker.cancel()
             await asyncio.gather(worker, return_exceptions=True)
         assert all(tasks.CALLS[key] == 1 for key in keys), "every job ran exactly once"
+
+
+@pytest.fixture
+def signature_checking_moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto server of this test's own that checks every request's SigV4 signature after the first
+    three (``INITIAL_NO_AUTH_ACTION_COUNT``): the IAM user, its key and its policy are those three."""
+    monkeypatch.setenv("INITIAL_NO_AUTH_ACTION_COUNT", str(SETUP_ACTIONS))
+    try:
+        service = services.start("moto")
+    except (services.ServiceError, OSError) as exc:
+        _unavailable("moto (checking signatures)", exc)
+    monkeypatch.delenv("INITIAL_NO_AUTH_ACTION_COUNT")
+    try:
+        yield service.url
+    finally:
+        service.stop()
+
+
+SETUP_ACTIONS = 3
+
+
+async def test_a_server_that_checks_signatures_accepts_direct_sends_and_refuses_a_wrong_one(
+    signature_checking_moto: str,
+) -> None:
+    endpoint = signature_checking_moto
+    bootstrap = {
+        "endpoint_url": endpoint,
+        "region_name": REGION,
+        "aws_access_key_id": "x",
+        "aws_secret_access_key": "x",
+    }
+    session = get_session()
+    async with session.create_client("iam", **bootstrap) as iam:  # the three unchecked actions
+        await iam.create_user(UserName="producer")
+        key = (await iam.create_access_key(UserName="producer"))["AccessKey"]
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}]}
+        await iam.put_user_policy(UserName="producer", PolicyName="sqs", PolicyDocument=json.dumps(policy))
+    signed = {**bootstrap, "aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
+    async with session.create_client("sqs", **{**signed, "aws_secret_access_key": "wrong"}) as forged:
+        with pytest.raises(Exception, match=r"403|Signature|InvalidClientTokenId"):
+            await forged.create_queue(QueueName="never")  # the server does check signatures
+    async with session.create_client("sqs", **signed) as sqs:
+        url = (await sqs.create_queue(QueueName=f"signed-{uuid.uuid4().hex[:8]}"))["QueueUrl"]
+        for i in range(4):
+            await send_message(sqs, {"QueueUrl": url, "MessageBody": f"m{i}", "DelaySeconds": 0})
+        direct = DirectSend.of(sqs)
+        assert (direct.sent, direct.strikes, direct.off) == (3, 0, None), "the signed direct sends were accepted"
+        # the same direct path with a wrong secret: refused by the server, delivered by botocore
+        direct._credentials = Credentials(key["AccessKeyId"], "wrong")
+        await send_message(sqs, {"QueueUrl": url, "MessageBody": "m4"})
+        assert (direct.sent, direct.strikes) == (3, 1), "a wrong signature is refused: the check is real"
+        assert sorted(m["Body"] for m in await receive_all(sqs, url, 5)) == [f"m{i}" for i in range(5)]
