@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import logging
 import os
 import statistics
 import sys
@@ -48,6 +48,7 @@ from asyncmq_cloud.core.lifecycle import CloudBackend  # noqa: E402
 from asyncmq_cloud.delays.memory import MemoryDelayStore  # noqa: E402
 from asyncmq_cloud.stores.memory import MemoryStateStore  # noqa: E402
 from asyncmq_cloud.transports.memory import MemoryTransport  # noqa: E402
+from benchmarks._sqs_bench import sqs_and_redis  # noqa: E402
 
 QUEUE = "overhead"
 TASK_ID = f"{__name__}.noop"
@@ -192,21 +193,11 @@ def main() -> None:
         help="share of traces the tracer records (ParentBased(TraceIdRatioBased)); 1.0: every job",
     )
     args = parser.parse_args()
-    logging.getLogger("redis").setLevel(logging.WARNING)
-    import services  # scripts/services.py
-
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    started: list[Any] = []
-    try:
-        sqs, redis_url = args.sqs_endpoint, args.redis_url
-        for name in () if args.backend == "memory" else ("elasticmq", "redis"):
-            if (name == "elasticmq" and not sqs) or (name == "redis" and not redis_url):
-                service = services.start(name)
-                started.append(service)
-                sqs, redis_url = (service.url, redis_url) if name == "elasticmq" else (sqs, service.url)
-        os.environ["AWS_ENDPOINT_URL_SQS"] = str(sqs)
+    with contextlib.ExitStack() as stack:
+        redis_url = ""
+        if args.backend == "sqs":
+            wanted = argparse.Namespace(emulator="elasticmq", sqs_endpoint=args.sqs_endpoint, redis_url=args.redis_url)
+            _, redis_url = stack.enter_context(sqs_and_redis(wanted))
         results: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
         for i in range(args.rounds):
             for observed in (False, True) if i % 2 == 0 else (True, False):
@@ -245,9 +236,6 @@ def main() -> None:
             "target": ">= 0.95",
         }
         print(json.dumps(summary, indent=2), flush=True)
-    finally:
-        for service in started:
-            service.stop()
 
 
 if __name__ == "__main__":
