@@ -4,17 +4,14 @@ beyond the worker's concurrency, and nothing is left on the queue."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
 import pytest
 from asyncmq.queues import Queue
-from asyncmq.runners import run_worker
 
 from tests import tasks
-from tests.plugins.backend_sqs import redis_stores, sqs_backend
+from tests.plugins.backend_sqs import redis_stores, run_until_completed, sqs_backend
 
 T = "tests.tasks."
 JOBS, CONCURRENCY = 60, 10
@@ -49,17 +46,7 @@ async def test_a_worker_drains_short_jobs_with_read_ahead_and_runs_each_once(sqs
 
         transport.receive = spied_receive  # type: ignore[method-assign]
         leases.ahead.start = spied_start  # type: ignore[method-assign]
-        worker = asyncio.create_task(run_worker(queue, backend=backend, concurrency=CONCURRENCY))
-        try:
-            deadline = time.monotonic() + 60
-            # completed, not only run: a job whose task returned is acked only after its completion write
-            while (completed := (await backend.get_job_counts(queue, "completed"))["completed"]) < JOBS:
-                assert time.monotonic() < deadline, f"{completed} of {JOBS} completed in 60 s"
-                assert not worker.done(), worker
-                await asyncio.sleep(0.05)
-        finally:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+        await run_until_completed(backend, queue, JOBS, CONCURRENCY)
         await backend.transport.flush()
         assert all(tasks.CALLS[key] == 1 for key in keys), "every job ran exactly once"
         assert started >= 1, f"no read-ahead started; receives asked {asked}"

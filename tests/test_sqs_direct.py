@@ -18,14 +18,13 @@ from urllib.parse import urlsplit
 import pytest
 from aiobotocore.session import get_session
 from asyncmq.queues import Queue
-from asyncmq.runners import run_worker
 from botocore.credentials import Credentials
 
 from asyncmq_cloud import observe
 from asyncmq_cloud.aws import AwsClients
 from asyncmq_cloud.transports._sqs_direct import DirectSend, send_message
 from tests import tasks
-from tests.plugins.backend_sqs import REGION, redis_stores, sqs_backend
+from tests.plugins.backend_sqs import REGION, redis_stores, run_until_completed, sqs_backend
 from tests.plugins.services import _unavailable, services
 from tests.support.tcp_proxy import proxied
 
@@ -178,16 +177,7 @@ async def test_a_producers_adds_go_directly_and_a_worker_runs_each_once(
         sqs = await backend.transport._clients.sqs()
         sent = DirectSend.of(sqs).sent
         assert sent == (jobs - 1 if direct_send else 0), f"{sent} direct sends of {jobs} adds"
-        worker = asyncio.create_task(run_worker(queue, backend=backend, concurrency=4))
-        try:
-            deadline = time.monotonic() + 60
-            while (completed := (await backend.get_job_counts(queue, "completed"))["completed"]) < jobs:
-                assert time.monotonic() < deadline, f"{completed} of {jobs} completed in 60 s"
-                assert not worker.done(), worker
-                await asyncio.sleep(0.05)
-        finally:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+        await run_until_completed(backend, queue, jobs, 4)
         assert all(tasks.CALLS[key] == 1 for key in keys), "every job ran exactly once"
 
 

@@ -65,8 +65,8 @@ class SQSTransportConfig(_Model):
             producer sends) is built, signed and sent by this package through the
             client's HTTP session instead of botocore's call machinery (about half its
             CPU; ``transports/_sqs_direct.py``); it goes through botocore whenever a
-            handler not botocore's or this package's hooks the call, and after any
-            failure. ``False``: every call through botocore.
+            handler other than botocore's or this package's call reporting hooks the
+            call, and after any failure. ``False``: every call through botocore.
         ack_linger: seconds a delete batch waits for more entries (nobody waits).
         receive_pacing: after a receive that returned some but fewer messages
             than asked for (a trickle), the next receive of that queue starts no

@@ -35,7 +35,6 @@ class Template:
     headers: dict[str, str]
     region: str
     service: str
-    signed: str
     host: str  # the signed ``host``, as botocore derives it from the URL
     signable: tuple[tuple[str, str], ...]  # the repeated headers that are signed: (name, canonical value)
 
@@ -67,7 +66,7 @@ def template_of(request: Any) -> Template | str:
         ours.add("x-amz-security-token")
     if ";".join(sorted(ours)) != scope.group(3):  # botocore signed a header this module would not repeat
         return f"botocore signed headers this module does not repeat ({scope.group(3)})"
-    return Template(str(request.url), kept, scope.group(1), scope.group(2), scope.group(3), host, signable)
+    return Template(str(request.url), kept, scope.group(1), scope.group(2), host, signable)
 
 
 def utcnow() -> datetime.datetime:

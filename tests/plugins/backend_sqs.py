@@ -16,6 +16,8 @@ the Redis keys it used are deleted.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +25,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import pytest
+from asyncmq.runners import run_worker
 
 from asyncmq_cloud.aws import AwsClients
 from asyncmq_cloud.backends.sqs import SQSBackend
@@ -83,6 +86,22 @@ async def sqs_backend(endpoint: str, *, receive_wait: float = 0.5, **kwargs: Any
             await backend.close()
         finally:
             await drop_queues(endpoint, prefix)
+
+
+async def run_until_completed(backend: SQSBackend, queue: str, jobs: int, concurrency: int) -> None:
+    """AsyncMQ's worker on ``queue`` until ``jobs`` jobs are completed (60 s at most), then stopped.
+
+    Completed, not only run: a job whose task returned is acked only after its completion write."""
+    worker = asyncio.create_task(run_worker(queue, backend=backend, concurrency=concurrency))
+    try:
+        deadline = time.monotonic() + 60
+        while (completed := (await backend.get_job_counts(queue, "completed"))["completed"]) < jobs:
+            assert time.monotonic() < deadline, f"{completed} of {jobs} completed in 60 s"
+            assert not worker.done(), worker
+            await asyncio.sleep(0.05)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
 
 
 @asynccontextmanager
