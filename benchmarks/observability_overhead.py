@@ -115,6 +115,8 @@ async def one_round(
         queue = Queue(QUEUE, backend=backend)
         for start in range(0, jobs, 100):
             await asyncio.gather(*(queue.add(TASK_ID, args=[i]) for i in range(start, min(jobs, start + 100))))
+        if provider is not None:  # the adds' spans exported now, not on the drain's clock (a worker has none)
+            provider.force_flush()
         began, cpu_began = time.perf_counter(), time.process_time()
         worker = asyncio.create_task(run_worker(QUEUE, backend=backend, concurrency=concurrency))
         deadline = began + 600
