@@ -33,6 +33,7 @@ Without the extra nothing is imported and the hooks cost one list check each.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -44,7 +45,10 @@ from asyncmq_cloud.extras import missing_extra
 try:
     from opentelemetry import context as otel_context
     from opentelemetry import propagate, trace
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
     from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 except ModuleNotFoundError as _exc:  # pragma: no cover - exercised in a subprocess (tests/unit)
     _error = missing_extra(_exc, "OpenTelemetry tracing")
     if _error is _exc:
@@ -72,6 +76,42 @@ MAX_OPEN_RUNS = 10_000
 _PLAIN_PROCESSORS: tuple[type, ...] = () if _SdkTracer is None else (BatchSpanProcessor, SimpleSpanProcessor)
 #: A lean span has the five claim attributes, the outcome and any the sampler adds.
 _LEAN_ATTRIBUTES_MIN = 16
+
+
+#: A version-00 ``traceparent`` with nothing around it: what this package's adds write. A
+#: header this does not match (whitespace, another version, a ``tracestate``) is extracted by
+#: the propagator itself.
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_NO_TRACE, _NO_SPAN = "0" * 32, "0" * 16
+_textmap_checked: list[Any] = [None, False]  # the global propagator last checked, and whether it is W3C's
+
+
+def _w3c_default() -> bool:
+    """Whether the global propagator extracts a lone ``traceparent`` as W3C's Trace Context does:
+    OpenTelemetry's default (``tracecontext,baggage``, in that order) or ``tracecontext`` alone."""
+    textmap = propagate.get_global_textmap()
+    if textmap is not _textmap_checked[0]:
+        kinds = [type(p) for p in getattr(textmap, "_propagators", ())] if type(textmap) is CompositePropagator else []
+        w3c = type(textmap) is TraceContextTextMapPropagator or kinds in (
+            [TraceContextTextMapPropagator],
+            [TraceContextTextMapPropagator, W3CBaggagePropagator],
+        )
+        _textmap_checked[:] = [textmap, w3c]
+    return bool(_textmap_checked[1])
+
+
+def _extract(carrier: dict[str, Any]) -> otel_context.Context:
+    """``propagate.extract(carrier)``, parsed here for the common carrier (decision 81): only a
+    plain version-00 ``traceparent``, and the default propagators. Anything else: the propagator's."""
+    if len(carrier) == 1 and _w3c_default():
+        header = carrier.get("traceparent")
+        match = _TRACEPARENT.fullmatch(header) if type(header) is str else None
+        if match is not None and match[1] != _NO_TRACE and match[2] != _NO_SPAN:
+            remote = trace.SpanContext(
+                int(match[1], 16), int(match[2], 16), is_remote=True, trace_flags=trace.TraceFlags(int(match[3], 16))
+            )
+            return trace.set_span_in_context(trace.NonRecordingSpan(remote), otel_context.Context())
+    return propagate.extract(carrier)
 
 
 def _attributes(queue: str, operation: str, payload: dict[str, Any]) -> dict[str, str]:
@@ -191,7 +231,7 @@ class TracingObserver(observe.BaseObserver):
         carrier = payload.get(TRACE_KEY)
         claimed_at = payload.get("active_since")
         claimed_at = float(claimed_at) if isinstance(claimed_at, int | float) else time.time()
-        parent = propagate.extract(carrier) if isinstance(carrier, dict) else otel_context.Context()
+        parent = _extract(carrier) if isinstance(carrier, dict) else otel_context.Context()
         while len(self.runs) >= MAX_OPEN_RUNS:  # runs that never ended here (given back, lost claims)
             oldest = next(iter(self.runs))
             self.job_ended(oldest[0], oldest[1], "", "abandoned", None)

@@ -70,8 +70,10 @@ async def claim(backend: Any, queue: str, timeout: float = 20.0) -> dict[str, An
         assert asyncio.get_running_loop().time() < deadline, "no job claimed"
 
 
-async def test_the_task_span_is_a_child_of_the_producer_trace(traced_backend: Any, spans: Any) -> None:
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "sdk-span"])
+async def test_the_task_span_is_a_child_of_the_producer_trace(traced_backend: Any, spans: Any, lean: bool) -> None:
     provider, exporter = spans
+    observer = tracing.enable(lean_spans=lean)  # the process span built lean (decision 81), or the SDK's
     queue = f"tr-{uuid.uuid4().hex[:8]}"
     with provider.get_tracer("producer").start_as_current_span("checkout") as producer:
         job_id = await Queue(queue, backend=traced_backend).add("tests.tasks.traced", args=["one"])
@@ -98,6 +100,7 @@ async def test_the_task_span_is_a_child_of_the_producer_trace(traced_backend: An
     assert process.attributes["asyncmq.outcome"] == "completed"
     assert process.start_time is not None and process.end_time is not None
     assert process.start_time <= task.start_time and task.end_time <= process.end_time, "claim to end of run"
+    assert (observer._emitter is not None) is lean, "the path this case is about"
 
 
 async def test_a_retried_job_keeps_its_trace_and_jobs_do_not_share_one(traced_backend: Any, spans: Any) -> None:

@@ -268,3 +268,59 @@ def test_the_global_provider_set_after_enable_is_used_lean(monkeypatch: pytest.M
     assert isinstance(run(observer, job("j1", {"traceparent": TRACEPARENT}), "completed"), tracing._LeanRun)
     (span,) = exporter.get_finished_spans()
     assert span.name == "process images"
+
+
+CARRIERS = [
+    {"traceparent": TRACEPARENT},
+    {"traceparent": TRACEPARENT[:-2] + "00"},
+    {"traceparent": TRACEPARENT[:-2] + "03"},
+    {"traceparent": " " + TRACEPARENT + "\t"},
+    {"traceparent": TRACEPARENT.upper()},
+    {"traceparent": "00-" + "0" * 32 + TRACEPARENT[35:]},
+    {"traceparent": TRACEPARENT[:36] + "0" * 16 + "-01"},
+    {"traceparent": "ff" + TRACEPARENT[2:]},
+    {"traceparent": "01" + TRACEPARENT[2:] + "-future"},
+    {"traceparent": TRACEPARENT + "-extra"},
+    {"traceparent": TRACEPARENT[:-1]},
+    {"traceparent": [TRACEPARENT]},
+    {"traceparent": TRACEPARENT, "tracestate": "vendor=abc"},
+    {"traceparent": TRACEPARENT, "baggage": "user=alice"},
+    {"tracestate": "vendor=abc"},
+    {},
+]
+
+
+def extracted(context: Any) -> tuple[Any, ...]:
+    from opentelemetry import baggage, trace
+
+    return (sorted(context), trace.get_current_span(context).get_span_context(), dict(baggage.get_all(context)))
+
+
+@pytest.mark.parametrize("carrier", CARRIERS)
+def test_the_extraction_is_the_propagators(carrier: dict[str, Any]) -> None:
+    from opentelemetry import propagate
+
+    assert extracted(tracing._extract(carrier)) == extracted(propagate.extract(carrier))
+
+
+def test_another_propagator_set_up_is_the_one_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import baggage, propagate
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.context import attach, detach
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    class Ignoring(TraceContextTextMapPropagator):
+        """Reads nothing: a propagator of another format."""
+
+        def extract(self, carrier: Any, context: Any = None, getter: Any = None) -> Any:
+            return context if context is not None else tracing.otel_context.Context()
+
+    carrier = {"traceparent": TRACEPARENT}
+    for textmap in (Ignoring(), CompositePropagator([W3CBaggagePropagator(), TraceContextTextMapPropagator()])):
+        monkeypatch.setattr(propagate, "propagator", textmap)
+        token = attach(baggage.set_baggage("tenant", "t1"))  # baggage first: it may start from the current context
+        try:
+            assert extracted(tracing._extract(carrier)) == extracted(propagate.extract(carrier))
+        finally:
+            detach(token)
