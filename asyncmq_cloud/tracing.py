@@ -60,6 +60,7 @@ try:  # the SDK, when the application installed one: what a lean span is built f
     from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor as _MultiProcessor
     from opentelemetry.sdk.trace import Tracer as _SdkTracer
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased, StaticSampler
 except ImportError:  # pragma: no cover - the SDK is a test dependency here
     _SdkTracer = None  # type: ignore[misc,assignment]
 try:  # the SDK's own span metrics (1.39+), off unless OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED
@@ -84,6 +85,8 @@ _LEAN_ATTRIBUTES_MIN = 16
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _NO_TRACE, _NO_SPAN = "0" * 32, "0" * 16
 _textmap_checked: list[Any] = [None, False]  # the global propagator last checked, and whether it is W3C's
+#: Every value of the W3C flags byte, made once.
+_FLAGS = [trace.TraceFlags(flags) for flags in range(256)]
 
 
 def _w3c_default() -> bool:
@@ -100,18 +103,20 @@ def _w3c_default() -> bool:
     return bool(_textmap_checked[1])
 
 
-def _extract(carrier: dict[str, Any]) -> otel_context.Context:
-    """``propagate.extract(carrier)``, parsed here for the common carrier (decision 81): only a
-    plain version-00 ``traceparent``, and the default propagators. Anything else: the propagator's."""
+def _extract(carrier: dict[str, Any]) -> tuple[otel_context.Context, trace.SpanContext]:
+    """``propagate.extract(carrier)`` and the span context in it, parsed here for the common
+    carrier (decision 81): only a plain version-00 ``traceparent``, and the default
+    propagators. Anything else: the propagator's."""
     if len(carrier) == 1 and _w3c_default():
         header = carrier.get("traceparent")
         match = _TRACEPARENT.fullmatch(header) if type(header) is str else None
         if match is not None and match[1] != _NO_TRACE and match[2] != _NO_SPAN:
             remote = trace.SpanContext(
-                int(match[1], 16), int(match[2], 16), is_remote=True, trace_flags=trace.TraceFlags(int(match[3], 16))
+                int(match[1], 16), int(match[2], 16), is_remote=True, trace_flags=_FLAGS[int(match[3], 16)]
             )
-            return trace.set_span_in_context(trace.NonRecordingSpan(remote), otel_context.Context())
-    return propagate.extract(carrier)
+            return trace.set_span_in_context(trace.NonRecordingSpan(remote), otel_context.Context()), remote
+    context = propagate.extract(carrier)
+    return context, trace.get_current_span(context).get_span_context()
 
 
 def _attributes(queue: str, operation: str, payload: dict[str, Any]) -> dict[str, str]:
@@ -127,7 +132,7 @@ def _attributes(queue: str, operation: str, payload: dict[str, Any]) -> dict[str
 class _Emitter:
     """An SDK tracer's parts a lean span is built from, checked for one set of processors."""
 
-    __slots__ = ("info", "processor", "processors", "resource", "sampler", "scope", "span_ids", "tracer")
+    __slots__ = ("info", "processor", "processors", "remote", "resource", "sampler", "scope", "span_ids", "tracer")
 
     def __init__(self, tracer: Any, processors: Any) -> None:
         self.tracer = tracer
@@ -138,6 +143,20 @@ class _Emitter:
         self.resource = tracer.resource
         self.info = tracer.instrumentation_info
         self.scope = tracer._instrumentation_scope
+        self.remote = _remote_decisions(self.sampler)
+
+
+def _remote_decisions(sampler: Any) -> tuple[Any, Any] | None:
+    """What the SDK's ``ParentBased`` decides for a remote parent, sampled and not, when its
+    delegates for them are the SDK's fixed ones (the default ``parentbased_always_on``, and
+    ``parentbased_traceidratio``: the ratio applies to root spans only). None: ask the sampler."""
+    if type(sampler) is not ParentBased:
+        return None
+    sampled: Any = getattr(sampler, "_remote_parent_sampled", None)
+    not_sampled: Any = getattr(sampler, "_remote_parent_not_sampled", None)
+    if type(sampled) is not StaticSampler or type(not_sampled) is not StaticSampler:
+        return None
+    return sampled._decision, not_sampled._decision
 
 
 def _sdk_tracer(tracer: Any) -> Any:
@@ -202,12 +221,15 @@ class TracingObserver(observe.BaseObserver):
         self.runs: dict[tuple[str, str], trace.Span | _LeanRun] = {}
         self._emitter: _Emitter | None = None
         self._checked: tuple[Any, Any] | None = None  # (tracer, its processors) _emitter is for
+        self._sdk: Any = None  # the SDK's tracer behind self.tracer, once there is one
 
     def _lean_emitter(self) -> _Emitter | None:
         """The emitter for the tracer as it is now (checked again when its processors change)."""
-        tracer = _sdk_tracer(self.tracer)
+        tracer = self._sdk
         if tracer is None:
-            return None
+            tracer = self._sdk = _sdk_tracer(self.tracer)
+            if tracer is None:  # no SDK provider (yet: a global one may be set later)
+                return None
         # add_span_processor replaces the tuple: a new one is checked again
         key = (tracer, getattr(tracer.span_processor, "_span_processors", None))
         if self._checked is None or self._checked[0] is not key[0] or self._checked[1] is not key[1]:
@@ -231,14 +253,13 @@ class TracingObserver(observe.BaseObserver):
         carrier = payload.get(TRACE_KEY)
         claimed_at = payload.get("active_since")
         claimed_at = float(claimed_at) if isinstance(claimed_at, int | float) else time.time()
-        parent = _extract(carrier) if isinstance(carrier, dict) else otel_context.Context()
+        parent, remote = _extract(carrier) if isinstance(carrier, dict) else (otel_context.Context(), None)
         while len(self.runs) >= MAX_OPEN_RUNS:  # runs that never ended here (given back, lost claims)
             oldest = next(iter(self.runs))
             self.job_ended(oldest[0], oldest[1], "", "abandoned", None)
         start = int(claimed_at * 1e9)
         emitter = self._lean_emitter() if self.lean_spans else None
-        if emitter is not None:
-            remote = trace.get_current_span(parent).get_span_context()
+        if emitter is not None and remote is not None:
             if remote.is_valid:  # a job without a context gets a root span: the SDK's path
                 self._lean_start(emitter, queue, payload, parent, remote, start)
                 otel_context.attach(parent)
@@ -262,15 +283,19 @@ class TracingObserver(observe.BaseObserver):
     ) -> None:
         """Sample the run as ``start_span`` would; keep what its span is built from at the end."""
         name = f"process {queue}"
-        attributes = _attributes(queue, "process", payload)
-        sampled = emitter.sampler.should_sample(parent, remote.trace_id, name, SpanKind.CONSUMER, attributes, ())
-        if not sampled.decision.is_recording():  # nothing to end (decision 69)
+        attributes: Any = _attributes(queue, "process", payload)
+        parent_flags = remote.trace_flags
+        if emitter.remote is not None:  # ParentBased's answer, without asking it
+            decision, trace_state = emitter.remote[0 if parent_flags & _SAMPLED else 1], remote.trace_state
+        else:
+            sampled = emitter.sampler.should_sample(parent, remote.trace_id, name, SpanKind.CONSUMER, attributes, ())
+            decision, trace_state, attributes = sampled.decision, sampled.trace_state, sampled.attributes
+        if not decision.is_recording():  # nothing to end (decision 69)
             return
-        flags = trace.TraceFlags.SAMPLED if sampled.decision.is_sampled() else trace.TraceFlags.DEFAULT
-        if getattr(remote.trace_flags, "random_trace_id", False):  # W3C level 2, kept as start_span does
-            flags |= trace.TraceFlags.RANDOM_TRACE_ID
+        # W3C level 2's random-trace-id flag is kept from the parent, as start_span does
+        flags = (_SAMPLED if decision.is_sampled() else 0) | (parent_flags & _RANDOM)
         self.runs[(queue, str(payload.get("id")))] = _LeanRun(
-            emitter, name, remote, trace.TraceFlags(flags), sampled.trace_state, sampled.attributes, start
+            emitter, name, remote, _FLAGS[flags], trace_state, attributes, start
         )
 
     def job_ended(self, queue: str, job_id: str, task: str, outcome: str, ran: float | None) -> None:
@@ -315,6 +340,7 @@ def _lean_end(run: _LeanRun, outcome: str) -> None:
 
 
 _UNSET = Status(StatusCode.UNSET)
+_SAMPLED, _RANDOM = int(trace.TraceFlags.SAMPLED), int(getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0))
 _enabled: TracingObserver | None = None
 
 

@@ -12,7 +12,17 @@ process, minus the network). The results: the ratio of the medians (on/off) and 
 the per-round ratios (each round's two drains ran back to back); the target of issue 18 is
 >= 0.95. ``--observe none`` is an A/A run: the noise floor of this machine.
 
+``--slices S`` (decision 81) measures within one drain instead: all ``--jobs`` are added with
+the observers on (every record carries its trace context, as on the observed side), then one
+worker drains them while the observers are subscribed and unsubscribed in turn, every ``S``
+seconds; each pair of adjacent slices (the order flips every pair) gives a ratio of jobs
+completed per second, counted by the task itself. Adjacent slices share the machine's state
+(the emulators' load, their caches, the queue's depth), which separate drains do not: on two
+cores the drain-to-drain spread is larger than the effect measured. The first ``--warmup``
+seconds and the drain's tail (the last fifth of the jobs) are left out.
+
     python benchmarks/observability_overhead.py --jobs 1000 --rounds 5
+    python benchmarks/observability_overhead.py --jobs 20000 --slices 0.5
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import statistics
@@ -54,8 +65,13 @@ QUEUE = "overhead"
 TASK_ID = f"{__name__}.noop"
 
 
+#: Jobs the task has run in this process (the sliced drain's clock-independent count).
+RAN = [0]
+
+
 @task(queue=QUEUE)
 async def noop(i: int) -> int:
+    RAN[0] += 1
     return i
 
 
@@ -95,6 +111,15 @@ def make_backend(memory: bool, run: str, store: str) -> Any:
     return SQSBackend(queue_prefix=f"o{run}-", store=store, delay_store=store, config=LifecycleConfig(receive_wait=1.0))
 
 
+async def add_jobs(backend: Any, jobs: int, provider: TracerProvider | None) -> None:
+    """``jobs`` no-op jobs through ``Queue.add``, 100 at a time."""
+    queue = Queue(QUEUE, backend=backend)
+    for start in range(0, jobs, 100):
+        await asyncio.gather(*(queue.add(TASK_ID, args=[i]) for i in range(start, min(jobs, start + 100))))
+    if provider is not None:  # the adds' spans exported now, not on the drain's clock (a worker has none)
+        provider.force_flush()
+
+
 async def one_round(
     jobs: int,
     concurrency: int,
@@ -112,11 +137,7 @@ async def one_round(
     try:
         if not memory:
             await backend.provision([QUEUE])
-        queue = Queue(QUEUE, backend=backend)
-        for start in range(0, jobs, 100):
-            await asyncio.gather(*(queue.add(TASK_ID, args=[i]) for i in range(start, min(jobs, start + 100))))
-        if provider is not None:  # the adds' spans exported now, not on the drain's clock (a worker has none)
-            provider.force_flush()
+        await add_jobs(backend, jobs, provider)
         began, cpu_began = time.perf_counter(), time.process_time()
         worker = asyncio.create_task(run_worker(QUEUE, backend=backend, concurrency=concurrency))
         deadline = began + 600
@@ -151,6 +172,127 @@ async def one_round(
                 provider.shutdown()
         if not memory:
             await drop(backend, redis_url, run)
+
+
+def summarize(slices: list[dict[str, Any]], count: int) -> dict[str, Any]:
+    """The sliced drain's result: each warm pair's ratio of jobs/s (on over off), and the totals."""
+    pairs = [
+        (on, off)
+        for p in range(count)
+        for on in [next(s for s in slices if s["pair"] == p and s["on"])]
+        for off in [next(s for s in slices if s["pair"] == p and not s["on"])]
+        if on["warm"] and off["warm"] and on["jobs"] and off["jobs"]
+    ]
+    ratios = [(on["jobs"] / on["seconds"]) / (off["jobs"] / off["seconds"]) for on, off in pairs]
+
+    def rate(side: int) -> float:
+        return sum(p[side]["jobs"] for p in pairs) / sum(p[side]["seconds"] for p in pairs)
+
+    def per_job(side: int, what: str) -> float:  # milliseconds per job run
+        return 1000 * sum(p[side][what] for p in pairs) / sum(p[side]["jobs"] for p in pairs)
+
+    return {
+        "pairs": len(pairs),
+        "off_jobs_per_s": round(rate(1), 1),
+        "on_jobs_per_s": round(rate(0), 1),
+        "ratio_on_over_off": round(rate(0) / rate(1), 3),
+        "paired_ratio_median": round(statistics.median(ratios), 3),
+        "paired_ratio_quartiles": [round(q, 3) for q in statistics.quantiles(ratios, n=4)],
+        "worker_cpu_ms_per_job_off": round(per_job(1, "cpu"), 3),
+        "worker_cpu_ms_per_job_on": round(per_job(0, "cpu"), 3),
+        "gc_ms_per_job_off": round(per_job(1, "gc"), 4),
+        "gc_ms_per_job_on": round(per_job(0, "gc"), 4),
+        "target": ">= 0.95",
+    }
+
+
+async def alternate(observers: list[Any], jobs: int, width: float, warmup: float) -> tuple[list[dict[str, Any]], int]:
+    """Subscribe and unsubscribe ``observers`` every ``width`` seconds until 80 % of ``jobs`` ran."""
+    from asyncmq_cloud import observe
+
+    slices: list[dict[str, Any]] = []
+    began = time.perf_counter()
+    pair = 0
+    collecting = [0.0, 0.0]  # the running collection's start, and the seconds collections took
+
+    def gc_clock(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            collecting[0] = time.perf_counter()
+        else:
+            collecting[1] += time.perf_counter() - collecting[0]
+
+    gc.callbacks.append(gc_clock)
+    try:
+        while RAN[0] < jobs * 0.8:
+            pair = await alternate_pair(observers, pair, width, slices, began, warmup, collecting)
+            if time.perf_counter() - began > 900:
+                raise TimeoutError("the sliced drain took more than 900 s")
+    finally:
+        gc.callbacks.remove(gc_clock)
+    for observer in observers:
+        observe.unsubscribe(observer)
+    return slices, pair
+
+
+async def alternate_pair(
+    observers: list[Any],
+    pair: int,
+    width: float,
+    slices: list[dict[str, Any]],
+    began: float,
+    warmup: float,
+    collecting: list[float],
+) -> int:
+    """One slice off and one on (the order flips every pair); the next pair's number."""
+    from asyncmq_cloud import observe
+
+    for on in (False, True) if pair % 2 == 0 else (True, False):
+        for observer in observers:
+            (observe.subscribe if on else observe.unsubscribe)(observer)
+        t0, c0, n0, g0 = time.perf_counter(), time.process_time(), RAN[0], collecting[1]
+        await asyncio.sleep(width)
+        ran, seconds, cpu = RAN[0] - n0, time.perf_counter() - t0, time.process_time() - c0
+        slices.append({"pair": pair, "on": on, "jobs": ran, "seconds": seconds, "cpu": cpu,
+                       "gc": collecting[1] - g0, "warm": t0 - began >= warmup})  # fmt: skip
+    return pair + 1
+
+
+async def sliced(
+    jobs: int, concurrency: int, redis_url: str, what: str, sampling: float, memory: bool, width: float, warmup: float
+) -> dict[str, Any]:
+    """One drain, the observers subscribed and unsubscribed every ``width`` seconds."""
+    from asyncmq_cloud import observe
+
+    run = uuid.uuid4().hex[:8]
+    store = f"{redis_url}?prefix=ovh-{run}"
+    exporter = Dropped()
+    _, provider = turn_on(exporter, what, sampling)
+    observers = list(observe._observers)  # what turn_on subscribed
+    backend = make_backend(memory, run, store)
+    try:
+        if not memory:
+            await backend.provision([QUEUE])
+        await add_jobs(backend, jobs, provider)
+        RAN[0] = 0
+        worker = asyncio.create_task(run_worker(QUEUE, backend=backend, concurrency=concurrency))
+        slices, pairs = await alternate(observers, jobs, width, warmup)
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    finally:
+        await backend.close()
+        metrics.disable()
+        tracing.disable()
+        if provider is not None:
+            provider.shutdown()
+        if not memory:
+            await drop(backend, redis_url, run)
+    return summarize(slices, pairs) | {
+        "jobs": jobs,
+        "observed": what,
+        "sampling": sampling,
+        "slice_seconds": width,
+        "spans": exporter.spans if provider is not None else None,
+    }
 
 
 async def drop(backend: SQSBackend, redis_url: str, run: str) -> None:
@@ -194,12 +336,36 @@ def main() -> None:
         default=1.0,
         help="share of traces the tracer records (ParentBased(TraceIdRatioBased)); 1.0: every job",
     )
+    parser.add_argument(
+        "--slices",
+        type=float,
+        default=0.0,
+        help="seconds per slice: one drain, the observers on and off in turn (0: separate drains per round)",
+    )
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of the sliced drain left out first")
     args = parser.parse_args()
+    if args.observe == "none" and args.slices:
+        parser.error("--slices compares observers on and off within a drain: give --observe both|metrics|tracing")
     with contextlib.ExitStack() as stack:
         redis_url = ""
         if args.backend == "sqs":
             wanted = argparse.Namespace(emulator="elasticmq", sqs_endpoint=args.sqs_endpoint, redis_url=args.redis_url)
             _, redis_url = stack.enter_context(sqs_and_redis(wanted))
+        if args.slices:
+            summary = asyncio.run(
+                sliced(
+                    args.jobs,
+                    args.concurrency,
+                    str(redis_url),
+                    args.observe,
+                    args.sampling,
+                    args.backend == "memory",
+                    args.slices,
+                    args.warmup,
+                )
+            )
+            print(json.dumps(summary, indent=2), flush=True)
+            return
         results: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
         for i in range(args.rounds):
             for observed in (False, True) if i % 2 == 0 else (True, False):

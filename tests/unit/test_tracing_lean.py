@@ -290,17 +290,20 @@ CARRIERS = [
 ]
 
 
-def extracted(context: Any) -> tuple[Any, ...]:
+def extracted(context: Any, remote: Any = None) -> tuple[Any, ...]:
+    """What a context holds; with ``remote`` (``_extract``'s second value): that it is the span's."""
     from opentelemetry import baggage, trace
 
-    return (sorted(context), trace.get_current_span(context).get_span_context(), dict(baggage.get_all(context)))
+    span_context = trace.get_current_span(context).get_span_context()
+    assert remote is None or remote == span_context
+    return (sorted(context), span_context, dict(baggage.get_all(context)))
 
 
 @pytest.mark.parametrize("carrier", CARRIERS)
 def test_the_extraction_is_the_propagators(carrier: dict[str, Any]) -> None:
     from opentelemetry import propagate
 
-    assert extracted(tracing._extract(carrier)) == extracted(propagate.extract(carrier))
+    assert extracted(*tracing._extract(carrier)) == extracted(propagate.extract(carrier))
 
 
 def test_another_propagator_set_up_is_the_one_used(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -321,6 +324,35 @@ def test_another_propagator_set_up_is_the_one_used(monkeypatch: pytest.MonkeyPat
         monkeypatch.setattr(propagate, "propagator", textmap)
         token = attach(baggage.set_baggage("tenant", "t1"))  # baggage first: it may start from the current context
         try:
-            assert extracted(tracing._extract(carrier)) == extracted(propagate.extract(carrier))
+            assert extracted(*tracing._extract(carrier)) == extracted(propagate.extract(carrier))
         finally:
             detach(token)
+
+
+def samplers() -> list[Any]:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
+
+    return [
+        ParentBased(ALWAYS_ON),  # the SDK's default
+        ParentBased(TraceIdRatioBased(0.5)),  # parentbased_traceidratio
+        ParentBased(ALWAYS_OFF, remote_parent_not_sampled=ALWAYS_ON),
+        ParentBased(ALWAYS_ON, remote_parent_sampled=ALWAYS_OFF),
+        ParentBased(ALWAYS_ON, remote_parent_sampled=TaggingSampler(), remote_parent_not_sampled=RecordOnly()),
+        TraceIdRatioBased(0.5),
+        TaggingSampler(),
+    ]
+
+
+@pytest.mark.parametrize("sampler", range(len(samplers())))
+@pytest.mark.parametrize("flags", ["00", "01", "03"])
+def test_each_sampler_decides_as_it_does_for_the_sdk_span(sampler: int, flags: str) -> None:
+    """ParentBased with the SDK's fixed delegates is answered without asking it: the same answer."""
+    carrier = {"traceparent": TRACEPARENT[:-2] + flags}
+    got = []
+    for lean in (True, False):
+        exporter = InMemorySpanExporter()
+        observer = tracing.TracingObserver(provider_with(exporter, sampler=samplers()[sampler]), lean_spans=lean)
+        kept = run(observer, job("j1", carrier), "completed")
+        assert kept is None or isinstance(kept, tracing._LeanRun) is lean
+        got.append((kept is not None, [comparable(s) for s in exporter.get_finished_spans()]))
+    assert got[0] == got[1]
