@@ -77,6 +77,7 @@ MAX_OPEN_RUNS = 10_000
 _PLAIN_PROCESSORS: tuple[type, ...] = () if _SdkTracer is None else (BatchSpanProcessor, SimpleSpanProcessor)
 #: A lean span has the five claim attributes, the outcome and any the sampler adds.
 _LEAN_ATTRIBUTES_MIN = 16
+_MISSING = object()
 
 
 #: A version-00 ``traceparent`` with nothing around it: what this package's adds write. A
@@ -94,7 +95,7 @@ def _w3c_default() -> bool:
     OpenTelemetry's default (``tracecontext,baggage``, in that order) or ``tracecontext`` alone."""
     textmap = propagate.get_global_textmap()
     if textmap is not _textmap_checked[0]:
-        kinds = [type(p) for p in getattr(textmap, "_propagators", ())] if type(textmap) is CompositePropagator else []
+        kinds = [type(p) for p in _sdk(textmap, "_propagators", ())] if type(textmap) is CompositePropagator else []
         w3c = type(textmap) is TraceContextTextMapPropagator or kinds in (
             [TraceContextTextMapPropagator],
             [TraceContextTextMapPropagator, W3CBaggagePropagator],
@@ -146,14 +147,18 @@ class _Emitter:
         self.remote = _remote_decisions(self.sampler)
 
 
+def _sdk(obj: Any, name: str, default: Any = None) -> Any:
+    """``obj.<name>``: the OpenTelemetry SDK's internals, which other versions may lack (decision 81)."""
+    return getattr(obj, name, default)
+
+
 def _remote_decisions(sampler: Any) -> tuple[Any, Any] | None:
     """What the SDK's ``ParentBased`` decides for a remote parent, sampled and not, when its
     delegates for them are the SDK's fixed ones (the default ``parentbased_always_on``, and
     ``parentbased_traceidratio``: the ratio applies to root spans only). None: ask the sampler."""
     if type(sampler) is not ParentBased:
         return None
-    sampled: Any = getattr(sampler, "_remote_parent_sampled", None)
-    not_sampled: Any = getattr(sampler, "_remote_parent_not_sampled", None)
+    sampled, not_sampled = _sdk(sampler, "_remote_parent_sampled"), _sdk(sampler, "_remote_parent_not_sampled")
     if type(sampled) is not StaticSampler or type(not_sampled) is not StaticSampler:
         return None
     return sampled._decision, not_sampled._decision
@@ -164,27 +169,28 @@ def _sdk_tracer(tracer: Any) -> Any:
     if _SdkTracer is None:
         return None
     if type(tracer) is not _SdkTracer:
-        tracer = getattr(tracer, "_tracer", None)  # ProxyTracer: the global provider set after enable()
+        tracer = _sdk(tracer, "_tracer")  # ProxyTracer: the global provider set after enable()
     return tracer if type(tracer) is _SdkTracer else None
 
 
 def _lean_allowed(tracer: Any) -> bool:
     """True when a span built at its end is what the SDK's ``Span`` would have given (decision 81)."""
-    processor = getattr(tracer, "span_processor", None)
+    processor = _sdk(tracer, "span_processor")
     if type(processor) is not _MultiProcessor:  # ConcurrentMultiSpanProcessor, or a replaced one
         return False
-    if not all(type(p) in _PLAIN_PROCESSORS for p in getattr(processor, "_span_processors", (None,))):
+    if not all(type(p) in _PLAIN_PROCESSORS for p in _sdk(processor, "_span_processors", (None,))):
         return False  # a processor that may act in on_start (or a subclass): it sees the SDK's Span
-    limits = getattr(tracer, "_span_limits", None)
-    if limits is None or getattr(limits, "max_span_attribute_length", 0) is not None:
+    limits = _sdk(tracer, "_span_limits")
+    if limits is None or _sdk(limits, "max_span_attribute_length", 0) is not None:
         return False  # values the SDK would truncate
-    most = getattr(limits, "max_span_attributes", 0)
+    most = _sdk(limits, "max_span_attributes", 0)
     if most is not None and most < _LEAN_ATTRIBUTES_MIN:
         return False
-    metrics = getattr(tracer, "_tracer_metrics", None)  # the SDK counting its own spans
+    metrics = _sdk(tracer, "_tracer_metrics")  # the SDK counting its own spans
     if metrics is not None and (_NoOpTracerMetrics is None or not isinstance(metrics, _NoOpTracerMetrics)):
         return False
-    return all(hasattr(tracer, name) for name in ("sampler", "id_generator", "resource", "_instrumentation_scope"))
+    needed = ("sampler", "id_generator", "resource", "instrumentation_info", "_instrumentation_scope")
+    return all(_sdk(tracer, name, _MISSING) is not _MISSING for name in needed)
 
 
 class _LeanRun:
@@ -231,11 +237,11 @@ class TracingObserver(observe.BaseObserver):
             if tracer is None:  # no SDK provider (yet: a global one may be set later)
                 return None
         # add_span_processor replaces the tuple: a new one is checked again
-        key = (tracer, getattr(tracer.span_processor, "_span_processors", None))
+        key = (tracer, _sdk(tracer.span_processor, "_span_processors"))
         if self._checked is None or self._checked[0] is not key[0] or self._checked[1] is not key[1]:
             self._checked = key
             self._emitter = _Emitter(tracer, key[1]) if _lean_allowed(tracer) else None
-        is_enabled = getattr(tracer, "_is_enabled", None)  # a tracer configurator may turn it off
+        is_enabled = _sdk(tracer, "_is_enabled")  # a tracer configurator may turn it off
         return self._emitter if is_enabled is None or is_enabled() else None
 
     # -- observe.Observer ------------------------------------------------------------------
@@ -340,7 +346,7 @@ def _lean_end(run: _LeanRun, outcome: str) -> None:
 
 
 _UNSET = Status(StatusCode.UNSET)
-_SAMPLED, _RANDOM = int(trace.TraceFlags.SAMPLED), int(getattr(trace.TraceFlags, "RANDOM_TRACE_ID", 0))
+_SAMPLED, _RANDOM = int(trace.TraceFlags.SAMPLED), int(_sdk(trace.TraceFlags, "RANDOM_TRACE_ID", 0))
 _enabled: TracingObserver | None = None
 
 

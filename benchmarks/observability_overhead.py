@@ -65,6 +65,8 @@ QUEUE = "overhead"
 TASK_ID = f"{__name__}.noop"
 
 
+#: Whether the tracer builds the ``process`` span lean (decision 81); ``--sdk-spans``: the SDK's Span.
+LEAN_SPANS = [True]
 #: Jobs the task has run in this process (the sliced drain's clock-independent count).
 RAN = [0]
 
@@ -99,7 +101,7 @@ def turn_on(exporter: Dropped, what: str, sampling: float) -> tuple[CollectorReg
         # ParentBased: the run follows the add's decision, as with OTEL_TRACES_SAMPLER=parentbased_traceidratio.
         provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(sampling)))
         provider.add_span_processor(BatchSpanProcessor(exporter))
-        tracing.enable(provider)
+        tracing.enable(provider, lean_spans=LEAN_SPANS[0])
     return registry, provider
 
 
@@ -291,6 +293,7 @@ async def sliced(
         "observed": what,
         "sampling": sampling,
         "slice_seconds": width,
+        "lean_spans": LEAN_SPANS[0],
         "spans": exporter.spans if provider is not None else None,
     }
 
@@ -342,8 +345,12 @@ def main() -> None:
         default=0.0,
         help="seconds per slice: one drain, the observers on and off in turn (0: separate drains per round)",
     )
+    parser.add_argument(
+        "--sdk-spans", action="store_true", help="every process span through Tracer.start_span (lean_spans=False)"
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of the sliced drain left out first")
     args = parser.parse_args()
+    LEAN_SPANS[0] = not args.sdk_spans
     if args.observe == "none" and args.slices:
         parser.error("--slices compares observers on and off within a drain: give --observe both|metrics|tracing")
     with contextlib.ExitStack() as stack:
@@ -394,6 +401,7 @@ def main() -> None:
             "rounds": args.rounds,
             "observed": args.observe,
             "sampling": args.sampling,
+            "lean_spans": LEAN_SPANS[0],
             "off_jobs_per_s_median": round(off, 1),
             "on_jobs_per_s_median": round(on, 1),
             "ratio_on_over_off": round(on / off, 3),

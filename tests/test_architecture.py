@@ -225,6 +225,12 @@ ALLOWED_PROBES: tuple[tuple[str, str, str], ...] = (
         "botocore's private emitter, HTTP session, credentials and API call: absent in other versions, "
         "where every SendMessage goes through botocore",
     ),
+    (
+        "asyncmq_cloud.tracing",
+        "obj",
+        "the OpenTelemetry SDK's tracer, sampler, processors and limits: read to build the lean span, "
+        "absent or different in other versions, where the span goes through Tracer.start_span",
+    ),
 )
 
 
