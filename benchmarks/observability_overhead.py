@@ -166,14 +166,7 @@ async def one_round(
             result.update(completed_counted=completed)
         return result
     finally:
-        await backend.close()
-        if observed:
-            metrics.disable()
-            tracing.disable()
-            if provider is not None:
-                provider.shutdown()
-        if not memory:
-            await drop(backend, redis_url, run)
+        await clean_up(backend, redis_url, run, provider if observed else None, memory)
 
 
 def summarize(slices: list[dict[str, Any]], count: int) -> dict[str, Any]:
@@ -281,13 +274,7 @@ async def sliced(
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
     finally:
-        await backend.close()
-        metrics.disable()
-        tracing.disable()
-        if provider is not None:
-            provider.shutdown()
-        if not memory:
-            await drop(backend, redis_url, run)
+        await clean_up(backend, redis_url, run, provider, memory)
     return summarize(slices, pairs) | {
         "jobs": jobs,
         "observed": what,
@@ -296,6 +283,17 @@ async def sliced(
         "lean_spans": LEAN_SPANS[0],
         "spans": exporter.spans if provider is not None else None,
     }
+
+
+async def clean_up(backend: Any, redis_url: str, run: str, provider: TracerProvider | None, memory: bool) -> None:
+    """Close the backend, turn metrics and tracing off, and drop the run's queues and keys."""
+    await backend.close()
+    metrics.disable()
+    tracing.disable()
+    if provider is not None:
+        provider.shutdown()
+    if not memory:
+        await drop(backend, redis_url, run)
 
 
 async def drop(backend: SQSBackend, redis_url: str, run: str) -> None:
