@@ -161,7 +161,8 @@ def _remote_decisions(sampler: Any) -> tuple[Any, Any] | None:
     sampled, not_sampled = _sdk(sampler, "_remote_parent_sampled"), _sdk(sampler, "_remote_parent_not_sampled")
     if type(sampled) is not StaticSampler or type(not_sampled) is not StaticSampler:
         return None
-    return sampled._decision, not_sampled._decision
+    decisions = _sdk(sampled, "_decision"), _sdk(not_sampled, "_decision")
+    return None if None in decisions else decisions
 
 
 def _sdk_tracer(tracer: Any) -> Any:
