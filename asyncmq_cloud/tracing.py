@@ -266,11 +266,10 @@ class TracingObserver(observe.BaseObserver):
             self.job_ended(oldest[0], oldest[1], "", "abandoned", None)
         start = int(claimed_at * 1e9)
         emitter = self._lean_emitter() if self.lean_spans else None
-        if emitter is not None and remote is not None:
-            if remote.is_valid:  # a job without a context gets a root span: the SDK's path
-                self._lean_start(emitter, queue, payload, parent, remote, start)
-                otel_context.attach(parent)
-                return
+        if emitter is not None and remote is not None and remote.is_valid:  # no context: a root span, the SDK's
+            self._lean_start(emitter, queue, payload, parent, remote, start)
+            otel_context.attach(parent)
+            return
         # One span per run, from the claim to the end: the claim is its start (a span of its
         # own per claim cost as much as the run's span, decision 64).
         span = self.tracer.start_span(

@@ -53,7 +53,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
-from asyncmq_cloud import SQSBackend, metrics, tracing  # noqa: E402
+from asyncmq_cloud import SQSBackend, metrics, observe, tracing  # noqa: E402
 from asyncmq_cloud.config import LifecycleConfig  # noqa: E402
 from asyncmq_cloud.core.lifecycle import CloudBackend  # noqa: E402
 from asyncmq_cloud.delays.memory import MemoryDelayStore  # noqa: E402
@@ -179,6 +179,8 @@ def summarize(slices: list[dict[str, Any]], count: int) -> dict[str, Any]:
         if on["warm"] and off["warm"] and on["jobs"] and off["jobs"]
     ]
     ratios = [(on["jobs"] / on["seconds"]) / (off["jobs"] / off["seconds"]) for on, off in pairs]
+    if len(ratios) < 2:
+        raise SystemExit(f"{len(ratios)} warm pair(s) of slices: give more --jobs, shorter --slices or --warmup")
 
     def rate(side: int) -> float:
         return sum(p[side]["jobs"] for p in pairs) / sum(p[side]["seconds"] for p in pairs)
@@ -203,8 +205,6 @@ def summarize(slices: list[dict[str, Any]], count: int) -> dict[str, Any]:
 
 async def alternate(observers: list[Any], jobs: int, width: float, warmup: float) -> tuple[list[dict[str, Any]], int]:
     """Subscribe and unsubscribe ``observers`` every ``width`` seconds until 80 % of ``jobs`` ran."""
-    from asyncmq_cloud import observe
-
     slices: list[dict[str, Any]] = []
     began = time.perf_counter()
     pair = 0
@@ -239,8 +239,6 @@ async def alternate_pair(
     collecting: list[float],
 ) -> int:
     """One slice off and one on (the order flips every pair); the next pair's number."""
-    from asyncmq_cloud import observe
-
     for on in (False, True) if pair % 2 == 0 else (True, False):
         for observer in observers:
             (observe.subscribe if on else observe.unsubscribe)(observer)
@@ -256,8 +254,6 @@ async def sliced(
     jobs: int, concurrency: int, redis_url: str, what: str, sampling: float, memory: bool, width: float, warmup: float
 ) -> dict[str, Any]:
     """One drain, the observers subscribed and unsubscribed every ``width`` seconds."""
-    from asyncmq_cloud import observe
-
     run = uuid.uuid4().hex[:8]
     store = f"{redis_url}?prefix=ovh-{run}"
     exporter = Dropped()

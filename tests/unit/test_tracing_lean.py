@@ -159,11 +159,23 @@ class Seen(SpanProcessor):
 
 def test_a_recorded_but_unsampled_run_reaches_the_processors_unsampled() -> None:
     exporter = InMemorySpanExporter()
-    provider = provider_with(exporter, sampler=RecordOnly())
+    processor = SimpleSpanProcessor(exporter)
+    handed: list[tuple[str, bool]] = []
+    to_processor = processor.on_end
+
+    def recording(span: ReadableSpan) -> None:
+        handed.append((span.name, span.context.trace_flags.sampled))
+        to_processor(span)
+
+    # recorded on the instance: its type stays the SDK's, so the lean path still applies
+    processor.on_end = recording  # type: ignore[method-assign]
+    provider = TracerProvider(shutdown_on_exit=False, sampler=RecordOnly())
+    provider.add_span_processor(processor)
     seen = Seen()
     observer = tracing.TracingObserver(provider)
     kept = run(observer, job("j1", {"traceparent": TRACEPARENT}), "completed")
     assert isinstance(kept, tracing._LeanRun)
+    assert handed == [("process images", False)], "the lean span reached on_end, unsampled"
     assert exporter.get_finished_spans() == (), "SimpleSpanProcessor exports only sampled spans"
     provider.add_span_processor(seen)  # from here on: through the SDK (checked below), same decision
     assert not isinstance(run(observer, job("j2", {"traceparent": TRACEPARENT}), "completed"), tracing._LeanRun)
